@@ -1,0 +1,51 @@
+# Two commands on a fresh machine with Python 3.11+ and make: `make demo` and `make test`.
+# Each creates .venv and installs what it needs by itself.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+export DAGSTER_DISABLE_TELEMETRY := 1
+export GX_ANALYTICS_ENABLED := False
+export MONITORING_CONFIG ?= $(CURDIR)/data/demo_config.yaml
+
+DEMO_START := 2026-06-01
+DEMO_END := 2026-08-29
+
+.PHONY: install demo simulate test test-fast lint ui bench clean-demo
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required, found " + sys.version)'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+simulate: install
+	$(PY) -m monitoring_pipelines simulate
+
+demo: install
+	@if [ ! -d data/incoming ]; then $(PY) -m monitoring_pipelines simulate; fi
+	$(PY) -m monitoring_pipelines run --start $(DEMO_START) --end $(DEMO_END)
+
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast: install
+	$(PY) -m pytest -q -m "not e2e"
+
+lint: install
+	$(VENV)/bin/ruff check monitoring_pipelines monitoring_pipelines_tests bench
+
+ui: install
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+bench: install
+	$(PY) bench/drift_bench.py
+
+clean-demo:
+	rm -rf data/incoming data/warehouse.duckdb* data/dashboard data/backlog.md

@@ -1,0 +1,5 @@
+import sys
+
+from monitoring_pipelines.cli import main
+
+sys.exit(main())

@@ -1,0 +1,428 @@
+"""The YAML config (contract §2) as typed, validated objects.
+
+Every number a user may want to change lives here with its documented default
+(see docs/configuration.md); core modules receive these objects and never read files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_ROOT.parent
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "data" / "demo_config.yaml"
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+RESERVED_COLUMNS = frozenset(
+    {
+        "prediction_id",
+        "request_id",
+        "model_name",
+        "model_version",
+        "role",
+        "ts",
+        "score",
+        "prediction",
+        "latency_ms",
+        "status",
+        "partition_date",
+        "label",
+        "label_ts",
+    }
+)
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the key."""
+
+
+def check_identifier(value: str, what: str) -> str:
+    """Names from config end up as SQL identifiers and partition keys: keep them boring."""
+    if not isinstance(value, str) or not IDENTIFIER.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a safe identifier (letters, digits and _, not starting with a digit)"
+        )
+    return value
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- thresholds
+
+
+class DriftOverride(StrictModel):
+    """Per-feature override: any field left out falls back to the model's drift thresholds."""
+
+    psi_warning: float | None = None
+    psi_critical: float | None = None
+    wasserstein: float | None = None
+    js: float | None = None
+    adaptive: bool | None = None
+    enabled: bool | None = None
+
+
+class DriftThresholds(StrictModel):
+    psi_warning: float = Field(0.1, gt=0)
+    psi_critical: float = Field(0.25, gt=0)
+    wasserstein: float = Field(0.1, gt=0)
+    js: float = Field(0.1, gt=0)
+    fdr_alpha: float = Field(0.05, gt=0, lt=1)
+    min_rows: int = Field(500, ge=1)
+    adaptive: bool = True
+    adaptive_sigma: float = Field(3.0, ge=0)
+    null_rate_warning: float = Field(0.05, ge=0, le=1)
+    null_rate_critical: float = Field(0.20, ge=0, le=1)
+    unseen_warning: float = Field(0.01, ge=0, le=1)
+    unseen_critical: float = Field(0.05, ge=0, le=1)
+    out_of_range_warning: float = Field(0.01, ge=0, le=1)
+    out_of_range_critical: float = Field(0.05, ge=0, le=1)
+    bins: int = Field(10, ge=2, le=100)
+    top_k: int = Field(20, ge=1, le=1000)
+    features: dict[str, DriftOverride] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftThresholds:
+        if self.psi_critical < self.psi_warning:
+            raise ValueError("psi_critical must be >= psi_warning")
+        return self
+
+    def for_feature(self, feature: str) -> DriftThresholds:
+        """The thresholds that apply to one feature, overrides merged in."""
+        override = self.features.get(feature)
+        if override is None:
+            return self
+        changes = {k: v for k, v in override.model_dump().items() if v is not None and k != "enabled"}
+        return self.model_copy(update=changes)
+
+    def feature_enabled(self, feature: str) -> bool:
+        override = self.features.get(feature)
+        return override is None or override.enabled is not False
+
+
+class PerformanceThresholds(StrictModel):
+    band_k: float = Field(3.0, gt=0)
+    auc_critical_drop: float = Field(0.05, gt=0)
+    min_labelled: int = Field(200, ge=1)
+    ece_bins: int = Field(10, ge=2)
+    critical_drops: dict[str, float] = Field(default_factory=dict)
+
+
+class SubgroupThresholds(StrictModel):
+    min_n: int = Field(200, ge=1)
+    disparity_low: float = Field(0.8, gt=0, le=1)
+    disparity_high: float = Field(1.25, ge=1)
+    parity_gap: float = Field(0.1, gt=0)
+    equalized_odds_gap: float = Field(0.1, gt=0)
+    band_k: float = Field(3.0, gt=0)
+    degradation_margin: float = Field(0.02, ge=0)
+
+
+class ShadowThresholds(StrictModel):
+    primary_metric: Literal["auc", "log_loss", "brier", "accuracy"] = "auc"
+    window_days: int = Field(7, ge=1)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    segment_tolerance: float = Field(0.02, ge=0)
+    min_coverage: float = Field(0.95, ge=0, le=1)
+    min_segment_n: int = Field(200, ge=1)
+    bootstrap_samples: int = Field(1000, ge=100)
+
+
+class ServingThresholds(StrictModel):
+    p99_latency_warning_ms: float = Field(500.0, gt=0)
+    p99_latency_critical_ms: float = Field(1000.0, gt=0)
+    error_rate_warning: float = Field(0.01, ge=0, le=1)
+    error_rate_critical: float = Field(0.05, ge=0, le=1)
+
+
+class OutcomeThresholds(StrictModel):
+    band_k: float = Field(3.0, gt=0)
+    min_n: int = Field(100, ge=1)
+
+
+class Thresholds(StrictModel):
+    drift: DriftThresholds = Field(default_factory=DriftThresholds)
+    performance: PerformanceThresholds = Field(default_factory=PerformanceThresholds)
+    subgroups: SubgroupThresholds = Field(default_factory=SubgroupThresholds)
+    shadow: ShadowThresholds = Field(default_factory=ShadowThresholds)
+    serving: ServingThresholds = Field(default_factory=ServingThresholds)
+    outcomes: OutcomeThresholds = Field(default_factory=OutcomeThresholds)
+
+
+# --------------------------------------------------------------------------- models
+
+
+class Features(StrictModel):
+    numeric: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+    @field_validator("numeric", "categorical")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            check_identifier(name, "feature")
+            if name in RESERVED_COLUMNS:
+                raise ValueError(f"feature {name!r} clashes with a reserved column of the prediction log")
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise ValueError(f"feature {name!r} is listed twice")
+            seen.add(name)
+        return names
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Features:
+        both = set(self.numeric) & set(self.categorical)
+        if both:
+            raise ValueError(f"feature {sorted(both)[0]!r} is listed twice (numeric and categorical)")
+        if not self.numeric and not self.categorical:
+            raise ValueError("a model needs at least one feature")
+        return self
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class ReferenceWindow(StrictModel):
+    start: dt.date
+    end: dt.date
+    path: str | None = None  # optional reference file (same schema as the prediction log)
+
+    @model_validator(mode="after")
+    def _order(self) -> ReferenceWindow:
+        if self.end < self.start:
+            raise ValueError(f"reference window ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class SqlSource(StrictModel):
+    """Predictions (and optionally labels/outcomes) served by a SQL database."""
+
+    url: str  # may reference an env var as ${NAME}
+    predictions_table: str
+    labels_table: str | None = None
+    outcomes_table: str | None = None
+    chunk_rows: int = Field(200_000, ge=1000)
+
+    @field_validator("predictions_table", "labels_table", "outcomes_table")
+    @classmethod
+    def _table(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        for part in value.split("."):
+            check_identifier(part, "table")
+        return value
+
+
+class ModelConfig(StrictModel):
+    name: str
+    task: Literal["binary_classification"] = "binary_classification"
+    features: Features
+    segments: list[str] = Field(default_factory=list)
+    segment_intersections: list[list[str]] = Field(default_factory=list)
+    label_delay_days: int = Field(7, ge=0, le=365)
+    reference: ReferenceWindow
+    outcomes: list[str] = Field(default_factory=list)
+    owner: str = "unassigned"
+    source: Literal["files", "sql"] = "files"
+    sql: SqlSource | None = None
+    expected_rows: tuple[int, int] | None = None  # per-day row count bounds for validation
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_identifier(value, "model name")
+
+    @field_validator("segments")
+    @classmethod
+    def _segments(cls, names: list[str]) -> list[str]:
+        for name in names:
+            check_identifier(name, "segment")
+            if name in RESERVED_COLUMNS:
+                raise ValueError(f"segment {name!r} clashes with a reserved column of the prediction log")
+        if len(set(names)) != len(names):
+            raise ValueError("a segment is listed twice")
+        return names
+
+    @field_validator("outcomes")
+    @classmethod
+    def _outcomes(cls, names: list[str]) -> list[str]:
+        for name in names:
+            check_identifier(name, "outcome")
+        return names
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        for combo in self.segment_intersections:
+            if len(combo) < 2:
+                raise ValueError("segment_intersections entries list at least two segments")
+            for name in combo:
+                if name not in self.segments:
+                    raise ValueError(f"segment_intersections names {name!r}, which is not in segments")
+        numeric_segments = set(self.segments) & set(self.features.numeric)
+        if numeric_segments:
+            raise ValueError(f"segment {sorted(numeric_segments)[0]!r} is a numeric feature; segments are strings")
+        if self.source == "sql" and self.sql is None:
+            raise ValueError("source: sql needs a sql: block (url, predictions_table)")
+        for feature in self.thresholds.drift.features:
+            if feature not in self.features.all and feature not in ("__score__", "__prediction_rate__"):
+                raise ValueError(f"thresholds.drift.features names {feature!r}, which is not a feature")
+        if self.expected_rows and self.expected_rows[0] > self.expected_rows[1]:
+            raise ValueError("expected_rows is [min, max]")
+        return self
+
+    @property
+    def input_columns(self) -> list[str]:
+        """Feature and segment columns in log order, each once (a segment may also be a feature)."""
+        return list(dict.fromkeys([*self.features.all, *self.segments]))
+
+    @property
+    def string_columns(self) -> list[str]:
+        return list(dict.fromkeys([*self.features.categorical, *self.segments]))
+
+
+class AlertingConfig(StrictModel):
+    routes: dict[Literal["critical", "warning", "info"], list[str]] = Field(
+        default_factory=lambda: {"critical": [], "warning": [], "info": []}
+    )
+    owner_routes: dict[str, dict[Literal["critical", "warning", "info"], list[str]]] = Field(
+        default_factory=dict
+    )
+    warning_persist_days: int = Field(2, ge=1)
+    resolve_after_days: int = Field(3, ge=1)
+    escalate_after_days: int = Field(5, ge=1)
+    digest_warnings: bool = True
+    max_attempts: int = Field(8, ge=1)
+    retry_base_seconds: float = Field(60.0, ge=0)
+    ui_base_url: str = "http://127.0.0.1:3000"
+
+    @field_validator("routes", "owner_routes")
+    @classmethod
+    def _channels(cls, value: dict[str, Any]) -> dict[str, Any]:
+        known = {"webhook", "slack", "pagerduty", "email"}
+
+        def check(routes: dict[str, list[str]]) -> None:
+            for channels in routes.values():
+                for channel in channels:
+                    if channel not in known:
+                        raise ValueError(f"unknown alert channel {channel!r} (known: {sorted(known)})")
+
+        if value and all(isinstance(v, list) for v in value.values()):
+            check(value)
+        else:
+            for routes in value.values():
+                check(routes)
+        return value
+
+
+class MonitoringConfig(StrictModel):
+    data_dir: Path
+    warehouse: Path
+    models: list[ModelConfig]
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    partitions_start: dt.date | None = None
+    config_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _unique(self) -> MonitoringConfig:
+        names = [m.name for m in self.models]
+        if not names:
+            raise ValueError("models: at least one model is needed")
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"model {sorted(dupes)[0]!r} is listed twice")
+        kinds: dict[str, tuple[str, str]] = {}
+        for model in self.models:
+            for col in model.features.numeric:
+                kinds.setdefault(col, ("numeric", model.name))
+            for col in model.string_columns:
+                kinds.setdefault(col, ("string", model.name))
+            for col in model.features.numeric:
+                if kinds[col][0] != "numeric":
+                    raise ValueError(
+                        f"column {col!r} is numeric in model {model.name!r} but a string in {kinds[col][1]!r}"
+                    )
+        return self
+
+    def model(self, name: str) -> ModelConfig:
+        for model in self.models:
+            if model.name == name:
+                return model
+        raise KeyError(f"model {name!r} is not in the config (known: {[m.name for m in self.models]})")
+
+    @property
+    def model_names(self) -> list[str]:
+        return [m.name for m in self.models]
+
+    @property
+    def start_date(self) -> dt.date:
+        """First day a partition may exist for: the earliest reference start unless set."""
+        if self.partitions_start:
+            return self.partitions_start
+        return min(m.reference.start for m in self.models)
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        return list(dict.fromkeys(c for m in self.models for c in m.features.numeric))
+
+    @property
+    def string_columns(self) -> list[str]:
+        return list(dict.fromkeys(c for m in self.models for c in m.string_columns))
+
+
+def _format_errors(err: ValidationError, path: Path) -> str:
+    lines = [f"invalid config {path}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {loc or '<top>'}: {msg}")
+    return "\n".join(lines)
+
+
+def config_path_from_env(path: str | Path | None = None) -> Path:
+    chosen = path or os.environ.get("MONITORING_CONFIG") or DEFAULT_CONFIG_PATH
+    return Path(chosen).expanduser().resolve()
+
+
+def load_config(path: str | Path | None = None) -> MonitoringConfig:
+    """Read and validate the config; env vars MONITORING_DATA_DIR / MONITORING_WAREHOUSE override paths."""
+    cfg_path = config_path_from_env(path)
+    if not cfg_path.exists():
+        raise ConfigError(f"config file {cfg_path} does not exist (set --config or MONITORING_CONFIG)")
+    try:
+        raw = yaml.safe_load(cfg_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {cfg_path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {cfg_path}: top level must be a mapping")
+    return config_from_dict(raw, cfg_path)
+
+
+def config_from_dict(raw: dict[str, Any], cfg_path: Path) -> MonitoringConfig:
+    raw = dict(raw)
+    base = cfg_path.parent
+    for key, env in (("data_dir", "MONITORING_DATA_DIR"), ("warehouse", "MONITORING_WAREHOUSE")):
+        if os.environ.get(env):
+            raw[key] = os.environ[env]
+    raw.setdefault("data_dir", ".")
+    raw.setdefault("warehouse", str(Path(str(raw["data_dir"])) / "warehouse.duckdb"))
+    for key in ("data_dir", "warehouse"):
+        p = Path(str(raw[key])).expanduser()
+        raw[key] = p if p.is_absolute() else (base / p).resolve()
+    raw["config_path"] = cfg_path
+    try:
+        return MonitoringConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, cfg_path)) from None

@@ -1,0 +1,28 @@
+"""Assembles the Dagster definitions; no logic lives here."""
+
+import os
+
+os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+from dagster import Definitions, in_process_executor  # noqa: E402
+
+from monitoring_pipelines.defs.resources import default_resources  # noqa: E402
+from monitoring_pipelines.defs.schedules import (  # noqa: E402
+    dashboard_job,
+    monitoring_job,
+    nightly_dashboard,
+    nightly_monitoring,
+    reference_job,
+)
+from monitoring_pipelines.defs.sensors import register_models  # noqa: E402
+from monitoring_pipelines.defs.snapshots import prediction_snapshots  # noqa: E402
+
+defs = Definitions(
+    assets=[prediction_snapshots],
+    jobs=[monitoring_job, reference_job, dashboard_job],
+    schedules=[nightly_monitoring, nightly_dashboard],
+    sensors=[register_models],
+    resources=default_resources(),
+    executor=in_process_executor,
+)

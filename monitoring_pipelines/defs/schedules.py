@@ -1,0 +1,68 @@
+"""The nightly schedule: at 02:15 UTC, every configured model's previous day."""
+
+import datetime as dt
+
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    schedule,
+)
+
+from monitoring_pipelines.config import load_config
+from monitoring_pipelines.defs.partitions import MODELS_PARTITION_NAME, model_day_key, model_day_partitions
+
+MONITORING_GROUPS = ("ingest", "metrics", "alerting")
+
+monitoring_job = define_asset_job(
+    "monitoring_job",
+    selection=AssetSelection.groups(*MONITORING_GROUPS),
+    partitions_def=model_day_partitions,
+    description="Every monitoring asset and check of one model-day, in dependency order.",
+)
+
+reference_job = define_asset_job(
+    "reference_job",
+    selection=AssetSelection.groups("reference"),
+    description="Rebuild a model's reference profile and baselines (partitioned by model).",
+)
+
+dashboard_job = define_asset_job(
+    "dashboard_job",
+    selection=AssetSelection.groups("reporting"),
+    description="Rebuild the static dashboard and the monitoring KPIs.",
+)
+
+
+@schedule(
+    cron_schedule="15 2 * * *",
+    job=monitoring_job,
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Nightly at 02:15 UTC: the previous UTC day for every configured model.",
+)
+def nightly_monitoring(context: ScheduleEvaluationContext):
+    day = (context.scheduled_execution_time.astimezone(dt.UTC) - dt.timedelta(days=1)).date()
+    known = set(context.instance.get_dynamic_partitions(MODELS_PARTITION_NAME))
+    models = [m for m in load_config().model_names if m in known]
+    if not models:
+        return SkipReason("no model partitions registered yet (the register_models sensor adds them)")
+    return [
+        RunRequest(run_key=f"{model}|{day.isoformat()}", partition_key=model_day_key(model, day),
+                   tags={"monitoring/model": model, "monitoring/date": day.isoformat()})
+        for model in models
+    ]
+
+
+@schedule(
+    cron_schedule="45 2 * * *",
+    job=dashboard_job,
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Nightly at 02:45 UTC, after the monitoring runs: dashboard and KPIs.",
+)
+def nightly_dashboard(context: ScheduleEvaluationContext):
+    return RunRequest(run_key=context.scheduled_execution_time.date().isoformat())

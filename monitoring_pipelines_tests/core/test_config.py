@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from monitoring_pipelines.config import ConfigError, load_config
+
+
+def _load(write_config, raw):
+    return load_config(write_config(raw))
+
+
+def test_demo_config_loads_with_documented_defaults(write_config, config_dict):
+    config = _load(write_config, config_dict)
+    model = config.model("credit_default")
+    assert model.thresholds.drift.psi_warning == 0.1
+    assert model.thresholds.drift.psi_critical == 0.25
+    assert model.thresholds.drift.min_rows == 500
+    assert model.thresholds.subgroups.min_n == 200
+    assert config.alerting.warning_persist_days == 2
+    assert config.warehouse.is_absolute() and config.data_dir.is_absolute()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda r: r["models"][0].update(colour="blue"), "models.0.colour: unknown key"),
+        (lambda r: r.update(extra_top=1), "extra_top: unknown key"),
+        (lambda r: r["models"][0]["features"]["numeric"].append("income"), "'income' is listed twice"),
+        (lambda r: r["models"][0]["features"]["categorical"].append("income"), "'income' is listed twice"),
+        (lambda r: r["models"][0].update(name="credit default; DROP"), "not a safe identifier"),
+        (lambda r: r["models"][0]["segments"].append("1bad"), "not a safe identifier"),
+        (lambda r: r["models"][0]["reference"].update(start="2026-02-01", end="2026-01-01"), "ends (2026-01-01) before"),
+        (lambda r: r["models"][0]["thresholds"].update(drift={"psi_warnign": 0.2}), "psi_warnign: unknown key"),
+        (lambda r: r["models"].append(copy.deepcopy(r["models"][0])), "listed twice"),
+        (lambda r: r["alerting"]["routes"].update(critical=["carrier_pigeon"]), "unknown alert channel"),
+    ],
+)
+def test_config_errors_name_the_key(write_config, config_dict, mutate, expected):
+    mutate(config_dict)
+    with pytest.raises(ConfigError) as err:
+        _load(write_config, config_dict)
+    assert expected in str(err.value)
+
+
+def test_per_feature_override_merges_with_model_thresholds(write_config, config_dict):
+    config_dict["models"][0]["thresholds"] = {"drift": {"psi_warning": 0.15, "features": {"income": {"psi_warning": 0.3}}}}
+    drift = _load(write_config, config_dict).model("credit_default").thresholds.drift
+    assert drift.for_feature("income").psi_warning == 0.3
+    assert drift.for_feature("debt_ratio").psi_warning == 0.15
+    assert drift.for_feature("income").js == drift.js
+
+
+def test_env_overrides_paths(write_config, config_dict, monkeypatch, tmp_path):
+    monkeypatch.setenv("MONITORING_WAREHOUSE", str(tmp_path / "other.duckdb"))
+    assert _load(write_config, config_dict).warehouse == tmp_path / "other.duckdb"
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
