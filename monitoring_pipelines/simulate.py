@@ -1,0 +1,798 @@
+"""Demo traffic for the two demo models, with documented incidents the monitoring must catch.
+
+`simulate` writes the input layout of contract §1 (Hive-partitioned Parquet under
+`<out>/incoming/<model>/{predictions,labels,outcomes}/date=YYYY-MM-DD/part-0.parquet`) for
+`credit_default` (champion v3 + shadow v4 on every request, incidents injected) and
+`churn_propensity` (champion v1 only, never touched: the false-alarm control).
+
+Why a latent model instead of random noise: every metric the product computes (drift, AUC with
+delayed labels, subgroup gaps, shadow deltas, latency) must have a known right answer on each
+day, so the traffic is drawn from a ground-truth logistic model, the "deployed" models are noisy
+calibrated estimates of it, and each incident changes exactly one piece of that story.
+
+Determinism: every model-day draws from its own generator seeded by `(seed, model, day)`, so
+the same arguments rewrite byte-identical files and a shorter run is a prefix of a longer one
+(apart from the last day's late rows and labels that have not arrived yet). docs/demo.md lists
+the incidents, the traffic shape and the late-rows rule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DEFAULT_START = dt.date(2026, 6, 1)
+DEFAULT_DAYS = 90
+DEFAULT_REQUESTS = 5000
+DEFAULT_SEED = 7
+REFERENCE_DAYS = 28  # days 0-27 match the demo config's reference window and stay clean
+
+WEEKEND_FACTOR = 0.7  # Saturday and Sunday carry ~30 % fewer requests
+LATE_SHARE = 0.005  # share of a day's prediction rows written into the next day's folder
+LABEL_SHARE = 0.95  # share of requests whose label ever arrives
+LABEL_DELAY_DAYS = (2.0, 7.0)  # label_ts - ts, uniform
+OUTCOME_DELAY_DAYS = (0.0, 1.0)  # outcome ts - label_ts, uniform
+OUTCOME_NOISE = 0.02  # share of outcomes that disagree with the label
+CALIBRATION_ROWS = 200_000
+CALIBRATION_SEED = 20260601  # the deployed models were "trained" once, whatever the traffic seed
+
+US_PER_DAY = 86_400_000_000
+US_PER_HOUR = 3_600_000_000
+EPOCH = dt.date(1970, 1, 1)
+TS_TYPE = pa.timestamp("us", tz="UTC")
+
+# Intraday shape: quiet around 02:00 UTC, busiest around 14:00 UTC.
+HOUR_WEIGHTS = 1.0 + 0.8 * np.sin(2 * np.pi * (np.arange(24) - 8) / 24)
+HOUR_CDF = np.cumsum(HOUR_WEIGHTS) / HOUR_WEIGHTS.sum()
+
+CHAMPION = "champion"
+SHADOW = "shadow"
+OPEN_ENDED = -1  # end_day in the plan for incidents that last until the last simulated day
+
+# Incident kinds: one name per concept, shared with docs/demo.md.
+DIRTY_ROWS = "dirty_rows"
+UNIT_BUG = "unit_bug"
+MEAN_SHIFT = "mean_shift"
+NEW_CATEGORY = "new_category"
+NULL_SPIKE = "null_spike"
+CONCEPT_DRIFT = "concept_drift"
+SUBGROUP_DEGRADATION = "subgroup_degradation"
+LATENCY_REGRESSION = "latency_regression"
+
+# Incident sizes (used both to inject and to document).
+DIRTY_OUT_OF_RANGE = 40
+DIRTY_DUPLICATES = 10
+DIRTY_UNKNOWN_ROLE = 10
+UNKNOWN_ROLE = "canary"
+UNKNOWN_ROLE_VERSION = "v5"
+UNIT_BUG_DIVISOR = 1000.0
+MEAN_SHIFT_SIGMAS = 0.5
+NEW_CATEGORY_VALUE = "bnpl"
+NEW_CATEGORY_SHARE = 0.15
+NULL_SPIKE_SHARE = 0.30
+CONCEPT_DRIFT_SHUFFLED = 0.35  # share of labels drawn from another request's risk
+SUBGROUP_SEGMENT = ("age_band", "65+")
+SUBGROUP_SHUFFLED = 0.70
+LATENCY_P50_FACTOR = 1.25
+LATENCY_P99_FACTOR = 3.0
+LATENCY_ERROR_RATE = 0.06
+Z_99 = 2.3263478740408408  # standard normal 99th percentile
+
+
+@dataclass(frozen=True)
+class Incident:
+    """One injected problem: where (model, days) and which output should show it."""
+
+    model_name: str
+    kind: str
+    start_day: int  # 0-based day index
+    end_day: int  # inclusive
+    description: str
+    expected_detection: str
+
+    def dates(self, start: dt.date = DEFAULT_START) -> tuple[dt.date, dt.date]:
+        """First and last affected calendar day for a run starting on `start`."""
+        return start + dt.timedelta(days=self.start_day), start + dt.timedelta(days=self.end_day)
+
+
+_PLAN: tuple[Incident, ...] = (
+    Incident(
+        "credit_default",
+        DIRTY_ROWS,
+        30,
+        30,
+        f"{DIRTY_OUT_OF_RANGE} champion rows with score outside [0, 1], {DIRTY_DUPLICATES} champion rows "
+        f"logged twice (same prediction_id), {DIRTY_UNKNOWN_ROLE} extra rows with role "
+        f"'{UNKNOWN_ROLE}' (version {UNKNOWN_ROLE_VERSION})",
+        "quarantined_predictions (reasons: score out of range, duplicate prediction_id, unknown role) "
+        "and the failed expectations in validation_results",
+    ),
+    Incident(
+        "credit_default",
+        UNIT_BUG,
+        35,
+        35,
+        "income logged in thousands (divided by 1000) on every row; scores unaffected (logging bug)",
+        "drift_scores: income drifted (PSI / Wasserstein critical); validation_results range expectation",
+    ),
+    Incident(
+        "credit_default",
+        MEAN_SHIFT,
+        42,
+        48,
+        f"debt_ratio shifted by +{MEAN_SHIFT_SIGMAS} standard deviation (a real population change: "
+        "scores move with it, labels follow the unchanged true relation)",
+        "drift_scores: debt_ratio drifted (PSI about 0.37 on reference-decile bins, Wasserstein); "
+        "performance stays in band",
+    ),
+    Incident(
+        "credit_default",
+        NEW_CATEGORY,
+        50,
+        OPEN_ENDED,
+        f"product '{NEW_CATEGORY_VALUE}' appears on {NEW_CATEGORY_SHARE:.0%} of requests from then on",
+        "drift_scores: product unseen-category share above unseen_critical (5 %)",
+    ),
+    Incident(
+        "credit_default",
+        NULL_SPIKE,
+        56,
+        57,
+        f"utilization null on {NULL_SPIKE_SHARE:.0%} of requests; scores unaffected (logging bug)",
+        "drift_scores / validation_results: utilization null rate above null_rate_critical (20 %)",
+    ),
+    Incident(
+        "credit_default",
+        CONCEPT_DRIFT,
+        62,
+        68,
+        f"the true relation changes: {CONCEPT_DRIFT_SHUFFLED:.0%} of labels follow another request's "
+        "risk, so AUC drops by about 0.1 for champion and shadow while features and scores are steady",
+        "performance_metrics: AUC below the reference band and more than auc_critical_drop (0.05) down "
+        "once labels arrive (by day + 7); drift_scores stay quiet",
+    ),
+    Incident(
+        "credit_default",
+        SUBGROUP_DEGRADATION,
+        70,
+        OPEN_ENDED,
+        f"for age_band 65+ only, {SUBGROUP_SHUFFLED:.0%} of labels follow another 65+ request's risk: "
+        "that segment's AUC drops by about 0.2, overall AUC by less than 0.02",
+        "subgroup_metrics: age_band=65+ AUC gap (and equalized-odds gap); performance_metrics overall "
+        "stays in band",
+    ),
+    Incident(
+        "credit_default",
+        LATENCY_REGRESSION,
+        76,
+        78,
+        f"champion latency p99 x{LATENCY_P99_FACTOR:g} (p50 x{LATENCY_P50_FACTOR:g}) and champion error "
+        f"rate {LATENCY_ERROR_RATE:.0%}; the shadow service is unaffected",
+        "serving_metrics: champion latency_p99_ms above 1000 ms (critical) and error_rate above "
+        "error_rate_critical (5 %)",
+    ),
+)
+
+
+def incidents(days: int = DEFAULT_DAYS) -> tuple[Incident, ...]:
+    """The incidents a run of `days` days contains, in day order.
+
+    Incidents sit at fixed day offsets from the start (the reference window, days 0-27, is fixed
+    by the demo config), so a short run simply has fewer of them; open-ended incidents last until
+    the final day and incidents running past the end are cut there.
+    """
+    out = []
+    for incident in _PLAN:
+        if incident.start_day >= days:
+            continue
+        end = days - 1 if incident.end_day == OPEN_ENDED else min(incident.end_day, days - 1)
+        out.append(replace(incident, end_day=end))
+    return tuple(out)
+
+
+INCIDENTS: tuple[Incident, ...] = incidents(DEFAULT_DAYS)
+
+
+@dataclass(frozen=True)
+class SimulationSummary:
+    """What a `simulate` run wrote, for the CLI to print and for tests to check."""
+
+    out_dir: Path
+    start: dt.date
+    days: int
+    requests: int
+    seed: int
+    files: tuple[Path, ...]
+    rows: dict[str, dict[str, int]]  # model -> {"predictions": n, "labels": n, "outcomes": n}
+    incidents: tuple[Incident, ...]
+
+    def describe(self) -> str:
+        """A few human lines: where the data went, how much, which incidents it holds."""
+        end = self.start + dt.timedelta(days=self.days - 1)
+        lines = [f"wrote {len(self.files)} files under {self.out_dir / 'incoming'} ({self.start} .. {end})"]
+        for model, counts in self.rows.items():
+            lines.append(
+                f"  {model}: {counts['predictions']} predictions, {counts['labels']} labels, "
+                f"{counts['outcomes']} outcomes"
+            )
+        for incident in self.incidents:
+            first, last = incident.dates(self.start)
+            span = f"{first}" if first == last else f"{first} .. {last}"
+            lines.append(f"  incident {incident.kind} on {incident.model_name}: {span}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class DayTraffic:
+    """One model-day in memory: the rows logged that day, before the late rows are moved.
+
+    `labels` and `outcomes` hold every label/outcome that will ever arrive for the day's
+    requests, whatever their arrival day; `simulate` drops the ones arriving after the run.
+    """
+
+    predictions: pa.Table
+    late: np.ndarray  # bool per prediction row: written into the next day's folder
+    labels: pa.Table
+    outcomes: pa.Table
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _pick(u: np.ndarray, probs: Iterable[float]) -> np.ndarray:
+    """Category codes from uniforms: same draws whatever the probabilities, so days stay aligned."""
+    cdf = np.cumsum(np.asarray(list(probs), dtype=float))
+    cdf /= cdf[-1]
+    return np.minimum(np.searchsorted(cdf, u, side="right"), len(cdf) - 1)
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray, iterations: int = 30) -> tuple[float, float]:
+    """Intercept and slope of P(y=1) = sigmoid(a + b x) by Newton's method (Platt scaling)."""
+    a, b = 0.0, 1.0
+    for _ in range(iterations):
+        p = _sigmoid(a + b * x)
+        w = p * (1.0 - p)
+        r = y - p
+        grad = np.array([r.sum(), (r * x).sum()])
+        hess = np.array([[w.sum(), (w * x).sum()], [(w * x).sum(), (w * x * x).sum()]])
+        step = np.linalg.solve(hess, grad)
+        a, b = a + float(step[0]), b + float(step[1])
+        if float(np.abs(step).max()) < 1e-10:
+            break
+    return a, b
+
+
+def _shuffled_labels(rng: np.random.Generator, p: np.ndarray, chosen: np.ndarray, share: float) -> np.ndarray:
+    """Risks where a `share` of the `chosen` rows take another chosen row's risk.
+
+    Swapping risks among the same rows keeps the prevalence and the score distribution while
+    cutting the link between a row's score and its label: AUC falls towards 0.5 by `share`.
+    """
+    perm = rng.permutation(len(p))
+    swap = rng.random(len(p)) < share
+    out = p.copy()
+    idx = np.flatnonzero(chosen)
+    if len(idx) > 1:
+        donors = idx[np.argsort(perm[idx], kind="stable")]  # a random reordering of the chosen rows
+        take = swap[idx]
+        out[idx[take]] = p[donors[take]]
+    return out
+
+
+# --------------------------------------------------------------------------- the two models
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    type: pa.DataType
+    categories: tuple[str, ...] = ()
+
+
+class _Traffic:
+    """A demo model: how its requests look, the true risk, and the deployed versions' noise."""
+
+    name: str
+    code: str  # id prefix
+    volume: float  # share of `requests`
+    versions: dict[str, tuple[str, float]]  # version -> (role, logit noise sd)
+    threshold: float  # score >= threshold -> prediction 1
+    outcome: str
+    latency: dict[str, tuple[float, float]]  # role -> (median ms, lognormal sigma)
+    error_rate: float
+    columns: tuple[_Column, ...]  # feature and segment columns in log order
+
+    def features(self, rng: np.random.Generator, n: int, active: frozenset[str]) -> dict[str, np.ndarray]:
+        """True feature and segment values (categoricals as codes into the column's categories)."""
+        raise NotImplementedError
+
+    def logit(self, f: dict[str, np.ndarray]) -> np.ndarray:
+        """Log-odds of the positive label under the true (reference-period) relation."""
+        raise NotImplementedError
+
+    def logged(
+        self, rng: np.random.Generator, f: dict[str, np.ndarray], active: frozenset[str]
+    ) -> dict[str, np.ndarray]:
+        """The values as the log shows them: logging bugs change these, not what the model saw."""
+        return f
+
+
+REGIONS = ("north", "south", "east", "west")
+REGION_P = (0.30, 0.25, 0.25, 0.20)
+
+
+class _Credit(_Traffic):
+    name = "credit_default"
+    code = "cd"
+    volume = 1.0
+    versions = {"v3": (CHAMPION, 0.95), "v4": (SHADOW, 0.68)}
+    threshold = 0.30
+    outcome = "repaid"
+    latency = {CHAMPION: (95.0, 0.6), SHADOW: (105.0, 0.6)}
+    error_rate = 0.004
+    columns = (
+        _Column("income", pa.float64()),
+        _Column("debt_ratio", pa.float64()),
+        _Column("utilization", pa.float64()),
+        _Column("age", pa.int64()),
+        _Column("num_accounts", pa.int64()),
+        _Column("region", pa.string(), REGIONS),
+        _Column("product", pa.string(), ("card", "loan", "mortgage", NEW_CATEGORY_VALUE)),
+        _Column("age_band", pa.string(), ("18-25", "26-40", "41-64", "65+")),
+        _Column("sex", pa.string(), ("F", "M")),
+    )
+    PRODUCT_P = (0.55, 0.30, 0.15, 0.0)
+    BAND_P = (0.16, 0.40, 0.37, 0.07)
+    BAND_LO = np.array([18, 26, 41, 65])
+    BAND_HI = np.array([25, 40, 64, 90])
+    BAND_SKEW = np.array([1.0, 1.0, 1.0, 1.8])  # 65+ thins out towards 90
+    BAND_INCOME = np.log(np.array([48_000.0, 51_000.0, 53_000.0, 49_000.0]))
+    INCOME_SIGMA = 0.45
+    DEBT_A, DEBT_B = 2.2, 4.5
+    DEBT_MEAN = DEBT_A / (DEBT_A + DEBT_B)
+    DEBT_SD = float(np.sqrt(DEBT_A * DEBT_B / ((DEBT_A + DEBT_B) ** 2 * (DEBT_A + DEBT_B + 1))))
+    UTIL_A, UTIL_B = 1.4, 2.6
+    PRODUCT_EFFECT = np.array([0.0, 0.25, -0.45, 0.0])  # bnpl behaves like card
+    REGION_EFFECT = np.array([0.0, 0.1, 0.0, -0.05])
+
+    def features(self, rng: np.random.Generator, n: int, active: frozenset[str]) -> dict[str, np.ndarray]:
+        u = rng.random((5, n))
+        product_p = self.PRODUCT_P
+        if NEW_CATEGORY in active:
+            product_p = tuple(p * (1 - NEW_CATEGORY_SHARE) for p in self.PRODUCT_P[:3]) + (
+                NEW_CATEGORY_SHARE,
+            )
+        band = _pick(u[2], self.BAND_P)
+        lo, hi = self.BAND_LO[band], self.BAND_HI[band]
+        age = lo + np.floor(u[3] ** self.BAND_SKEW[band] * (hi - lo + 1)).astype(np.int64)
+        debt = rng.beta(self.DEBT_A, self.DEBT_B, n)
+        if MEAN_SHIFT in active:
+            debt = debt + MEAN_SHIFT_SIGMAS * self.DEBT_SD
+        return {
+            "income": np.round(
+                np.exp(self.BAND_INCOME[band] + self.INCOME_SIGMA * rng.standard_normal(n)), 2
+            ),
+            "debt_ratio": np.round(debt, 4),
+            "utilization": np.round(rng.beta(self.UTIL_A, self.UTIL_B, n), 4),
+            "age": np.minimum(age, 90),
+            "num_accounts": 1 + rng.poisson(3.0, n),
+            "region": _pick(u[0], REGION_P),
+            "product": _pick(u[1], product_p),
+            "age_band": band,
+            "sex": _pick(u[4], (0.49, 0.51)),
+        }
+
+    def logit(self, f: dict[str, np.ndarray]) -> np.ndarray:
+        return (
+            -1.85
+            + 1.05 * (f["debt_ratio"] - self.DEBT_MEAN) / self.DEBT_SD
+            + 0.85 * (f["utilization"] - 0.35) / 0.22
+            - 0.45 * (np.log(f["income"]) - 10.85) / 0.47
+            + 0.15 * (f["num_accounts"] - 4.0) / 1.73
+            - 0.02 * (f["age"] - 42.0) / 14.0
+            + self.PRODUCT_EFFECT[f["product"]]
+            + self.REGION_EFFECT[f["region"]]
+        )
+
+    def logged(
+        self, rng: np.random.Generator, f: dict[str, np.ndarray], active: frozenset[str]
+    ) -> dict[str, np.ndarray]:
+        null_draw = rng.random(len(f["income"]))
+        out = dict(f)
+        if UNIT_BUG in active:
+            out["income"] = np.round(f["income"] / UNIT_BUG_DIVISOR, 5)
+        if NULL_SPIKE in active:
+            out["utilization"] = np.where(null_draw < NULL_SPIKE_SHARE, np.nan, f["utilization"])
+        return out
+
+
+class _Churn(_Traffic):
+    name = "churn_propensity"
+    code = "cp"
+    volume = 0.4
+    versions = {"v1": (CHAMPION, 0.9)}
+    threshold = 0.35
+    outcome = "renewed"
+    latency = {CHAMPION: (40.0, 0.5)}
+    error_rate = 0.003
+    columns = (
+        _Column("tenure_months", pa.int64()),
+        _Column("monthly_spend", pa.float64()),
+        _Column("support_tickets", pa.int64()),
+        _Column("plan", pa.string(), ("basic", "plus", "pro")),
+        _Column("channel", pa.string(), ("web", "app", "store")),
+        _Column("region", pa.string(), REGIONS),
+    )
+    PLAN_SPEND = np.log(np.array([25.0, 45.0, 80.0]))
+    PLAN_EFFECT = np.array([0.1, 0.0, -0.1])
+    CHANNEL_EFFECT = np.array([0.0, 0.05, -0.15])
+
+    def features(self, rng: np.random.Generator, n: int, active: frozenset[str]) -> dict[str, np.ndarray]:
+        u = rng.random((3, n))
+        plan = _pick(u[0], (0.50, 0.35, 0.15))
+        tenure = 1 + np.floor(rng.exponential(22.0, n)).astype(np.int64)
+        return {
+            "tenure_months": np.minimum(tenure, 120),
+            "monthly_spend": np.round(np.exp(self.PLAN_SPEND[plan] + 0.3 * rng.standard_normal(n)), 2),
+            "support_tickets": rng.poisson(0.8, n),
+            "plan": plan,
+            "channel": _pick(u[1], (0.45, 0.40, 0.15)),
+            "region": _pick(u[2], REGION_P),
+        }
+
+    def logit(self, f: dict[str, np.ndarray]) -> np.ndarray:
+        return (
+            -1.45
+            - 1.0 * (np.log(f["tenure_months"]) - 2.6) / 1.0
+            + 0.8 * (f["support_tickets"] - 0.8) / 0.9
+            + 0.1 * (np.log(f["monthly_spend"]) - 3.7) / 0.5
+            + self.PLAN_EFFECT[f["plan"]]
+            + self.CHANNEL_EFFECT[f["channel"]]
+        )
+
+
+MODELS: dict[str, _Traffic] = {m.name: m for m in (_Credit(), _Churn())}
+
+
+@cache
+def _calibration(model_name: str) -> dict[str, tuple[float, float]]:
+    """Platt parameters per version, fitted once on clean traffic: the deployed models are calibrated."""
+    traffic = MODELS[model_name]
+    rng = np.random.default_rng(CALIBRATION_SEED)
+    f = traffic.features(rng, CALIBRATION_ROWS, frozenset())
+    z = traffic.logit(f)
+    y = (rng.random(CALIBRATION_ROWS) < _sigmoid(z)).astype(float)
+    return {
+        version: _fit_logistic(z + rng.normal(0.0, sd, CALIBRATION_ROWS), y)
+        for version, (_, sd) in traffic.versions.items()
+    }
+
+
+# --------------------------------------------------------------------------- one model-day
+
+
+def _active(model_name: str, day: int) -> frozenset[str]:
+    """Incident kinds affecting a model on a day; independent of the run length."""
+    return frozenset(
+        i.kind
+        for i in _PLAN
+        if i.model_name == model_name and i.start_day <= day and (i.end_day == OPEN_ENDED or day <= i.end_day)
+    )
+
+
+def day_volume(requests: int, date: dt.date, volume: float = 1.0) -> float:
+    """Expected requests on `date`: `requests` on a weekday, ~30 % fewer on Saturday and Sunday."""
+    return requests * volume * (WEEKEND_FACTOR if date.weekday() >= 5 else 1.0)
+
+
+def prediction_schema(model_name: str) -> pa.Schema:
+    """The prediction-log schema (contract §1) the simulator writes for a demo model."""
+    traffic = MODELS[model_name]
+    return pa.schema(
+        [
+            ("prediction_id", pa.string()),
+            ("request_id", pa.string()),
+            ("model_name", pa.string()),
+            ("model_version", pa.string()),
+            ("role", pa.string()),
+            ("ts", TS_TYPE),
+            *[(c.name, c.type) for c in traffic.columns],
+            ("score", pa.float64()),
+            ("prediction", pa.int64()),
+            ("latency_ms", pa.float64()),
+            ("status", pa.string()),
+        ]
+    )
+
+
+LABEL_SCHEMA = pa.schema([("request_id", pa.string()), ("label", pa.int64()), ("label_ts", TS_TYPE)])
+OUTCOME_SCHEMA = pa.schema(
+    [("request_id", pa.string()), ("outcome", pa.string()), ("value", pa.float64()), ("ts", TS_TYPE)]
+)
+
+
+def _timestamps(rng: np.random.Generator, n: int, date: dt.date) -> np.ndarray:
+    """Sorted request times (µs since epoch, UTC) on `date`, following the intraday shape."""
+    hour = np.searchsorted(HOUR_CDF, rng.random(n), side="right")
+    offset = hour * US_PER_HOUR + np.floor(rng.random(n) * US_PER_HOUR).astype(np.int64)
+    return (date - EPOCH).days * US_PER_DAY + np.sort(offset)
+
+
+def _labels(
+    rng: np.random.Generator, traffic: _Traffic, f: dict[str, np.ndarray], active: frozenset[str]
+) -> np.ndarray:
+    """Ground truth per request: the true risk, reshuffled where a label incident is active."""
+    p = _sigmoid(traffic.logit(f))
+    everyone = np.ones(len(p), dtype=bool)
+    p = _shuffled_labels(rng, p, everyone, CONCEPT_DRIFT_SHUFFLED if CONCEPT_DRIFT in active else 0.0)
+    segment, value = SUBGROUP_SEGMENT
+    column = next((c for c in traffic.columns if c.name == segment), None)
+    chosen = everyone if column is None else f[segment] == column.categories.index(value)
+    p = _shuffled_labels(rng, p, chosen, SUBGROUP_SHUFFLED if SUBGROUP_DEGRADATION in active else 0.0)
+    return (rng.random(len(p)) < p).astype(np.int64)
+
+
+def _version_rows(
+    rng: np.random.Generator, traffic: _Traffic, z: np.ndarray, active: frozenset[str]
+) -> dict[str, np.ndarray]:
+    """One row per request and version, each request's versions adjacent (champion first)."""
+    n = len(z)
+    calibration = _calibration(traffic.name)
+    scores, latencies, errors = [], [], []
+    for version, (role, noise) in traffic.versions.items():
+        a, b = calibration[version]
+        scores.append(_sigmoid(a + b * (z + rng.normal(0.0, noise, n))))
+        median, sigma = traffic.latency[role]
+        error_rate = traffic.error_rate
+        if role == CHAMPION and LATENCY_REGRESSION in active:
+            # Scale the median by the p50 factor and widen the tail so the p99 grows by the p99 factor.
+            median *= LATENCY_P50_FACTOR
+            sigma += (np.log(LATENCY_P99_FACTOR) - np.log(LATENCY_P50_FACTOR)) / Z_99
+            error_rate = LATENCY_ERROR_RATE
+        latencies.append(np.round(median * np.exp(sigma * rng.standard_normal(n)), 3))
+        errors.append(rng.random(n) < error_rate)
+    k = len(traffic.versions)
+    return {
+        "request": np.repeat(np.arange(n), k),
+        "model_version": np.tile(np.array(list(traffic.versions), dtype=object), n),
+        "role": np.tile(np.array([role for role, _ in traffic.versions.values()], dtype=object), n),
+        "score": np.column_stack(scores).ravel(),
+        "latency_ms": np.column_stack(latencies).ravel(),
+        "error": np.column_stack(errors).ravel(),
+        "dirty": np.zeros(n * k, dtype=bool),
+    }
+
+
+def _add_dirty_rows(rng: np.random.Generator, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Quarantine material: scores outside [0, 1] in place, duplicated rows and unknown roles appended."""
+    champion = np.flatnonzero(rows["role"] == CHAMPION)
+    ok = champion[~rows["error"][champion]]
+    bad = rng.choice(ok, size=min(DIRTY_OUT_OF_RANGE, len(ok)), replace=False)
+    high = rng.random(len(bad)) < 0.5
+    size = rng.uniform(0.01, 0.6, len(bad))
+    rows = {key: value.copy() for key, value in rows.items()}
+    rows["score"][bad] = np.where(high, 1.0 + size, -size)
+    rest = np.setdiff1d(champion, bad)
+    picked = rng.choice(rest, size=min(DIRTY_DUPLICATES + DIRTY_UNKNOWN_ROLE, len(rest)), replace=False)
+    dup, unknown = picked[:DIRTY_DUPLICATES], picked[DIRTY_DUPLICATES:]
+    rows["dirty"][np.concatenate([bad, dup])] = True  # keep the evidence in its own day's folder
+    copies = {key: value[np.concatenate([dup, unknown])] for key, value in rows.items()}
+    copies["role"][len(dup) :] = UNKNOWN_ROLE
+    copies["model_version"][len(dup) :] = UNKNOWN_ROLE_VERSION
+    copies["dirty"][:] = True
+    return {key: np.concatenate([rows[key], copies[key]]) for key in rows}
+
+
+def _prediction_table(
+    traffic: _Traffic,
+    rows: dict[str, np.ndarray],
+    request_id: np.ndarray,
+    ts: np.ndarray,
+    logged: dict[str, np.ndarray],
+) -> pa.Table:
+    """The prediction log (contract §1): error rows have null score and prediction."""
+    req, error = rows["request"], rows["error"]
+    prediction_id = np.strings.add(np.strings.add(request_id[req], "-"), rows["model_version"].astype(str))
+    columns: list[pa.Array] = [
+        pa.array(prediction_id, pa.string()),
+        pa.array(request_id[req], pa.string()),
+        pa.array(np.full(len(req), traffic.name), pa.string()),
+        pa.array(rows["model_version"], pa.string()),
+        pa.array(rows["role"], pa.string()),
+        pa.array(ts[req], pa.int64()).cast(TS_TYPE),
+    ]
+    for column in traffic.columns:
+        values = logged[column.name][req]
+        if column.categories:
+            columns.append(pa.array(np.asarray(column.categories)[values], pa.string()))
+        elif pa.types.is_floating(column.type):
+            columns.append(pa.array(values, column.type, mask=np.isnan(values)))
+        else:
+            columns.append(pa.array(values, column.type))
+    columns += [
+        pa.array(rows["score"], pa.float64(), mask=error),
+        pa.array((rows["score"] >= traffic.threshold).astype(np.int64), pa.int64(), mask=error),
+        pa.array(rows["latency_ms"], pa.float64()),
+        pa.array(np.where(error, "error", "ok"), pa.string()),
+    ]
+    return pa.Table.from_arrays(columns, schema=prediction_schema(traffic.name))
+
+
+def _arrivals(
+    rng: np.random.Generator, traffic: _Traffic, request_id: np.ndarray, ts: np.ndarray, label: np.ndarray
+) -> tuple[pa.Table, pa.Table]:
+    """Labels arriving 2-7 days after the request (for LABEL_SHARE of requests); outcomes follow them."""
+    n = len(ts)
+    arrives = rng.random(n) < LABEL_SHARE
+    label_ts = ts + np.floor(rng.uniform(*LABEL_DELAY_DAYS, n) * US_PER_DAY).astype(np.int64)
+    outcome_ts = label_ts + np.floor(rng.uniform(*OUTCOME_DELAY_DAYS, n) * US_PER_DAY).astype(np.int64)
+    value = np.where(rng.random(n) < OUTCOME_NOISE, label, 1 - label).astype(np.float64)
+    ids = pa.array(request_id[arrives], pa.string())
+    labels = pa.Table.from_arrays(
+        [ids, pa.array(label[arrives], pa.int64()), pa.array(label_ts[arrives], pa.int64()).cast(TS_TYPE)],
+        schema=LABEL_SCHEMA,
+    )
+    outcomes = pa.Table.from_arrays(
+        [
+            ids,
+            pa.array(np.full(len(ids), traffic.outcome), pa.string()),
+            pa.array(value[arrives], pa.float64()),
+            pa.array(outcome_ts[arrives], pa.int64()).cast(TS_TYPE),
+        ],
+        schema=OUTCOME_SCHEMA,
+    )
+    return labels, outcomes
+
+
+def simulate_day(
+    model_name: str,
+    day: int,
+    requests: int = DEFAULT_REQUESTS,
+    seed: int = DEFAULT_SEED,
+    start: dt.date = DEFAULT_START,
+    inject: Iterable[str] | None = None,
+) -> DayTraffic:
+    """Generate one model-day in memory: requests, every version's prediction row, labels, outcomes.
+
+    The generator is seeded by (seed, model, day) alone, so a day looks the same in any run length.
+    `inject` limits the planned incidents to these kinds (None: all of them); random draws do not
+    depend on it, so `inject=()` gives the same day without its incidents, for paired comparisons.
+    """
+    traffic = MODELS[model_name]
+    model_index = list(MODELS).index(model_name)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, model_index, day]))
+    date = start + dt.timedelta(days=day)
+    active = _active(model_name, day)
+    if inject is not None:
+        active = active & frozenset(inject)
+
+    n = max(1, int(rng.poisson(day_volume(requests, date, traffic.volume))))
+    ts = _timestamps(rng, n, date)
+    request_id = np.strings.mod(f"{traffic.code}-{date:%Y%m%d}-%06d", np.arange(n))
+    f = traffic.features(rng, n, active)
+    label = _labels(rng, traffic, f, active)
+    logged = traffic.logged(rng, f, active)
+    rows = _version_rows(rng, traffic, traffic.logit(f), active)
+    rows["late"] = rng.random(len(rows["request"])) < LATE_SHARE
+    labels, outcomes = _arrivals(rng, traffic, request_id, ts, label)
+    if DIRTY_ROWS in active:
+        # Own generator: the rest of the day draws the same numbers with or without this incident.
+        dirty_rng = np.random.default_rng(np.random.SeedSequence([seed, model_index, day, 1]))
+        rows = _add_dirty_rows(dirty_rng, rows)
+        order = np.argsort(rows["request"], kind="stable")  # copies next to their originals
+        rows = {key: value[order] for key, value in rows.items()}
+    predictions = _prediction_table(traffic, rows, request_id, ts, logged)
+    return DayTraffic(
+        predictions=predictions, late=rows["late"] & ~rows["dirty"], labels=labels, outcomes=outcomes
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def partition_path(out_dir: Path, model_name: str, kind: str, date: dt.date) -> Path:
+    """`<out>/incoming/<model>/<kind>/date=YYYY-MM-DD/part-0.parquet` (contract §1)."""
+    return out_dir / "incoming" / model_name / kind / f"date={date.isoformat()}" / "part-0.parquet"
+
+
+def _write(table: pa.Table, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return path
+
+
+def _write_by_arrival(
+    tables: list[pa.Table],
+    ts_column: str,
+    out_dir: Path,
+    model_name: str,
+    kind: str,
+    start: dt.date,
+    days: int,
+) -> tuple[list[Path], int]:
+    """Partition rows by the UTC day of `ts_column`; rows arriving after the last day are not written."""
+    table = pa.concat_tables(tables)
+    ts = table.column(ts_column).cast(pa.int64()).to_numpy()
+    day = ts // US_PER_DAY - (start - EPOCH).days
+    keep = np.flatnonzero(day < days)
+    order = keep[np.argsort(ts[keep], kind="stable")]
+    table, day = table.take(order), day[order]
+    bounds = np.searchsorted(day, np.arange(days + 1))
+    files = []
+    for d in range(days):
+        lo, hi = int(bounds[d]), int(bounds[d + 1])
+        if hi > lo:
+            path = partition_path(out_dir, model_name, kind, start + dt.timedelta(days=d))
+            files.append(_write(table.slice(lo, hi - lo), path))
+    return files, table.num_rows
+
+
+def simulate(
+    out_dir: Path,
+    days: int = DEFAULT_DAYS,
+    requests: int = DEFAULT_REQUESTS,
+    seed: int = DEFAULT_SEED,
+    start: dt.date = DEFAULT_START,
+) -> SimulationSummary:
+    """Write `days` days of demo traffic for both demo models under `out_dir/incoming`.
+
+    Each model's old `incoming/<model>` directory is deleted first, so a re-run with the same
+    arguments leaves byte-identical files. `requests` is credit_default's weekday volume
+    (weekends ~30 % lower; churn_propensity gets ~40 % of it). About 0.5 % of each day's
+    prediction rows are written into the next day's folder with their original ts (not on the
+    last day: there is no next folder yet). Labels and outcomes are partitioned by the day they
+    arrive; those arriving after the last day have not arrived yet and are not written.
+    """
+    if days < 1:
+        raise ValueError(f"days must be at least 1, got {days}")
+    if requests < 1:
+        raise ValueError(f"requests must be at least 1, got {requests}")
+    out_dir = Path(out_dir)
+    files: list[Path] = []
+    rows: dict[str, dict[str, int]] = {}
+    for model_name in MODELS:
+        shutil.rmtree(out_dir / "incoming" / model_name, ignore_errors=True)
+        carried: pa.Table | None = None  # yesterday's late rows
+        labels, outcomes = [], []
+        n_predictions = 0
+        for d in range(days):
+            traffic = simulate_day(model_name, d, requests, seed, start)
+            late = traffic.late if d < days - 1 else np.zeros_like(traffic.late)
+            own = traffic.predictions.filter(pa.array(~late))
+            table = own if carried is None else pa.concat_tables([own, carried])
+            carried = traffic.predictions.filter(pa.array(late))
+            date = start + dt.timedelta(days=d)
+            files.append(_write(table, partition_path(out_dir, model_name, "predictions", date)))
+            n_predictions += table.num_rows
+            labels.append(traffic.labels)
+            outcomes.append(traffic.outcomes)
+        label_files, n_labels = _write_by_arrival(
+            labels, "label_ts", out_dir, model_name, "labels", start, days
+        )
+        outcome_files, n_outcomes = _write_by_arrival(
+            outcomes, "ts", out_dir, model_name, "outcomes", start, days
+        )
+        files += label_files + outcome_files
+        rows[model_name] = {"predictions": n_predictions, "labels": n_labels, "outcomes": n_outcomes}
+    return SimulationSummary(
+        out_dir=out_dir,
+        start=start,
+        days=days,
+        requests=requests,
+        seed=seed,
+        files=tuple(files),
+        rows=rows,
+        incidents=incidents(days),
+    )

@@ -1,0 +1,435 @@
+"""The demo traffic generator: contract §1 layout, determinism, and every documented incident."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from monitoring_pipelines import simulate as sim
+from monitoring_pipelines.config import DEFAULT_CONFIG_PATH, load_config
+
+START = sim.DEFAULT_START
+FULL_DAYS = 90
+SMALL = 200  # requests per weekday in the file-level tests: fast, still enough rows per day
+
+
+def read_kind(out: Path, model: str, kind: str) -> pd.DataFrame:
+    """All partitions of one input kind, with the folder's date as `folder`."""
+    frames = []
+    for path in sorted((out / "incoming" / model / kind).glob("date=*/part-0.parquet")):
+        frame = pq.read_table(path).to_pandas()
+        frame["folder"] = dt.date.fromisoformat(path.parent.name.removeprefix("date="))
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def day_index(ts: pd.Series) -> pd.Series:
+    return (ts.dt.tz_convert("UTC").dt.normalize() - pd.Timestamp(START, tz="UTC")).dt.days
+
+
+def auc(label: np.ndarray, score: np.ndarray) -> float:
+    """Mann-Whitney AUC with average ranks for ties."""
+    ranks = pd.Series(score).rank().to_numpy()
+    positives = int(label.sum())
+    negatives = len(label) - positives
+    return float((ranks[label == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def digests(out: Path) -> dict[str, str]:
+    return {
+        str(path.relative_to(out)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(out.rglob("*.parquet"))
+    }
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, sim.SimulationSummary]:
+    out = tmp_path_factory.mktemp("demo")
+    return out, sim.simulate(out, days=FULL_DAYS, requests=SMALL)
+
+
+@pytest.fixture(scope="module")
+def credit(full_run: tuple[Path, sim.SimulationSummary]) -> pd.DataFrame:
+    frame = read_kind(full_run[0], "credit_default", "predictions")
+    frame["day"] = day_index(frame["ts"])
+    return frame
+
+
+def labelled_day(
+    model: str, day: int, requests: int = 5000, inject: tuple[str, ...] | None = None
+) -> pd.DataFrame:
+    """One model-day in memory, ok rows joined to every label that will ever arrive."""
+    traffic = sim.simulate_day(model, day, requests, inject=inject)
+    rows = traffic.predictions.to_pandas()
+    rows = rows[rows["status"] == "ok"]
+    return rows.merge(traffic.labels.to_pandas(), on="request_id")
+
+
+def all_but(kind: str) -> tuple[str, ...]:
+    """Every planned incident kind except one: a counterfactual day for paired comparisons."""
+    return tuple(i.kind for i in sim.INCIDENTS if i.kind != kind)
+
+
+def champion_auc(frame: pd.DataFrame, version: str = "v3") -> float:
+    rows = frame[frame["model_version"] == version]
+    return auc(rows["label"].to_numpy(), rows["score"].to_numpy())
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def test_same_arguments_rewrite_identical_files(tmp_path: Path) -> None:
+    first = sim.simulate(tmp_path / "a", days=4, requests=SMALL, seed=3)
+    sim.simulate(tmp_path / "b", days=4, requests=SMALL, seed=3)
+    assert digests(tmp_path / "a") == digests(tmp_path / "b")
+    again = sim.simulate(tmp_path / "a", days=4, requests=SMALL, seed=3)
+    assert digests(tmp_path / "a") == digests(tmp_path / "b")
+    assert first.rows == again.rows
+
+
+def test_empty_runs_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="days"):
+        sim.simulate(tmp_path, days=0)
+    with pytest.raises(ValueError, match="requests"):
+        sim.simulate(tmp_path, requests=0)
+
+
+def test_other_seed_gives_other_traffic(tmp_path: Path) -> None:
+    sim.simulate(tmp_path / "a", days=2, requests=SMALL, seed=1)
+    sim.simulate(tmp_path / "b", days=2, requests=SMALL, seed=2)
+    assert digests(tmp_path / "a") != digests(tmp_path / "b")
+
+
+def test_rerun_deletes_the_old_incoming_dir(tmp_path: Path) -> None:
+    sim.simulate(tmp_path, days=5, requests=SMALL)
+    summary = sim.simulate(tmp_path, days=2, requests=SMALL)
+    written = {str(p) for p in tmp_path.rglob("*.parquet")}
+    assert written == {str(p) for p in summary.files}
+    assert len(list((tmp_path / "incoming" / "credit_default" / "predictions").iterdir())) == 2
+
+
+def test_shorter_run_is_a_prefix_of_a_longer_one(tmp_path: Path) -> None:
+    sim.simulate(tmp_path / "short", days=3, requests=SMALL)
+    sim.simulate(tmp_path / "long", days=6, requests=SMALL)
+    short, long = digests(tmp_path / "short"), digests(tmp_path / "long")
+    # The last day of the short run keeps its late rows, so only the days before it match.
+    for day in ("2026-06-01", "2026-06-02"):
+        key = f"incoming/credit_default/predictions/date={day}/part-0.parquet"
+        assert short[key] == long[key]
+
+
+# --------------------------------------------------------------------------- layout and schema
+
+
+def test_layout_and_columns_follow_the_contract(full_run: tuple[Path, sim.SimulationSummary]) -> None:
+    out, summary = full_run
+    config = load_config(DEFAULT_CONFIG_PATH)
+    for model in config.models:
+        table = pq.read_table(sim.partition_path(out, model.name, "predictions", START))
+        expected = [
+            "prediction_id",
+            "request_id",
+            "model_name",
+            "model_version",
+            "role",
+            "ts",
+            *model.input_columns,
+            "score",
+            "prediction",
+            "latency_ms",
+            "status",
+        ]
+        assert table.column_names == expected
+        schema = table.schema
+        assert schema.field("ts").type == pa.timestamp("us", tz="UTC")
+        for name in ("prediction_id", "request_id", "model_name", "model_version", "role", "status"):
+            assert schema.field(name).type == pa.string()
+        for name in model.string_columns:
+            assert schema.field(name).type == pa.string()
+        for name in model.features.numeric:
+            assert pa.types.is_integer(schema.field(name).type) or pa.types.is_floating(
+                schema.field(name).type
+            )
+        assert schema.field("score").type == pa.float64()
+        assert schema.field("prediction").type == pa.int64()
+        assert schema.field("latency_ms").type == pa.float64()
+
+        labels = pq.read_table(sim.partition_path(out, model.name, "labels", START + dt.timedelta(days=5)))
+        assert labels.schema == sim.LABEL_SCHEMA
+        outcomes = pq.read_table(
+            sim.partition_path(out, model.name, "outcomes", START + dt.timedelta(days=5))
+        )
+        assert outcomes.schema == sim.OUTCOME_SCHEMA
+        assert set(outcomes.column("outcome").to_pylist()) == set(model.outcomes)
+        assert summary.rows[model.name]["predictions"] > 0
+    for path in summary.files:
+        rel = path.relative_to(out / "incoming").parts
+        assert rel[0] in config.model_names and rel[1] in {"predictions", "labels", "outcomes"}
+        assert rel[2].startswith("date=") and rel[3] == "part-0.parquet"
+
+
+def test_demo_config_matches_the_simulated_window() -> None:
+    config = load_config(DEFAULT_CONFIG_PATH)
+    assert set(config.model_names) == set(sim.MODELS)
+    for model in config.models:
+        assert model.reference.start == START
+        assert (model.reference.end - model.reference.start).days + 1 == sim.REFERENCE_DAYS
+
+
+def test_rows_are_well_formed(credit: pd.DataFrame) -> None:
+    clean = credit[credit["day"] != 30]
+    assert clean["prediction_id"].is_unique
+    assert set(clean["role"]) == {"champion", "shadow"}
+    assert set(clean["model_version"]) == {"v3", "v4"}
+    ok = clean[clean["status"] == "ok"]
+    assert ok["score"].between(0, 1).all()
+    assert (ok["prediction"] == (ok["score"] >= sim.MODELS["credit_default"].threshold).astype(int)).all()
+    errors = credit[credit["status"] == "error"]
+    assert errors["score"].isna().all() and errors["prediction"].isna().all()
+    assert set(credit["status"]) == {"ok", "error"}
+    assert (credit["latency_ms"] >= 0).all()
+
+
+def test_champion_and_shadow_share_every_request(credit: pd.DataFrame) -> None:
+    clean = credit[credit["day"] != 30]
+    per_request = clean.groupby("request_id")["role"].agg(lambda roles: tuple(sorted(roles)))
+    assert (per_request == ("champion", "shadow")).all()
+
+
+def test_churn_has_a_champion_only(full_run: tuple[Path, sim.SimulationSummary]) -> None:
+    churn = read_kind(full_run[0], "churn_propensity", "predictions")
+    assert set(churn["role"]) == {"champion"} and set(churn["model_version"]) == {"v1"}
+    assert churn["request_id"].is_unique
+    credit_rows = full_run[1].rows["credit_default"]["predictions"]
+    assert 0.3 < len(churn) / (credit_rows / 2) < 0.5
+
+
+def test_weekends_are_about_thirty_percent_quieter(credit: pd.DataFrame) -> None:
+    champion = credit[credit["role"] == "champion"]
+    per_day = champion.groupby("day").size()
+    weekend = np.array([(START + dt.timedelta(days=int(d))).weekday() >= 5 for d in per_day.index])
+    ratio = per_day[weekend].mean() / per_day[~weekend].mean()
+    assert 0.62 < ratio < 0.78
+
+
+def test_traffic_peaks_in_the_afternoon(credit: pd.DataFrame) -> None:
+    hours = credit["ts"].dt.hour.value_counts()
+    assert hours.idxmax() in range(11, 18)
+    assert hours[2] < hours[14] / 3
+
+
+# --------------------------------------------------------------------------- labels, outcomes, late rows
+
+
+def test_labels_arrive_two_to_seven_days_after_the_request(
+    full_run: tuple[Path, sim.SimulationSummary], credit: pd.DataFrame
+) -> None:
+    labels = read_kind(full_run[0], "credit_default", "labels")
+    champion = credit[credit["role"] == "champion"].drop_duplicates("request_id")
+    joined = labels.merge(champion[["request_id", "ts", "day"]], on="request_id")
+    assert len(joined) == len(labels)  # every label belongs to a logged request
+    delay = (joined["label_ts"] - joined["ts"]).dt.total_seconds() / 86_400
+    assert delay.min() >= 2.0 and delay.max() <= 7.0
+    assert (joined["label_ts"].dt.date == joined["folder"]).all()  # partitioned by arrival day
+    assert labels["folder"].max() <= START + dt.timedelta(days=FULL_DAYS - 1)
+    assert labels["request_id"].is_unique
+    settled = champion[champion["day"] < FULL_DAYS - 7]
+    share = settled["request_id"].isin(labels["request_id"]).mean()
+    assert 0.92 < share < 0.98
+    recent = champion[champion["day"] == FULL_DAYS - 1]
+    assert not recent["request_id"].isin(labels["request_id"]).any()  # not arrived yet
+
+
+def test_outcomes_follow_the_labels(full_run: tuple[Path, sim.SimulationSummary]) -> None:
+    for model, name in (("credit_default", "repaid"), ("churn_propensity", "renewed")):
+        labels = read_kind(full_run[0], model, "labels")
+        outcomes = read_kind(full_run[0], model, "outcomes")
+        assert set(outcomes["outcome"]) == {name}
+        assert set(outcomes["value"]) == {0.0, 1.0}
+        assert (outcomes["ts"].dt.date == outcomes["folder"]).all()
+        joined = outcomes.merge(labels, on="request_id", suffixes=("", "_label"))
+        assert ((joined["ts"] - joined["label_ts"]).dt.total_seconds() >= 0).all()
+        assert (joined["value"] == 1 - joined["label"]).mean() > 0.95
+
+
+def test_late_rows_land_in_the_next_days_folder_with_their_own_ts(credit: pd.DataFrame) -> None:
+    folder_day = (pd.to_datetime(credit["folder"]) - pd.Timestamp(START)).dt.days
+    late = credit[folder_day != credit["day"]]
+    assert len(late) > 0
+    assert (folder_day[late.index] == late["day"] + 1).all()
+    assert 0.002 < len(late) / len(credit) < 0.01
+    last = credit[credit["day"] == FULL_DAYS - 1]
+    assert (last["folder"] == START + dt.timedelta(days=FULL_DAYS - 1)).all()  # no folder after the run
+
+
+# --------------------------------------------------------------------------- incidents
+
+
+def test_incidents_sit_at_documented_days_and_scale_with_the_run() -> None:
+    documented = {i.kind: i.dates(START) for i in sim.INCIDENTS}
+    assert documented == {
+        "dirty_rows": (dt.date(2026, 7, 1), dt.date(2026, 7, 1)),
+        "unit_bug": (dt.date(2026, 7, 6), dt.date(2026, 7, 6)),
+        "mean_shift": (dt.date(2026, 7, 13), dt.date(2026, 7, 19)),
+        "new_category": (dt.date(2026, 7, 21), dt.date(2026, 8, 29)),
+        "null_spike": (dt.date(2026, 7, 27), dt.date(2026, 7, 28)),
+        "concept_drift": (dt.date(2026, 8, 2), dt.date(2026, 8, 8)),
+        "subgroup_degradation": (dt.date(2026, 8, 10), dt.date(2026, 8, 29)),
+        "latency_regression": (dt.date(2026, 8, 16), dt.date(2026, 8, 18)),
+    }
+    assert all(i.start_day >= sim.REFERENCE_DAYS for i in sim.INCIDENTS)
+    assert all(i.model_name == "credit_default" for i in sim.INCIDENTS)
+    assert sim.incidents(10) == ()
+    short = {i.kind: (i.start_day, i.end_day) for i in sim.incidents(60)}
+    assert short == {
+        "dirty_rows": (30, 30),
+        "unit_bug": (35, 35),
+        "mean_shift": (42, 48),
+        "new_category": (50, 59),
+        "null_spike": (56, 57),
+    }
+
+
+def test_churn_is_never_touched() -> None:
+    assert all(sim._active("churn_propensity", day) == frozenset() for day in range(200))
+
+
+def test_reference_window_is_clean(credit: pd.DataFrame) -> None:
+    ref = credit[credit["day"] < sim.REFERENCE_DAYS]
+    assert ref["prediction_id"].is_unique
+    assert set(ref["role"]) == {"champion", "shadow"}
+    assert set(ref["product"]) == {"card", "loan", "mortgage"}
+    assert ref["utilization"].notna().all()
+    assert ref["income"].groupby(ref["day"]).median().min() > 20_000
+    ok = ref[ref["status"] == "ok"]
+    assert ok["score"].between(0, 1).all()
+    champion = ref[ref["role"] == "champion"]
+    assert (champion["status"] == "error").mean() < 0.02
+    assert champion["latency_ms"].quantile(0.99) < 500
+
+
+def test_age_band_65_plus_is_about_seven_percent(credit: pd.DataFrame) -> None:
+    champion = credit[credit["role"] == "champion"]
+    assert 0.06 < (champion["age_band"] == "65+").mean() < 0.08
+    bands = champion.groupby("age_band")["age"].agg(["min", "max"])
+    assert bands.loc["65+", "min"] >= 65 and bands.loc["65+", "max"] <= 90
+    assert bands.loc["18-25", "min"] >= 18 and bands.loc["18-25", "max"] <= 25
+
+
+def test_dirty_rows_appear_on_day_30_only(credit: pd.DataFrame) -> None:
+    out_of_range = credit[(credit["score"] < 0) | (credit["score"] > 1)]
+    duplicated = credit[credit["prediction_id"].duplicated()]
+    unknown_role = credit[~credit["role"].isin(["champion", "shadow"])]
+    assert len(out_of_range) == sim.DIRTY_OUT_OF_RANGE and set(out_of_range["day"]) == {30}
+    assert len(duplicated) == sim.DIRTY_DUPLICATES and set(duplicated["day"]) == {30}
+    assert len(unknown_role) == sim.DIRTY_UNKNOWN_ROLE and set(unknown_role["role"]) == {"canary"}
+    assert set(unknown_role["day"]) == {30}
+    dirty = pd.concat([out_of_range, duplicated, unknown_role])
+    assert (dirty["folder"] == START + dt.timedelta(days=30)).all()
+
+
+def test_unit_bug_logs_income_in_thousands_for_one_day(credit: pd.DataFrame) -> None:
+    median = credit.groupby("day")["income"].median()
+    assert median[35] == pytest.approx(median.drop(35).median() / 1000, rel=0.2)
+    assert (median.drop(35) > 20_000).all()
+
+
+def test_debt_ratio_shifts_by_half_a_sigma_for_seven_days(credit: pd.DataFrame) -> None:
+    ref = credit[credit["day"] < sim.REFERENCE_DAYS]["debt_ratio"]
+    shifted = credit[credit["day"].between(42, 48)]["debt_ratio"]
+    after = credit[credit["day"].between(49, 55)]["debt_ratio"]
+    assert (shifted.mean() - ref.mean()) / ref.std() == pytest.approx(0.5, abs=0.12)
+    assert abs(after.mean() - ref.mean()) / ref.std() < 0.12
+
+
+def test_bnpl_appears_from_day_50_at_fifteen_percent(credit: pd.DataFrame) -> None:
+    bnpl = (credit["product"] == "bnpl").groupby(credit["day"] >= 50).mean()
+    assert bnpl[False] == 0
+    assert bnpl[True] == pytest.approx(0.15, abs=0.02)
+
+
+def test_utilization_is_null_on_thirty_percent_for_two_days(credit: pd.DataFrame) -> None:
+    null_share = credit["utilization"].isna().groupby(credit["day"]).mean()
+    assert null_share[[56, 57]].between(0.25, 0.35).all()
+    assert (null_share.drop([56, 57]) == 0).all()
+
+
+def test_latency_regression_triples_champion_p99_and_errors(credit: pd.DataFrame) -> None:
+    champion = credit[credit["role"] == "champion"]
+    incident = champion[champion["day"].between(76, 78)]
+    ref = champion[champion["day"] < sim.REFERENCE_DAYS]
+    assert incident["latency_ms"].quantile(0.99) / ref["latency_ms"].quantile(0.99) > 2.3
+    assert 0.035 < (incident["status"] == "error").mean() < 0.09
+    shadow = credit[(credit["role"] == "shadow") & credit["day"].between(76, 78)]
+    assert (shadow["status"] == "error").mean() < 0.02
+
+
+# --------------------------------------------------------------------------- model quality (in memory)
+
+
+@pytest.fixture(scope="module")
+def reference_days() -> pd.DataFrame:
+    return pd.concat([labelled_day("credit_default", d) for d in (14, 15, 16)])
+
+
+def test_champion_is_calibrated_and_shadow_is_slightly_better(reference_days: pd.DataFrame) -> None:
+    champion, shadow = champion_auc(reference_days, "v3"), champion_auc(reference_days, "v4")
+    assert 0.74 < champion < 0.81
+    assert 0.01 < shadow - champion < 0.035
+    rows = reference_days[reference_days["model_version"] == "v3"]
+    assert rows["score"].mean() == pytest.approx(rows["label"].mean(), abs=0.01)
+
+
+def test_concept_drift_drops_auc_while_scores_stay_put(reference_days: pd.DataFrame) -> None:
+    days = (63, 64, 65)
+    drifted = pd.concat([labelled_day("credit_default", d) for d in days])
+    counterfactual = pd.concat(
+        [labelled_day("credit_default", d, inject=all_but(sim.CONCEPT_DRIFT)) for d in days]
+    )
+    assert champion_auc(counterfactual) - champion_auc(drifted) >= 0.05
+    assert champion_auc(counterfactual, "v4") - champion_auc(drifted, "v4") >= 0.05
+    ref_scores = reference_days[reference_days["model_version"] == "v3"]["score"]
+    new_scores = drifted[drifted["model_version"] == "v3"]["score"]
+    assert abs(new_scores.mean() - ref_scores.mean()) < 0.01
+    assert abs(new_scores.quantile(0.9) - ref_scores.quantile(0.9)) < 0.02
+
+
+def test_subgroup_degradation_hits_65_plus_only() -> None:
+    days = (71, 72, 73, 74)
+    degraded = pd.concat([labelled_day("credit_default", d) for d in days])
+    counterfactual = pd.concat(
+        [labelled_day("credit_default", d, inject=all_but(sim.SUBGROUP_DEGRADATION)) for d in days]
+    )
+    old = degraded["age_band"] == "65+"
+    old_before = counterfactual["age_band"] == "65+"
+    assert champion_auc(counterfactual[old_before]) - champion_auc(degraded[old]) > 0.15
+    assert abs(champion_auc(counterfactual) - champion_auc(degraded)) < 0.02
+    assert champion_auc(counterfactual[~old_before]) == champion_auc(degraded[~old])
+
+
+def test_turning_an_incident_off_changes_nothing_else() -> None:
+    with_bug = sim.simulate_day("credit_default", 35, 500).predictions
+    without = sim.simulate_day("credit_default", 35, 500, inject=()).predictions
+    assert with_bug.drop_columns(["income"]).equals(without.drop_columns(["income"]))
+    ratio = np.array(without.column("income")) / np.array(with_bug.column("income"))
+    assert ratio == pytest.approx(1000, rel=1e-3)
+    dirty = sim.simulate_day("credit_default", 30, 500)
+    clean = sim.simulate_day("credit_default", 30, 500, inject=())
+    assert dirty.labels.equals(clean.labels)
+    assert dirty.predictions.num_rows == clean.predictions.num_rows + 20
+
+
+def test_full_size_run_is_fast(tmp_path: Path) -> None:
+    # A tenth of the default run; the default (90 days x 5000) takes a few seconds.
+    import time
+
+    began = time.perf_counter()
+    sim.simulate(tmp_path, days=9, requests=5000)
+    assert time.perf_counter() - began < 5
