@@ -1,0 +1,171 @@
+"""Business outcomes per model-day (repaid, clicked, renewed, ...): the number the model exists to move.
+
+Outcomes are joined to the day's requests by request_id and stored in performance_metrics as
+metric `outcome:<name>`, so they share the table, the reference bands and the dashboard with the
+model metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from monitoring_pipelines.config import OutcomeThresholds
+from monitoring_pipelines.core.findings import CheckOutcome, Finding
+from monitoring_pipelines.core.performance import (
+    PERFORMANCE_COLUMNS,
+    compare_to_band,
+    markdown_table,
+    to_float_array,
+    wilson_interval,
+    z_value,
+)
+
+PREFIX = "outcome:"
+
+
+def daily_outcomes(
+    day: pd.DataFrame, outcomes: pd.DataFrame, names: list[str], confidence: float = 0.95
+) -> pd.DataFrame:
+    """One performance_metrics row per configured outcome name for the day's requests.
+
+    `day`: the day's prediction rows (request_id; each request counted once whatever its roles).
+    `outcomes`: request_id, outcome, value, ts; a request with several values for one outcome keeps the
+    latest by ts. value = mean over the requests that have the outcome; n = their count;
+    labelled_fraction = n / the day's distinct requests. Interval: Wilson when every value is 0 or 1
+    (a rate), else mean ± z·sd/sqrt(n) (n >= 2). A name with no outcome yet gets value nan and n = 0,
+    so a broken outcome feed shows as a gap, not as a missing row. estimated is always False.
+    """
+    names = list(dict.fromkeys(names))
+    requests = pd.Index(day["request_id"].dropna().unique()) if "request_id" in day else pd.Index([])
+    total = len(requests)
+    if outcomes is None or outcomes.empty or not names:
+        kept = pd.DataFrame({"request_id": [], "outcome": [], "value": []})
+    else:
+        kept = outcomes[outcomes["outcome"].isin(names) & outcomes["request_id"].isin(requests)].copy()
+        kept["value"] = to_float_array(kept["value"])
+        kept = kept[np.isfinite(kept["value"].to_numpy())]
+        if "ts" in kept:
+            kept["ts"] = pd.to_datetime(kept["ts"], utc=True, errors="coerce")
+            kept = kept.sort_values("ts", kind="stable", na_position="first")
+        kept = kept.drop_duplicates(["request_id", "outcome"], keep="last")
+    kept = kept.assign(binary=np.isin(kept["value"].to_numpy(dtype=float), (0.0, 1.0)))
+    grouped = kept.groupby("outcome")
+    stats = pd.DataFrame(
+        {
+            "n": grouped["value"].size(),
+            "mean": grouped["value"].mean(),
+            "sd": grouped["value"].std(ddof=1),
+            "total": grouped["value"].sum(),
+            "binary": grouped["binary"].all(),
+        }
+    ).reindex(names)
+    n = stats["n"].to_numpy(dtype=float, na_value=0.0)
+    mean = stats["mean"].to_numpy(dtype=float, na_value=np.nan)
+    sd = stats["sd"].to_numpy(dtype=float, na_value=np.nan)
+    binary = stats["binary"].to_numpy(dtype=float, na_value=0.0) == 1.0
+    successes = np.where(binary, stats["total"].to_numpy(dtype=float, na_value=0.0), 0.0)
+    w_low, w_high = wilson_interval(successes, n, confidence)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = z_value(confidence) * sd / np.sqrt(n)
+    low = np.where(binary, w_low, mean - half)
+    high = np.where(binary, w_high, mean + half)
+    out = pd.DataFrame(
+        {
+            "metric": [f"{PREFIX}{name}" for name in names],
+            "value": mean,
+            "ci_low": low,
+            "ci_high": high,
+            "n": n.astype("int64"),
+            "labelled_fraction": n / total if total else np.full(len(names), np.nan),
+            "estimated": False,
+        }
+    )
+    return out[PERFORMANCE_COLUMNS]
+
+
+def outcome_checks(
+    today: pd.DataFrame, bands: pd.DataFrame, thresholds: OutcomeThresholds
+) -> list[CheckOutcome]:
+    """`business_outcome`: a warning per outcome outside its reference band mean ± band_k·σ (either side:
+    whether more is better depends on the outcome), on at least min_n requests, with the day's interval
+    excluding the reference mean (performance.compare_to_band). Without a band (fewer than two
+    reference days) the outcome is listed in the summary and not judged.
+    """
+    findings: list[Finding] = []
+    table: list[dict[str, Any]] = []
+    rows = today[today["metric"].astype(str).str.startswith(PREFIX)] if len(today) else today
+    for row in rows.to_dict("records"):  # one per configured outcome
+        metric = str(row["metric"])
+        value, lo, hi, n = float(row["value"]), float(row["ci_low"]), float(row["ci_high"]), int(row["n"])
+        band = _band(bands, metric)
+        if band is None or not np.isfinite(value):
+            table.append(
+                {"metric": metric, "value": value, "n": n, "status": "no value or no reference band"}
+            )
+            continue
+        mean, std, n_days = float(band["mean"]), float(band["std"]), int(band["n_days"])
+        breach, low, high = compare_to_band(value, lo, hi, mean, std, thresholds.band_k, "two_sided")
+        status = "ok"
+        if not np.isfinite(std):
+            status = f"not judged: no day-to-day spread ({n_days} reference day)"
+        elif n < thresholds.min_n:
+            status = f"not judged: n={n} < min_n {thresholds.min_n}"
+        elif breach:
+            status = "warning"
+            side, limit = ("below", low) if value < low else ("above", high)
+            findings.append(
+                Finding(
+                    check_name="business_outcome",
+                    severity="warning",
+                    metric=metric,
+                    subject=metric,
+                    value=value,
+                    threshold=limit,
+                    message=(
+                        f"{metric} {value:.4g} (95% CI [{lo:.4g}, {hi:.4g}], n={n}) is {side} its reference band "
+                        f"[{low:.4g}, {high:.4g}] (mean {mean:.4g} ± {thresholds.band_k:g}·σ, σ={std:.3g}, "
+                        f"{n_days} reference days)"
+                    ),
+                    evidence={
+                        "n": n,
+                        "ci": [_j(lo), _j(hi)],
+                        "band_mean": _j(mean),
+                        "band_std": _j(std),
+                        "band_k": thresholds.band_k,
+                        "band": [low, high],
+                        "n_days": n_days,
+                        "estimated": False,
+                        "labelled_fraction": _j(float(row.get("labelled_fraction", np.nan))),
+                    },
+                )
+            )
+        table.append(
+            {"metric": metric, "value": value, "band": f"[{low:.4g}, {high:.4g}]", "n": n, "status": status}
+        )
+    return [
+        CheckOutcome(
+            check_name="business_outcome",
+            findings=findings,
+            metadata={"summary": markdown_table(table, ["metric", "value", "band", "n", "status"])},
+            description=f"Business outcomes inside their reference band (mean ± {thresholds.band_k:g}·σ)",
+        )
+    ]
+
+
+def _band(bands: pd.DataFrame, metric: str) -> pd.Series | None:
+    if bands is None or bands.empty:
+        return None
+    match = bands["metric"] == metric
+    if "estimated" in bands:
+        match &= ~bands["estimated"].astype(bool)
+    found = bands[match]
+    if found.empty or not np.isfinite(float(found["mean"].iloc[0])):
+        return None
+    return found.iloc[0]
+
+
+def _j(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None

@@ -1,0 +1,631 @@
+"""Labelled performance of a binary classifier per model-day, with confidence intervals, and its checks.
+
+Every metric comes with an interval so a check can tell a real drop from a small, noisy day:
+Wilson for proportions, DeLong for ROC AUC, the normal approximation of a mean for per-row losses,
+the delta method for F1 and a percentile bootstrap for the expected calibration error.
+See docs/performance.md for the formulas, their references and the defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from monitoring_pipelines.config import PerformanceThresholds
+from monitoring_pipelines.core.baselines import band_limits
+from monitoring_pipelines.core.findings import CheckOutcome, Finding
+
+METRICS: tuple[str, ...] = (
+    "auc",
+    "log_loss",
+    "brier",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "positive_rate",
+    "ece",
+)
+# positive_rate (share of rows the logged decision calls positive) has no better direction; it is
+# listed True only so every metric has a key. The checks treat it as directionless and skip it
+# (its shifts are prediction drift, reported by the drift checks as `__prediction_rate__`).
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "auc": True,
+    "log_loss": False,
+    "brier": False,
+    "accuracy": True,
+    "precision": True,
+    "recall": True,
+    "f1": True,
+    "positive_rate": True,
+    "ece": False,
+}
+DIRECTIONLESS: frozenset[str] = frozenset({"positive_rate"})
+PERFORMANCE_COLUMNS = ["metric", "value", "ci_low", "ci_high", "n", "labelled_fraction", "estimated"]
+METRIC_COLUMNS = ["metric", "value", "ci_low", "ci_high", "n"]
+
+EPS = float(np.finfo(np.float64).eps)  # log-loss clipping, as scikit-learn does for float64
+ECE_BOOTSTRAP_SAMPLES = 400
+ECE_BOOTSTRAP_SEED = 0  # fixed: a re-run of a partition must write the same interval
+ECE_EXACT_BOOTSTRAP_MAX_ROWS = 50_000
+_BOOTSTRAP_BLOCK_CELLS = 4_000_000  # resampled indices held in memory at once
+
+Direction = Literal["higher_is_better", "lower_is_better", "two_sided"]
+
+
+# --------------------------------------------------------------------------- primitives
+
+
+def z_value(confidence: float) -> float:
+    """Two-sided standard-normal quantile for a confidence level (0.95 -> 1.95996...)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    return float(stats.norm.ppf(0.5 + confidence / 2))
+
+
+def wilson_interval(
+    successes: np.ndarray | int, n: np.ndarray | int, confidence: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for a binomial proportion successes / n, elementwise.
+
+    The interval inverts the score test, so unlike the Wald interval it stays inside [0, 1] and keeps
+    close to nominal coverage for small n and proportions near 0 or 1. n == 0 gives (nan, nan).
+    Reference: E. B. Wilson (1927), JASA 22:209-212; Brown, Cai & DasGupta (2001), Stat. Sci. 16:101-133.
+    """
+    s = np.asarray(successes, dtype=float)
+    total = np.asarray(n, dtype=float)
+    if np.any((total > 0) & ((s < 0) | (s > total))):
+        raise ValueError("successes must lie in [0, n]")
+    z = z_value(confidence)
+    z2 = z * z
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = s / total
+        denom = 1.0 + z2 / total
+        center = (p + z2 / (2.0 * total)) / denom
+        half = z * np.sqrt(p * (1.0 - p) / total + z2 / (4.0 * total * total)) / denom
+    valid = total > 0
+    low = np.where(valid, np.clip(center - half, 0.0, 1.0), np.nan)
+    high = np.where(valid, np.clip(center + half, 0.0, 1.0), np.nan)
+    return low, high
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve: P(score of a positive > score of a negative), ties counting 1/2.
+
+    Computed as the Mann-Whitney U statistic from midranks (scipy.stats.rankdata), O(n log n).
+    Rows with a non-finite score or a label other than 0/1 are ignored; nan if one class is absent.
+    """
+    y_arr, s_arr = _finite_pairs(y, score)
+    pos = y_arr == 1
+    n_pos = int(pos.sum())
+    n_neg = y_arr.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = stats.rankdata(s_arr)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """ROC AUCs of k scores on the same rows and DeLong's estimate of their covariance.
+
+    `scores` has shape (k, n) (a 1-d array is one score). Uses the structural components
+    V10 (per positive) and V01 (per negative) computed from midranks, O(k n log n):
+    cov = S10 / m + S01 / n_neg, S the sample covariances (ddof=1) of the components.
+    One class absent -> AUCs nan; fewer than two rows in a class -> covariance nan.
+    References: DeLong, DeLong & Clarke-Pearson (1988), Biometrics 44:837-845;
+    Sun & Xu (2014), IEEE Signal Processing Letters 21:1389-1393.
+    """
+    y_arr = np.asarray(y, dtype=float).ravel()
+    s_arr = np.atleast_2d(np.asarray(scores, dtype=float))
+    if s_arr.shape[1] != y_arr.size:
+        raise ValueError(f"scores has {s_arr.shape[1]} columns for {y_arr.size} labels")
+    k = s_arr.shape[0]
+    pos = y_arr == 1
+    neg = y_arr == 0
+    m, n_neg = int(pos.sum()), int(neg.sum())
+    if m == 0 or n_neg == 0:
+        return np.full(k, np.nan), np.full((k, k), np.nan)
+    x, z = s_arr[:, pos], s_arr[:, neg]
+    tx = stats.rankdata(x, axis=1)
+    tz = stats.rankdata(z, axis=1)
+    tall = stats.rankdata(np.hstack([x, z]), axis=1)
+    aucs = (tall[:, :m].sum(axis=1) / m - (m + 1) / 2.0) / n_neg
+    if m < 2 or n_neg < 2:
+        return aucs, np.full((k, k), np.nan)
+    v10 = (tall[:, :m] - tx) / n_neg  # per positive: share of negatives ranked below it
+    v01 = 1.0 - (tall[:, m:] - tz) / m  # per negative: share of positives ranked above it
+    s10 = np.atleast_2d(np.cov(v10))
+    s01 = np.atleast_2d(np.cov(v01))
+    return aucs, s10 / m + s01 / n_neg
+
+
+def auc_ci(y: np.ndarray, score: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """ROC AUC with a DeLong interval, built on the logit scale so it stays inside (0, 1).
+
+    When the AUC is exactly 0 or 1 (logit undefined) the Wald interval clipped to [0, 1] is used.
+    Returns (auc, low, high); (nan, nan, nan) with one class absent.
+    """
+    y_arr, s_arr = _finite_pairs(y, score)
+    aucs, cov = delong_covariance(y_arr, s_arr[None, :])
+    auc, var = float(aucs[0]), float(cov[0, 0])
+    if not np.isfinite(auc) or not np.isfinite(var):
+        return auc, float("nan"), float("nan")
+    z = z_value(confidence)
+    se = float(np.sqrt(max(var, 0.0)))
+    if 0.0 < auc < 1.0 and se > 0:
+        center = special.logit(auc)
+        half = z * se / (auc * (1.0 - auc))
+        return auc, float(special.expit(center - half)), float(special.expit(center + half))
+    return auc, max(0.0, auc - z * se), min(1.0, auc + z * se)
+
+
+def expected_calibration_error(y: np.ndarray, score: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error: sum over equal-width score bins of (n_b / n)·|mean(y_b) − mean(score_b)|.
+
+    Bins are [k/B, (k+1)/B), the last one closed at 1. Since (n_b / n)·|mean difference| equals
+    |sum over the bin of (y − score)| / n, only per-bin sums are needed. nan with no rows.
+    Reference: Naeini, Cooper & Hauskrecht (2015), AAAI; Guo et al. (2017), ICML.
+    """
+    y_arr, s_arr = _finite_pairs(y, score)
+    if y_arr.size == 0:
+        return float("nan")
+    idx = _bin_index(s_arr, bins)
+    sums = np.bincount(idx, weights=y_arr - s_arr, minlength=bins)
+    return float(np.abs(sums).sum() / y_arr.size)
+
+
+# --------------------------------------------------------------------------- all metrics of a sample
+
+
+def binary_metrics(
+    y: np.ndarray,
+    score: np.ndarray,
+    prediction: np.ndarray,
+    confidence: float = 0.95,
+    ece_bins: int = 10,
+) -> pd.DataFrame:
+    """Every metric in METRICS for labelled rows, one row per metric: metric, value, ci_low, ci_high, n.
+
+    Rows with a non-finite score, a label other than 0/1 or a prediction other than 0/1 are dropped;
+    `n` is the number of rows used (the same for every metric). The decision is the logged
+    `prediction`, not a re-thresholded score. Intervals (two-sided, `confidence`):
+      accuracy, precision, recall, positive_rate: Wilson on their own denominators;
+      auc: DeLong (logit scale); log_loss, brier: mean ± z·se of the per-row losses;
+      f1: delta method on the multinomial confusion counts,
+          Var(F1) ≈ 4·TP·(FP+FN)·(TP+FP+FN) / (2TP+FP+FN)^4;
+      ece: normal bootstrap interval, ECE ± z·se with se from 400 row resamples (fixed seed; above
+          50 000 rows the per-bin sums are drawn from their normal approximation instead).
+    A metric whose denominator is empty (precision without predicted positives, recall or AUC without
+    both classes, ...) is nan rather than 0, so it is never mistaken for a bad value.
+    """
+    y_arr, s_arr, p_arr = _clean_rows(y, score, prediction)
+    n = int(y_arr.size)
+    z = z_value(confidence)
+    out: dict[str, tuple[float, float, float]] = {}
+    pos = y_arr == 1
+    pred = p_arr == 1
+    tp = int(np.sum(pos & pred))
+    fp = int(np.sum(~pos & pred))
+    fn = int(np.sum(pos & ~pred))
+    tn = n - tp - fp - fn
+
+    out["auc"] = auc_ci(y_arr, s_arr, confidence) if n else _nan3()
+    clipped = np.clip(s_arr, EPS, 1.0 - EPS)
+    out["log_loss"] = _mean_ci(-(y_arr * np.log(clipped) + (1.0 - y_arr) * np.log1p(-clipped)), z, low=0.0)
+    out["brier"] = _mean_ci((s_arr - y_arr) ** 2, z, low=0.0, high=1.0)
+    out["accuracy"] = _proportion(tp + tn, n, confidence)
+    out["precision"] = _proportion(tp, tp + fp, confidence)
+    out["recall"] = _proportion(tp, tp + fn, confidence)
+    out["f1"] = _f1_delta(tp, fp, fn, z)
+    out["positive_rate"] = _proportion(tp + fp, n, confidence)
+    out["ece"] = _ece_with_ci(y_arr, s_arr, ece_bins, confidence)
+    return pd.DataFrame(
+        [(metric, *out[metric], n) for metric in METRICS],
+        columns=METRIC_COLUMNS,
+    ).astype({"value": float, "ci_low": float, "ci_high": float, "n": "int64"})
+
+
+def daily_performance(
+    day: pd.DataFrame, labels: pd.DataFrame, thresholds: PerformanceThresholds | None = None
+) -> pd.DataFrame:
+    """performance_metrics rows of one model-day (without model_name / partition_date).
+
+    `day`: the champion's `ok` rows (request_id, score, prediction, ...). `labels`: request_id, label,
+    label_ts; when a request was labelled more than once the latest label_ts wins.
+    Measured rows (estimated = False) are the metrics of the labelled rows, written when at least one
+    row is labelled and only for metrics computable on them; estimated rows (estimated = True) are
+    confidence-based estimates (estimation.estimate_metrics) over every scored row of the day, written
+    always, so a degradation visible in the scores is seen before any label arrives.
+    labelled_fraction = labelled rows / scored rows. Counts of dropped rows are in `.attrs`
+    (rows, scored, dropped_scores, labelled, invalid_labels).
+    """
+    from monitoring_pipelines.core.estimation import estimate_metrics  # estimation imports this module
+
+    thresholds = thresholds or PerformanceThresholds()
+    rows = len(day)
+    score = to_float_array(day["score"]) if "score" in day else np.full(rows, np.nan)
+    prediction = to_float_array(day["prediction"]) if "prediction" in day else np.full(rows, np.nan)
+    scored = np.isfinite(score) & np.isin(prediction, (0.0, 1.0))
+    kept = day.loc[scored, ["request_id"]].assign(score=score[scored], prediction=prediction[scored])
+
+    latest, invalid_labels = _latest_labels(labels)  # one label per request_id
+    joined = kept.merge(latest, on="request_id", how="left")
+    label = to_float_array(joined["label"])
+    has_label = np.isin(label, (0.0, 1.0))
+    n_scored = len(joined)
+    n_labelled = int(has_label.sum())
+    fraction = n_labelled / n_scored if n_scored else float("nan")
+
+    frames = []
+    if n_labelled:
+        measured = binary_metrics(
+            label[has_label],
+            joined["score"].to_numpy()[has_label],
+            joined["prediction"].to_numpy()[has_label],
+            ece_bins=thresholds.ece_bins,
+        )
+        frames.append(measured[np.isfinite(measured["value"])].assign(estimated=False))
+    estimated = estimate_metrics(joined["score"].to_numpy(), joined["prediction"].to_numpy())
+    frames.append(estimated.assign(estimated=True))
+    out = pd.concat(frames, ignore_index=True).assign(labelled_fraction=fraction)[PERFORMANCE_COLUMNS]
+    out = out.astype({"n": "int64", "estimated": bool, "labelled_fraction": float})
+    out.attrs = {
+        "rows": rows,
+        "scored": n_scored,
+        "dropped_scores": int(rows - n_scored),
+        "labelled": n_labelled,
+        "invalid_labels": invalid_labels,
+    }
+    return out
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def compare_to_band(
+    value: float,
+    ci_low: float,
+    ci_high: float,
+    mean: float,
+    std: float,
+    k: float,
+    direction: Direction,
+) -> tuple[bool, float, float]:
+    """Is `value` outside the reference band on its worse side, with its interval excluding the mean?
+
+    Both conditions: outside mean ± k·std (the day-to-day spread of the reference window) and the
+    day's own interval not containing the reference mean (a small day's noise is larger than the
+    spread of the reference days, which had more rows). A missing interval does not block.
+    Returns (breach, band_low, band_high); without a finite std there is no band and no breach.
+    """
+    low, high = band_limits(mean, std, k)
+    if not (np.isfinite(value) and np.isfinite(mean) and std is not None and np.isfinite(std)):
+        return False, low, high
+    below = value < low and not (np.isfinite(ci_high) and ci_high >= mean)
+    above = value > high and not (np.isfinite(ci_low) and ci_low <= mean)
+    if direction == "higher_is_better":
+        return below, low, high
+    if direction == "lower_is_better":
+        return above, low, high
+    return below or above, low, high
+
+
+def performance_checks(
+    today: pd.DataFrame, bands: pd.DataFrame, thresholds: PerformanceThresholds
+) -> list[CheckOutcome]:
+    """`performance_degradation` (warning) and `performance_critical_drop` (critical) for one model-day.
+
+    `today`: daily_performance rows; `bands`: metric, estimated, mean, std, n_days (summarize_days over
+    the reference window's daily rows, keyed by metric and estimated). Per metric the measured row is
+    used when it has n >= min_labelled and a measured band exists, else the estimated row against the
+    estimated band (said in the evidence). Degradation: outside the band on the worse side (compare_to_band).
+    Critical: worse than the band mean by more than critical_drops[metric] (auc defaults to
+    auc_critical_drop) with the interval excluding the mean. positive_rate is not checked (DIRECTIONLESS).
+    """
+    if today is None or not set(PERFORMANCE_COLUMNS) <= set(today.columns):
+        today = pd.DataFrame({column: [] for column in PERFORMANCE_COLUMNS})
+    warn: list[Finding] = []
+    crit: list[Finding] = []
+    table: list[dict[str, Any]] = []
+    drops = dict(thresholds.critical_drops)
+    drops.setdefault("auc", thresholds.auc_critical_drop)
+    for metric in METRICS:
+        if metric in DIRECTIONLESS:
+            continue
+        chosen = _choose_row(today, bands, metric, thresholds.min_labelled)
+        if chosen is None:
+            table.append({"metric": metric, "status": "no data or no reference band"})
+            continue
+        row, band, basis = chosen
+        hib = HIGHER_IS_BETTER[metric]
+        direction: Direction = "higher_is_better" if hib else "lower_is_better"
+        value, lo, hi = float(row["value"]), _f(row["ci_low"]), _f(row["ci_high"])
+        mean, std, n_days = float(band["mean"]), _f(band["std"]), int(band["n_days"])
+        breach, band_low, band_high = compare_to_band(value, lo, hi, mean, std, thresholds.band_k, direction)
+        evidence = {
+            "n": int(row["n"]),
+            "ci": [_j(lo), _j(hi)],
+            "band_mean": _j(mean),
+            "band_std": _j(std),
+            "band_k": thresholds.band_k,
+            "band": [_j(band_low), _j(band_high)],
+            "n_days": n_days,
+            "estimated": bool(row["estimated"]),
+            "basis": basis,
+            "labelled_fraction": _j(_f(row.get("labelled_fraction", np.nan))),
+        }
+        text = _describe(metric, value, lo, hi, row, basis)
+        band_text = _band_text(mean, std, thresholds.band_k, band_low, band_high, n_days)
+        status = "ok" if np.isfinite(std) else f"no band spread ({n_days} reference day)"
+        if breach:
+            status = "warning"
+            limit = band_low if hib else band_high
+            side = "below" if hib else "above"
+            warn.append(
+                Finding(
+                    check_name="performance_degradation",
+                    severity="warning",
+                    metric=metric,
+                    subject=metric,
+                    value=value,
+                    threshold=limit,
+                    message=f"{text} is {side} its reference band {band_text}",
+                    evidence=evidence,
+                )
+            )
+        drop = drops.get(metric)
+        worse_by = (mean - value) if hib else (value - mean)
+        ci_excludes = not np.isfinite(hi if hib else lo) or ((hi < mean) if hib else (lo > mean))
+        if drop is not None and np.isfinite(worse_by) and worse_by > drop and ci_excludes:
+            status = "critical"
+            limit = mean - drop if hib else mean + drop
+            crit.append(
+                Finding(
+                    check_name="performance_critical_drop",
+                    severity="critical",
+                    metric=metric,
+                    subject=metric,
+                    value=value,
+                    threshold=limit,
+                    message=(
+                        f"{text} is {worse_by:.4g} worse than its reference mean {mean:.4g} "
+                        f"(critical drop {drop:.4g}; band {band_text})"
+                    ),
+                    evidence={**evidence, "critical_drop": drop, "worse_by": _j(worse_by)},
+                )
+            )
+        table.append(
+            {
+                "metric": metric,
+                "basis": basis,
+                "value": value,
+                "ci": f"[{lo:.4g}, {hi:.4g}]",
+                "band": f"[{band_low:.4g}, {band_high:.4g}]",
+                "n": int(row["n"]),
+                "status": status,
+            }
+        )
+    summary = markdown_table(table, ["metric", "basis", "value", "ci", "band", "n", "status"])
+    return [
+        CheckOutcome(
+            check_name="performance_degradation",
+            findings=warn,
+            metadata={"summary": summary},
+            description=f"Metrics outside their reference band (mean ± {thresholds.band_k:g}·σ), CI excluding the mean",
+        ),
+        CheckOutcome(
+            check_name="performance_critical_drop",
+            findings=crit,
+            metadata={"summary": summary},
+            description="Metrics worse than their reference mean by more than the critical drop",
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def to_float_array(values: Any) -> np.ndarray:
+    """A 1-d float array; unparsable entries and pandas NA become nan (so masks can drop them)."""
+    if isinstance(values, pd.Series | pd.Index):
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return np.asarray(values, dtype=float).ravel()
+
+
+def _finite_pairs(y: Any, score: Any) -> tuple[np.ndarray, np.ndarray]:
+    y_arr, s_arr = to_float_array(y), to_float_array(score)
+    if y_arr.size != s_arr.size:
+        raise ValueError(f"y has {y_arr.size} rows, score has {s_arr.size}")
+    keep = np.isfinite(s_arr) & np.isin(y_arr, (0.0, 1.0))
+    return y_arr[keep], s_arr[keep]
+
+
+def _clean_rows(y: Any, score: Any, prediction: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y_arr, s_arr, p_arr = to_float_array(y), to_float_array(score), to_float_array(prediction)
+    if not y_arr.size == s_arr.size == p_arr.size:
+        raise ValueError(f"y, score and prediction have {y_arr.size}, {s_arr.size}, {p_arr.size} rows")
+    keep = np.isfinite(s_arr) & np.isin(y_arr, (0.0, 1.0)) & np.isin(p_arr, (0.0, 1.0))
+    return y_arr[keep], s_arr[keep], p_arr[keep]
+
+
+def _bin_index(score: np.ndarray, bins: int) -> np.ndarray:
+    return np.clip(np.floor(score * bins), 0, bins - 1).astype(np.intp)
+
+
+def _nan3() -> tuple[float, float, float]:
+    return float("nan"), float("nan"), float("nan")
+
+
+def _proportion(successes: int, total: int, confidence: float) -> tuple[float, float, float]:
+    if total == 0:
+        return _nan3()
+    low, high = wilson_interval(successes, total, confidence)
+    return successes / total, float(low), float(high)
+
+
+def _mean_ci(
+    values: np.ndarray, z: float, low: float = -np.inf, high: float = np.inf
+) -> tuple[float, float, float]:
+    """Mean with the normal-approximation interval mean ± z·sd/sqrt(n) (sd with ddof=1)."""
+    n = values.size
+    if n == 0:
+        return _nan3()
+    mean = float(values.mean())
+    if n < 2:
+        return mean, float("nan"), float("nan")
+    half = z * float(values.std(ddof=1)) / np.sqrt(n)
+    return mean, max(low, mean - half), min(high, mean + half)
+
+
+def _f1_delta(tp: int, fp: int, fn: int, z: float) -> tuple[float, float, float]:
+    """F1 = 2TP/(2TP+FP+FN) with a delta-method interval under multinomial sampling of the counts."""
+    denom = 2 * tp + fp + fn
+    if denom == 0:
+        return _nan3()
+    f1 = 2 * tp / denom
+    var = 4.0 * tp * (fp + fn) * (tp + fp + fn) / float(denom) ** 4
+    half = z * np.sqrt(var)
+    return f1, max(0.0, f1 - half), min(1.0, f1 + half)
+
+
+def _ece_with_ci(
+    y: np.ndarray, score: np.ndarray, bins: int, confidence: float
+) -> tuple[float, float, float]:
+    n = y.size
+    if n == 0:
+        return _nan3()
+    idx = _bin_index(score, bins)
+    diff = y - score
+    ece = float(np.abs(np.bincount(idx, weights=diff, minlength=bins)).sum() / n)
+    if n < 2:
+        return ece, float("nan"), float("nan")
+    rng = np.random.default_rng(ECE_BOOTSTRAP_SEED)
+    if n <= ECE_EXACT_BOOTSTRAP_MAX_ROWS:
+        draws = _ece_bootstrap(idx, diff, bins, ECE_BOOTSTRAP_SAMPLES, rng)
+    else:
+        draws = _ece_normal_bootstrap(idx, diff, bins, ECE_BOOTSTRAP_SAMPLES, rng)
+    # Normal bootstrap interval (estimate ± z·bootstrap se): the percentile interval of a statistic this
+    # biased upwards (|sums| fold the noise) can lie entirely above the estimate itself.
+    half = z_value(confidence) * float(draws.std(ddof=1))
+    return ece, max(0.0, ece - half), ece + half
+
+
+def _ece_bootstrap(
+    idx: np.ndarray, diff: np.ndarray, bins: int, samples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """ECE of `samples` row resamples, in blocks so at most ~4M resampled indices are held at once."""
+    n = idx.size
+    block = max(1, min(samples, _BOOTSTRAP_BLOCK_CELLS // n))
+    out = np.empty(samples)
+    for start in range(0, samples, block):  # loop over resample blocks, not rows
+        size = min(block, samples - start)
+        pick = rng.integers(0, n, size=(size, n))
+        cells = idx[pick] + bins * np.arange(size)[:, None]
+        sums = np.bincount(cells.ravel(), weights=diff[pick].ravel(), minlength=size * bins)
+        out[start : start + size] = np.abs(sums.reshape(size, bins)).sum(axis=1) / n
+    return out
+
+
+def _ece_normal_bootstrap(
+    idx: np.ndarray, diff: np.ndarray, bins: int, samples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Large samples: per-bin means of diff·1[bin] are ~ multivariate normal (CLT) with covariance
+    (diag(q) − m mᵀ)/n, m and q the first and second moments; draw them instead of resampling rows."""
+    n = idx.size
+    m = np.bincount(idx, weights=diff, minlength=bins) / n
+    q = np.bincount(idx, weights=diff * diff, minlength=bins) / n
+    cov = (np.diag(q) - np.outer(m, m)) / n
+    draws = rng.multivariate_normal(m, cov, size=samples, method="eigh")
+    return np.abs(draws).sum(axis=1)
+
+
+def _latest_labels(labels: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """One label per request: the latest by label_ts (input order breaks ties); invalid labels dropped."""
+    if labels is None or labels.empty or "label" not in labels:
+        return pd.DataFrame({"request_id": pd.Series(dtype=object), "label": pd.Series(dtype=float)}), 0
+    frame = labels[["request_id", "label", *(["label_ts"] if "label_ts" in labels else [])]].copy()
+    frame["label"] = to_float_array(frame["label"])
+    valid = np.isin(frame["label"].to_numpy(), (0.0, 1.0)) & frame["request_id"].notna().to_numpy()
+    invalid = int((~valid).sum())
+    frame = frame[valid]
+    if "label_ts" in frame:
+        frame = frame.assign(label_ts=pd.to_datetime(frame["label_ts"], utc=True, errors="coerce"))
+        frame = frame.sort_values("label_ts", kind="stable", na_position="first")
+    frame = frame.drop_duplicates("request_id", keep="last")
+    return frame[["request_id", "label"]], invalid
+
+
+def _choose_row(
+    today: pd.DataFrame, bands: pd.DataFrame, metric: str, min_labelled: int
+) -> tuple[pd.Series, pd.Series, str] | None:
+    is_estimated = today["estimated"].astype(bool)
+    labelled = int(to_float_array(today.loc[~is_estimated, "n"]).max(initial=0))
+    rows = today[(today["metric"] == metric) & np.isfinite(to_float_array(today["value"]))]
+    measured = rows[~rows["estimated"].astype(bool)]
+    estimated = rows[rows["estimated"].astype(bool)]
+    candidates: list[tuple[pd.DataFrame, bool, str]] = []
+    if labelled < min_labelled:
+        fallback = f"estimated (labelled n={labelled} < min_labelled {min_labelled})"
+    elif measured.empty:
+        fallback = f"estimated ({metric} not computable on the {labelled} labelled rows)"
+    else:
+        candidates.append((measured, False, f"measured on {labelled} labelled rows"))
+        fallback = f"estimated (no measured reference band; {labelled} labelled rows)"
+    candidates.append((estimated, True, fallback))
+    for frame, estimated_basis, basis in candidates:
+        band = _band_row(bands, metric, estimated_basis)
+        if len(frame) and band is not None:
+            return frame.iloc[0], band, basis
+    return None
+
+
+def _band_row(bands: pd.DataFrame, metric: str, estimated: bool) -> pd.Series | None:
+    if bands is None or bands.empty:
+        return None
+    match = bands["metric"] == metric
+    if "estimated" in bands:
+        match &= bands["estimated"].astype(bool) == estimated
+    elif estimated:
+        return None
+    found = bands[match]
+    if found.empty or not np.isfinite(_f(found["mean"].iloc[0])):
+        return None
+    return found.iloc[0]
+
+
+def _describe(metric: str, value: float, lo: float, hi: float, row: pd.Series, basis: str) -> str:
+    kind = "estimated" if bool(row["estimated"]) else "measured"
+    return f"{metric} {value:.4g} ({kind}, 95% CI [{lo:.4g}, {hi:.4g}], n={int(row['n'])}; {basis})"
+
+
+def _band_text(mean: float, std: float, k: float, low: float, high: float, n_days: int) -> str:
+    std_text = f"{std:.3g}" if np.isfinite(std) else "n/a"
+    return f"[{low:.4g}, {high:.4g}] (mean {mean:.4g} ± {k:g}·σ, σ={std_text}, {n_days} reference days)"
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A small markdown table for CheckOutcome.metadata["summary"] (floats to 4 significant digits)."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return "" if value is None else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _f(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _j(value: float) -> float | None:
+    """JSON-friendly float: nan/inf become None."""
+    return float(value) if value is not None and np.isfinite(value) else None

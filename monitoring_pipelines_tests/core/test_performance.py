@@ -1,0 +1,451 @@
+"""Performance metrics equal their references (hand-computed, closed forms, scikit-learn when installed),
+and the checks flag a real drop, not a noisy day."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from monitoring_pipelines.config import PerformanceThresholds
+from monitoring_pipelines.core.baselines import summarize_days
+from monitoring_pipelines.core.performance import (
+    HIGHER_IS_BETTER,
+    METRICS,
+    PERFORMANCE_COLUMNS,
+    _ece_bootstrap,
+    _ece_normal_bootstrap,
+    auc_ci,
+    binary_metrics,
+    compare_to_band,
+    daily_performance,
+    delong_covariance,
+    expected_calibration_error,
+    performance_checks,
+    roc_auc,
+    wilson_interval,
+)
+
+Z95 = 1.959963984540054
+
+
+def calibrated_sample(n: int, seed: int, sharpness: float = 1.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    score = 1.0 / (1.0 + np.exp(-sharpness * rng.normal(size=n)))
+    y = (rng.random(n) < score).astype(int)
+    return y, score, (score >= 0.5).astype(int)
+
+
+def value(frame: pd.DataFrame, metric: str, column: str = "value") -> float:
+    return float(frame.loc[frame["metric"] == metric, column].iloc[0])
+
+
+# --------------------------------------------------------------------------- Wilson
+
+
+def test_wilson_matches_closed_form() -> None:
+    for successes, n in [(0, 10), (3, 10), (10, 10), (81, 263), (1, 1)]:
+        p = successes / n
+        center = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+        half = Z95 / (1 + Z95**2 / n) * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n))
+        low, high = wilson_interval(successes, n)
+        assert float(low) == pytest.approx(max(0.0, center - half), abs=1e-14)
+        assert float(high) == pytest.approx(min(1.0, center + half), abs=1e-14)
+
+
+def test_wilson_zero_successes_upper_bound_is_z2_over_n_plus_z2() -> None:
+    low, high = wilson_interval(0, 10)
+    assert float(low) == 0.0
+    assert float(high) == pytest.approx(Z95**2 / (10 + Z95**2), abs=1e-14)
+
+
+def test_wilson_bounds_invert_the_score_test() -> None:
+    """At each bound p, |p_hat - p| / sqrt(p(1-p)/n) equals z: the definition of the Wilson interval."""
+    successes, n = np.array([7, 30, 120]), np.array([20, 50, 1000])
+    low, high = wilson_interval(successes, n, confidence=0.9)
+    z = stats.norm.ppf(0.95)
+    p_hat = successes / n
+    for bound in (low, high):
+        assert np.allclose(np.abs(p_hat - bound) / np.sqrt(bound * (1 - bound) / n), z, atol=1e-10)
+
+
+def test_wilson_is_vectorized_and_nan_for_empty_denominators() -> None:
+    low, high = wilson_interval(np.array([0, 5, 0]), np.array([10, 10, 0]))
+    assert low.shape == high.shape == (3,)
+    assert np.isnan(low[2]) and np.isnan(high[2])
+    assert np.all(low[:2] <= high[:2])
+
+
+def test_wilson_rejects_more_successes_than_trials() -> None:
+    with pytest.raises(ValueError):
+        wilson_interval(11, 10)
+
+
+# --------------------------------------------------------------------------- AUC and DeLong
+
+
+def test_roc_auc_hand_computed_cases() -> None:
+    assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
+    # ties count 1/2: positives {0.5, 0.9} vs negatives {0.5, 0.2} -> (0.5 + 1 + 1 + 1) / 4
+    assert roc_auc(np.array([0, 1, 0, 1]), np.array([0.5, 0.5, 0.2, 0.9])) == pytest.approx(0.875)
+
+
+def test_roc_auc_is_nan_with_one_class_and_ignores_nan_scores() -> None:
+    assert math.isnan(roc_auc(np.ones(5), np.linspace(0, 1, 5)))
+    assert math.isnan(roc_auc(np.array([]), np.array([])))
+    y = np.array([0, 0, 1, 1, 1])
+    s = np.array([0.1, 0.4, 0.35, 0.8, np.nan])
+    assert roc_auc(y, s) == pytest.approx(0.75)
+
+
+def test_roc_auc_constant_scores_is_one_half() -> None:
+    assert roc_auc(np.array([0, 1, 0, 1, 1]), np.full(5, 0.3)) == pytest.approx(0.5)
+
+
+def test_delong_hand_computed_case() -> None:
+    """Positives X = (.9, .6, .4), negatives Y = (.5, .3).
+    V10 = (1, 1, 1/2), V01 = (2/3, 1); AUC = 5/6;
+    S10 = var(1, 1, .5) = 1/12, S01 = var(2/3, 1) = 1/18; Var = S10/3 + S01/2 = 1/36 + 1/36 = 1/18."""
+    y = np.array([1, 1, 1, 0, 0])
+    s = np.array([0.9, 0.6, 0.4, 0.5, 0.3])
+    aucs, cov = delong_covariance(y, s)
+    assert aucs[0] == pytest.approx(5 / 6, abs=1e-15)
+    assert cov[0, 0] == pytest.approx(1 / 18, abs=1e-15)
+
+
+def test_delong_matches_structural_components_computed_pair_by_pair() -> None:
+    rng = np.random.default_rng(3)
+    n = 300
+    y = (rng.random(n) < 0.3).astype(int)
+    scores = np.vstack([np.round(rng.random(n) + 0.3 * y, 1), rng.random(n) + 0.6 * y])  # first has ties
+    aucs, cov = delong_covariance(y, scores)
+    pos, neg = scores[:, y == 1], scores[:, y == 0]
+    psi = (pos[:, :, None] > neg[:, None, :]) + 0.5 * (pos[:, :, None] == neg[:, None, :])  # (k, m, n)
+    v10, v01 = psi.mean(axis=2), psi.mean(axis=1)
+    expected = np.cov(v10) / pos.shape[1] + np.cov(v01) / neg.shape[1]
+    assert np.allclose(aucs, psi.mean(axis=(1, 2)), atol=1e-14)
+    assert np.allclose(cov, expected, atol=1e-15)
+    assert np.allclose([roc_auc(y, scores[0]), roc_auc(y, scores[1])], aucs, atol=1e-14)
+
+
+def test_delong_degenerate_inputs() -> None:
+    aucs, cov = delong_covariance(np.ones(4), np.random.default_rng(0).random((2, 4)))
+    assert aucs.shape == (2,) and np.isnan(aucs).all() and np.isnan(cov).all()
+    aucs, cov = delong_covariance(np.array([1, 0, 0]), np.array([0.9, 0.1, 0.2]))
+    assert aucs[0] == 1.0 and np.isnan(cov[0, 0])  # one positive: no sample variance
+
+
+def test_auc_ci_is_logit_delong_interval() -> None:
+    y, s, _ = calibrated_sample(500, seed=1)
+    auc, low, high = auc_ci(y, s)
+    aucs, cov = delong_covariance(y, s)
+    se_logit = math.sqrt(cov[0, 0]) / (auc * (1 - auc))
+    logit = math.log(auc / (1 - auc))
+    assert auc == pytest.approx(aucs[0])
+    assert low == pytest.approx(1 / (1 + math.exp(-(logit - Z95 * se_logit))), abs=1e-12)
+    assert high == pytest.approx(1 / (1 + math.exp(-(logit + Z95 * se_logit))), abs=1e-12)
+    assert 0 < low < auc < high < 1
+
+
+def test_auc_ci_perfect_separation_stays_at_one() -> None:
+    auc, low, high = auc_ci(np.array([0, 0, 0, 1, 1, 1]), np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9]))
+    assert (auc, low, high) == (1.0, 1.0, 1.0)
+
+
+# --------------------------------------------------------------------------- calibration error
+
+
+def test_ece_hand_computed() -> None:
+    """Bins of width .5: bin 0 holds scores .1, .2 (labels 0, 1): |1 - .3| = .7;
+    bin 1 holds .6, .8, 1.0 (labels 1, 1, 0): |2 - 2.4| = .4; ECE = (.7 + .4) / 5."""
+    y = np.array([0, 1, 1, 1, 0])
+    s = np.array([0.1, 0.2, 0.6, 0.8, 1.0])
+    assert expected_calibration_error(y, s, bins=2) == pytest.approx(1.1 / 5)
+
+
+def test_ece_is_small_for_calibrated_and_large_for_overconfident_scores() -> None:
+    y, s, _ = calibrated_sample(20_000, seed=2)
+    assert expected_calibration_error(y, s) < 0.02
+    overconfident = np.clip((s - 0.5) * 3 + 0.5, 0, 1)
+    assert expected_calibration_error(y, overconfident) > 0.1
+
+
+def test_ece_bootstrap_paths_agree_on_the_spread() -> None:
+    y, s, _ = calibrated_sample(20_000, seed=4, sharpness=2.5)
+    s = np.clip(s + 0.03, 0, 1)  # miscalibrated, so the per-bin sums are away from 0
+    idx = np.clip(np.floor(s * 10), 0, 9).astype(int)
+    rng = np.random.default_rng(0)
+    exact = _ece_bootstrap(idx, y - s, 10, 300, rng)
+    normal = _ece_normal_bootstrap(idx, y - s, 10, 3000, rng)
+    assert exact.std() == pytest.approx(normal.std(), rel=0.2)
+    assert exact.mean() == pytest.approx(normal.mean(), rel=0.05)
+
+
+# --------------------------------------------------------------------------- all metrics
+
+
+def test_binary_metrics_hand_computed_small_case() -> None:
+    y = np.array([1, 0, 1, 1, 0, 0, 1, 0])
+    s = np.array([0.9, 0.2, 0.6, 0.4, 0.7, 0.1, 0.8, 0.3])
+    p = (s >= 0.5).astype(int)  # TP = 3 (.9, .6, .8), FP = 1 (.7), FN = 1 (.4), TN = 3
+    out = binary_metrics(y, s, p)
+    assert list(out["metric"]) == list(METRICS)
+    assert (out["n"] == 8).all()
+    assert value(out, "accuracy") == pytest.approx(6 / 8)
+    assert value(out, "precision") == pytest.approx(3 / 4)
+    assert value(out, "recall") == pytest.approx(3 / 4)
+    assert value(out, "f1") == pytest.approx(2 * 3 / (2 * 3 + 1 + 1))
+    assert value(out, "positive_rate") == pytest.approx(4 / 8)
+    assert value(out, "auc") == pytest.approx(14 / 16)  # misordered pairs: (.4, .7) and (.6, .7)
+    expected_ll = -np.mean(y * np.log(s) + (1 - y) * np.log(1 - s))
+    assert value(out, "log_loss") == pytest.approx(expected_ll, abs=1e-15)
+    assert value(out, "brier") == pytest.approx(np.mean((s - y) ** 2), abs=1e-15)
+    low, high = wilson_interval(6, 8)
+    assert value(out, "accuracy", "ci_low") == pytest.approx(float(low))
+    assert value(out, "accuracy", "ci_high") == pytest.approx(float(high))
+    losses = (s - y) ** 2
+    half = Z95 * losses.std(ddof=1) / math.sqrt(8)
+    assert value(out, "brier", "ci_low") == pytest.approx(max(0.0, losses.mean() - half))
+    assert value(out, "brier", "ci_high") == pytest.approx(losses.mean() + half)
+
+
+def test_binary_metrics_equal_sklearn() -> None:
+    skm = pytest.importorskip("sklearn.metrics")
+    y, s, p = calibrated_sample(3000, seed=5)
+    p = (s >= 0.4).astype(int)
+    s = np.round(s, 3)  # ties
+    out = binary_metrics(y, s, p)
+    references = {
+        "auc": skm.roc_auc_score(y, s),
+        "log_loss": skm.log_loss(y, s),
+        "brier": skm.brier_score_loss(y, s),
+        "accuracy": skm.accuracy_score(y, p),
+        "precision": skm.precision_score(y, p),
+        "recall": skm.recall_score(y, p),
+        "f1": skm.f1_score(y, p),
+    }
+    for metric, reference in references.items():
+        assert value(out, metric) == pytest.approx(reference, abs=1e-12), metric
+
+
+def test_f1_delta_interval_matches_multinomial_simulation() -> None:
+    tp, fp, fn, tn = 300, 120, 80, 500
+    n = tp + fp + fn + tn
+    y = np.repeat([1, 0, 1, 0], [tp, fp, fn, tn])
+    pred = np.repeat([1, 1, 0, 0], [tp, fp, fn, tn])
+    out = binary_metrics(y, np.full(n, 0.5), pred)
+    se_delta = (value(out, "f1", "ci_high") - value(out, "f1", "ci_low")) / (2 * Z95)
+    draws = np.random.default_rng(0).multinomial(n, np.array([tp, fp, fn, tn]) / n, size=20_000)
+    f1 = 2 * draws[:, 0] / (2 * draws[:, 0] + draws[:, 1] + draws[:, 2])
+    assert se_delta == pytest.approx(f1.std(), rel=0.05)
+
+
+def test_binary_metrics_intervals_contain_their_values() -> None:
+    y, s, p = calibrated_sample(2000, seed=6)
+    out = binary_metrics(y, s, p)
+    assert (out["ci_low"] <= out["value"]).all() and (out["value"] <= out["ci_high"]).all()
+
+
+def test_binary_metrics_edge_cases() -> None:
+    empty = binary_metrics(np.array([]), np.array([]), np.array([]))
+    assert empty["value"].isna().all() and (empty["n"] == 0).all()
+
+    one_class = binary_metrics(np.zeros(50), np.linspace(0.01, 0.99, 50), np.zeros(50))
+    assert math.isnan(value(one_class, "auc"))
+    assert math.isnan(value(one_class, "recall"))  # no positives
+    assert math.isnan(value(one_class, "precision"))  # no predicted positives
+    assert math.isnan(value(one_class, "f1"))
+    assert value(one_class, "accuracy") == 1.0 and np.isfinite(value(one_class, "log_loss"))
+
+    dirty = binary_metrics(
+        np.array([1, 0, 1, np.nan, 2]), np.array([0.8, np.nan, 0.3, 0.5, 0.5]), np.array([1, 0, 0, 1, 1])
+    )
+    assert (dirty["n"] == 2).all()
+
+    extreme = binary_metrics(np.array([1, 0]), np.array([0.0, 1.0]), np.array([0, 1]))
+    assert np.isfinite(value(extreme, "log_loss"))  # clipped, not infinite
+
+
+# --------------------------------------------------------------------------- daily rows
+
+
+def make_day(n: int, seed: int, sharpness: float = 1.5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    y, s, p = calibrated_sample(n, seed, sharpness)
+    ids = [f"d{seed}-{i}" for i in range(n)]
+    day = pd.DataFrame({"request_id": ids, "score": s, "prediction": p})
+    labels = pd.DataFrame({"request_id": ids, "label": y, "label_ts": pd.Timestamp("2026-06-10", tz="UTC")})
+    return day, labels
+
+
+def test_daily_performance_latest_label_wins_and_counts_fraction() -> None:
+    day = pd.DataFrame(
+        {"request_id": ["a", "b", "c", "d"], "score": [0.9, 0.2, 0.7, np.nan], "prediction": [1, 0, 1, 1]}
+    )
+    labels = pd.DataFrame(
+        {
+            "request_id": ["a", "a", "b"],
+            "label": [0, 1, 0],
+            "label_ts": pd.to_datetime(["2026-06-03", "2026-06-02", "2026-06-02"], utc=True),
+        }
+    )
+    out = daily_performance(day, labels)
+    assert list(out.columns) == PERFORMANCE_COLUMNS
+    measured = out[~out["estimated"]]
+    assert (measured["n"] == 2).all()  # a and b labelled; c not; d dropped (NaN score)
+    assert value(measured, "accuracy") == pytest.approx(0.5)  # a's latest label is 0, predicted 1
+    assert np.allclose(out["labelled_fraction"], 2 / 3)
+    assert out.attrs["dropped_scores"] == 1 and out.attrs["labelled"] == 2
+    assert "auc" not in set(measured["metric"])  # one class among the labelled rows: not computable
+    assert (out[out["estimated"]]["n"] == 3).all()
+
+
+def test_daily_performance_without_labels_has_only_estimated_rows() -> None:
+    day, _ = make_day(500, seed=1)
+    out = daily_performance(day, pd.DataFrame(columns=["request_id", "label", "label_ts"]))
+    assert out["estimated"].all() and len(out) > 0
+    assert (out["labelled_fraction"] == 0).all()
+
+
+def test_daily_performance_empty_day_still_writes_estimated_rows() -> None:
+    day = pd.DataFrame(columns=["request_id", "score", "prediction"])
+    out = daily_performance(day, pd.DataFrame(columns=["request_id", "label", "label_ts"]))
+    assert out["estimated"].all() and (out["n"] == 0).all() and out["value"].isna().all()
+
+
+def test_daily_performance_measured_rows_equal_binary_metrics() -> None:
+    day, labels = make_day(800, seed=2)
+    out = daily_performance(day, labels, PerformanceThresholds(ece_bins=15))
+    direct = binary_metrics(labels["label"], day["score"], day["prediction"], ece_bins=15)
+    measured = out[~out["estimated"]].set_index("metric")
+    for metric in METRICS:
+        assert measured.loc[metric, "value"] == pytest.approx(value(direct, metric), abs=1e-15)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+@pytest.fixture(scope="module")
+def reference_bands() -> pd.DataFrame:
+    daily = [daily_performance(*make_day(2000, seed=seed)) for seed in range(10, 30)]
+    return summarize_days(pd.concat(daily, ignore_index=True), ["metric", "estimated"])
+
+
+def findings_by_check(outcomes: list) -> dict[str, list]:
+    return {o.check_name: o.findings for o in outcomes}
+
+
+def test_ordinary_day_raises_no_finding(reference_bands: pd.DataFrame) -> None:
+    day, labels = make_day(2000, seed=99)
+    outcomes = performance_checks(daily_performance(day, labels), reference_bands, PerformanceThresholds())
+    assert [o.check_name for o in outcomes] == ["performance_degradation", "performance_critical_drop"]
+    assert all(o.passed for o in outcomes)
+    assert "| auc |" in outcomes[0].metadata["summary"]
+
+
+def test_score_degradation_is_seen_on_day_one_from_estimates(reference_bands: pd.DataFrame) -> None:
+    day, _ = make_day(2000, seed=100, sharpness=0.5)  # scores collapse towards 0.5, no label yet
+    today = daily_performance(day, pd.DataFrame(columns=["request_id", "label", "label_ts"]))
+    found = findings_by_check(performance_checks(today, reference_bands, PerformanceThresholds()))
+    warned = {f.metric for f in found["performance_degradation"]}
+    assert {"auc", "accuracy", "log_loss", "brier"} <= warned
+    critical = found["performance_critical_drop"]
+    assert [f.subject for f in critical] == ["auc"]
+    finding = critical[0]
+    assert finding.evidence["estimated"] is True and "min_labelled" in finding.evidence["basis"]
+    assert finding.threshold == pytest.approx(finding.evidence["band_mean"] - 0.05)
+    assert "auc" in finding.message and "CI" in finding.message and "band" in finding.message
+
+
+def test_measured_rows_are_used_once_enough_labels_arrived(reference_bands: pd.DataFrame) -> None:
+    y, s, p = calibrated_sample(2000, seed=101)
+    flipped = np.where(np.random.default_rng(0).random(2000) < 0.25, 1 - y, y)  # labels disagree: worse model
+    ids = [f"x{i}" for i in range(2000)]
+    day = pd.DataFrame({"request_id": ids, "score": s, "prediction": p})
+    labels = pd.DataFrame(
+        {"request_id": ids, "label": flipped, "label_ts": pd.Timestamp("2026-06-20", tz="UTC")}
+    )
+    thresholds = PerformanceThresholds()
+    found = findings_by_check(performance_checks(daily_performance(day, labels), reference_bands, thresholds))
+    auc = next(f for f in found["performance_degradation"] if f.metric == "auc")
+    assert auc.evidence["estimated"] is False and auc.evidence["n"] == 2000
+    # the scores alone look healthy: with few labels the estimate is used and stays quiet
+    few = labels.iloc[:150]
+    found = findings_by_check(performance_checks(daily_performance(day, few), reference_bands, thresholds))
+    assert not found["performance_degradation"]
+
+
+def test_loss_metrics_are_worse_when_higher() -> None:
+    bands = pd.DataFrame(
+        {
+            "metric": ["log_loss", "auc"],
+            "estimated": [False, False],
+            "mean": [0.5, 0.8],
+            "std": [0.01, 0.01],
+            "n_days": [28, 28],
+        }
+    )
+
+    def today(log_loss: float, auc: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "metric": ["log_loss", "auc"],
+                "value": [log_loss, auc],
+                "ci_low": [log_loss - 0.005, auc - 0.005],
+                "ci_high": [log_loss + 0.005, auc + 0.005],
+                "n": [5000, 5000],
+                "labelled_fraction": [1.0, 1.0],
+                "estimated": [False, False],
+            }
+        )
+
+    thresholds = PerformanceThresholds()
+    worse = findings_by_check(performance_checks(today(0.6, 0.8), bands, thresholds))
+    assert [f.metric for f in worse["performance_degradation"]] == ["log_loss"]
+    better = findings_by_check(performance_checks(today(0.4, 0.9), bands, thresholds))
+    assert not better["performance_degradation"] and not better["performance_critical_drop"]
+    # critical_drops override: log_loss 0.05 worse than its mean is critical when configured
+    strict = PerformanceThresholds(critical_drops={"log_loss": 0.05})
+    crit = findings_by_check(performance_checks(today(0.6, 0.8), bands, strict))["performance_critical_drop"]
+    assert [(f.metric, f.threshold) for f in crit] == [("log_loss", pytest.approx(0.55))]
+
+
+def test_wide_interval_blocks_a_warning() -> None:
+    bands = pd.DataFrame(
+        {"metric": ["auc"], "estimated": [False], "mean": [0.8], "std": [0.005], "n_days": [28]}
+    )
+    today = pd.DataFrame(
+        {
+            "metric": ["auc"],
+            "value": [0.76],
+            "ci_low": [0.70],
+            "ci_high": [0.82],
+            "n": [300],
+            "labelled_fraction": [0.1],
+            "estimated": [False],
+        }
+    )
+    outcomes = performance_checks(today, bands, PerformanceThresholds())
+    assert all(o.passed for o in outcomes)
+
+
+def test_no_band_means_no_finding() -> None:
+    day, labels = make_day(500, seed=5, sharpness=0.3)
+    outcomes = performance_checks(daily_performance(day, labels), pd.DataFrame(), PerformanceThresholds())
+    assert all(o.passed for o in outcomes)
+    assert "no reference band" in outcomes[0].metadata["summary"]
+
+
+def test_empty_day_and_missing_bands_pass_quietly() -> None:
+    outcomes = performance_checks(pd.DataFrame(), pd.DataFrame(), PerformanceThresholds())
+    assert [o.passed for o in outcomes] == [True, True]
+
+
+def test_compare_to_band_directions() -> None:
+    assert compare_to_band(0.7, 0.68, 0.72, 0.8, 0.01, 3, "higher_is_better")[0]
+    assert not compare_to_band(0.7, 0.68, 0.72, 0.8, 0.01, 3, "lower_is_better")[0]
+    assert compare_to_band(0.9, 0.88, 0.92, 0.8, 0.01, 3, "two_sided")[0]
+    assert not compare_to_band(0.7, 0.68, 0.72, 0.8, float("nan"), 3, "higher_is_better")[0]
+    assert set(HIGHER_IS_BETTER) == set(METRICS)
