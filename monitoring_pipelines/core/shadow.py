@@ -1,0 +1,886 @@
+"""Champion vs shadow on the same requests (the `shadow_comparisons` table) and the promotion rule.
+
+A shadow model scores the same live requests as the champion without being served. Pairing the two
+predictions by `request_id` turns every comparison into a paired one, which is far more sensitive
+than comparing two independent samples: the request-to-request variation cancels.
+
+* Without labels: agreement, flips, score correlation and shift, serving latency and errors.
+* With labels: AUC (paired DeLong), log loss and Brier (paired t on per-row loss differences),
+  accuracy and recall (McNemar on the discordant pairs), precision (seeded paired bootstrap).
+* Every label-based and label-free quality metric is repeated per segment value, so "better on
+  average, worse for 65+" is visible.
+* `promotion_recommendation` applies a documented rule to the pooled rows of the last
+  `window_days` labelled days; `shadow_checks` turns coverage, harm and the verdict into findings.
+
+See docs/shadow.md for the statistics and the reasons behind each default.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from monitoring_pipelines.config import ServingThresholds, ShadowThresholds
+from monitoring_pipelines.core.fairness import ALL, segment_values
+from monitoring_pipelines.core.findings import CheckOutcome, Finding
+from monitoring_pipelines.core.performance import (
+    EPS,
+    HIGHER_IS_BETTER,
+    delong_covariance,
+    to_float_array,
+    wilson_interval,
+    z_value,
+)
+
+COLUMNS = [
+    "champion_version",
+    "shadow_version",
+    "segment",
+    "segment_value",
+    "metric",
+    "champion_value",
+    "shadow_value",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "n",
+    "value",
+]
+COVERAGE_COLUMNS = [
+    "champion_version",
+    "shadow_version",
+    "champion_requests",
+    "shadow_requests",
+    "paired",
+    "champion_only",
+    "shadow_only",
+    "duplicate_rows",
+    "coverage",
+]
+PAIR_KEYS = ["champion_version", "shadow_version"]
+SIDE_COLUMNS = ["model_version", "score", "prediction", "status", "latency_ms"]
+LABEL_FREE_METRICS = (
+    "agreement_rate",
+    "flip_rate_0_to_1",
+    "flip_rate_1_to_0",
+    "positive_rate",
+    "mean_score",
+    "score_spearman",
+)
+LABELLED_METRICS = ("auc", "log_loss", "brier", "accuracy", "recall", "precision")
+SERVING_METRICS = (
+    "requests",
+    "pairing_coverage",
+    "error_rate",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+)
+DEFAULT_POWER = 0.8  # power of the "days needed" calculation (the usual 80 %)
+
+Verdict = Literal["promote", "do_not_promote", "keep_collecting"]
+
+
+# --------------------------------------------------------------------------- paired statistics
+
+
+def mcnemar_test(b: float, c: float, exact: bool = True) -> float:
+    """Two-sided McNemar p-value from the discordant counts b (0→1) and c (1→0).
+
+    exact=True: the exact binomial test of b ~ Binomial(b + c, 1/2), valid for any count and
+    cheap, hence the default; exact=False: the chi-square statistic (|b − c| − 1)² / (b + c) with
+    continuity correction, 1 degree of freedom. No discordant pairs -> p = 1.
+    Reference: McNemar (1947), Psychometrika 12:153-157.
+    """
+    b, c = float(b), float(c)
+    total = b + c
+    if total <= 0:
+        return 1.0
+    if exact:
+        return float(min(1.0, 2.0 * stats.binom.cdf(min(b, c), total, 0.5)))
+    statistic = (abs(b - c) - 1.0) ** 2 / total if abs(b - c) >= 1 else 0.0
+    return float(stats.chi2.sf(statistic, 1))
+
+
+def paired_proportion_difference(
+    b: float, c: float, n: float, confidence: float = 0.95
+) -> tuple[float, float, float, float]:
+    """Difference of two paired proportions, (b − c) / n, with CI and exact McNemar p-value.
+
+    b: pairs where only the second (shadow) is a success; c: only the first (champion).
+    The interval is Agresti & Min's adjusted Wald (0.5 added to each of the four cells), which keeps
+    near-nominal coverage with few discordant pairs where the plain Wald interval collapses to a point.
+    Reference: Agresti & Min (2005), Statistics in Medicine 24:729-740. n = 0 -> all nan.
+    """
+    if n <= 0:
+        return (math.nan,) * 4
+    delta = (b - c) / n
+    b2, c2, n2 = b + 0.5, c + 0.5, n + 2.0
+    p12, p21 = b2 / n2, c2 / n2
+    se = math.sqrt(max((p12 + p21 - (p12 - p21) ** 2) / n2, 0.0))
+    center = p12 - p21
+    half = z_value(confidence) * se
+    return delta, max(-1.0, center - half), min(1.0, center + half), mcnemar_test(b, c)
+
+
+def paired_mean_difference(d: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float, float]:
+    """Mean of paired differences with a t interval and the paired t-test p-value (= scipy ttest_rel).
+
+    Zero spread: p = 1 when the mean is 0, else 0 (a constant, non-zero shift). Fewer than 2 rows: nan CI.
+    """
+    n = d.size
+    if n == 0:
+        return (math.nan,) * 4
+    mean = float(d.mean())
+    if n < 2:
+        return mean, math.nan, math.nan, math.nan
+    se = float(d.std(ddof=1)) / math.sqrt(n)
+    if se == 0:
+        return mean, mean, mean, 1.0 if mean == 0 else 0.0
+    q = float(stats.t.ppf(0.5 + confidence / 2, n - 1))
+    p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
+    return mean, mean - q * se, mean + q * se, p
+
+
+def paired_auc_difference(
+    y: np.ndarray, champion: np.ndarray, shadow: np.ndarray, confidence: float = 0.95
+) -> tuple[float, float, float, float, float, float]:
+    """(champion AUC, shadow AUC, delta, ci_low, ci_high, p) with DeLong's paired variance.
+
+    Var(delta) = V_cc + V_ss − 2·V_cs from one DeLong covariance of both scores on the same rows;
+    z-test against 0. Identical scores give delta 0, p = 1.
+    Reference: DeLong, DeLong & Clarke-Pearson (1988), Biometrics 44:837-845.
+    """
+    aucs, cov = delong_covariance(y, np.vstack([champion, shadow]))
+    auc_c, auc_s = float(aucs[0]), float(aucs[1])
+    delta = auc_s - auc_c
+    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    if not np.isfinite(var):
+        return auc_c, auc_s, delta, math.nan, math.nan, math.nan
+    se = math.sqrt(max(var, 0.0))
+    if se < 1e-12:
+        return auc_c, auc_s, delta, delta, delta, 1.0 if abs(delta) < 1e-12 else 0.0
+    half = z_value(confidence) * se
+    return auc_c, auc_s, delta, delta - half, delta + half, float(2 * stats.norm.sf(abs(delta) / se))
+
+
+def paired_precision_bootstrap(
+    y: np.ndarray,
+    champion_prediction: np.ndarray,
+    shadow_prediction: np.ndarray,
+    samples: int,
+    rng: np.random.Generator,
+    confidence: float = 0.95,
+) -> tuple[float, float, float, float, float, float]:
+    """(champion precision, shadow precision, delta, ci_low, ci_high, p) by a paired bootstrap.
+
+    Precision has different denominators for the two models, so there is no simple paired test.
+    A row resample only changes how many rows fall in each of the 8 cells (label × champion decision
+    × shadow decision), so the bootstrap draws those counts from one multinomial per resample:
+    exactly the row bootstrap, O(samples) instead of O(samples·n). Percentile interval; two-sided
+    p = 2·min(share of resampled deltas ≤ 0, share ≥ 0), with the +1 correction of Davison & Hinkley.
+    """
+    cells = (y * 4 + champion_prediction * 2 + shadow_prediction).astype(np.intp)
+    counts = np.bincount(cells, minlength=8).astype(float)
+    n = counts.sum()
+
+    def precision(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            champ = (k[..., 6] + k[..., 7]) / (k[..., 2] + k[..., 3] + k[..., 6] + k[..., 7])
+            shad = (k[..., 5] + k[..., 7]) / (k[..., 1] + k[..., 3] + k[..., 5] + k[..., 7])
+        return champ, shad
+
+    pc, ps = precision(counts)
+    pc, ps = float(pc), float(ps)
+    delta = ps - pc
+    if n == 0 or not np.isfinite(delta):
+        return pc, ps, delta, math.nan, math.nan, math.nan
+    draws = rng.multinomial(int(n), counts / n, size=samples)
+    bc, bs = precision(draws)
+    d = (bs - bc)[np.isfinite(bs - bc)]
+    if d.size < 2:
+        return pc, ps, delta, math.nan, math.nan, math.nan
+    alpha = 1 - confidence
+    low, high = np.quantile(d, [alpha / 2, 1 - alpha / 2])
+    tail = min(int((d <= 0).sum()), int((d >= 0).sum()))
+    p = min(1.0, 2.0 * (tail + 1) / (d.size + 1))
+    return pc, ps, delta, float(low), float(high), p
+
+
+def spearman_interval(
+    champion: np.ndarray, shadow: np.ndarray, confidence: float = 0.95
+) -> tuple[float, float, float]:
+    """Spearman rank correlation with a Fisher-z interval using Bonett & Wright's variance
+    (1 + r²/2) / (n − 3). Reference: Bonett & Wright (2000), Psychometrika 65:23-28."""
+    n = champion.size
+    if n < 4:
+        return math.nan, math.nan, math.nan
+    rc, rs = stats.rankdata(champion), stats.rankdata(shadow)
+    if rc.std() == 0 or rs.std() == 0:
+        return math.nan, math.nan, math.nan
+    r = float(np.corrcoef(rc, rs)[0, 1])
+    zr = math.atanh(min(max(r, -1 + 1e-12), 1 - 1e-12))
+    half = z_value(confidence) * math.sqrt((1 + r * r / 2) / (n - 3))
+    return r, math.tanh(zr - half), math.tanh(zr + half)
+
+
+def days_needed(
+    delta: float, std_error: float, days: int, alpha: float = 0.05, power: float = DEFAULT_POWER
+) -> int | None:
+    """Labelled days for a two-sided test at `alpha` to detect `delta` with `power`, assuming the
+    standard error shrinks as 1/sqrt(days): days·((z_{1−α/2} + z_power)·se / |delta|)².
+    None when the observed effect is zero or the error unknown (no finite answer)."""
+    if not (np.isfinite(delta) and np.isfinite(std_error)) or delta == 0 or days <= 0:
+        return None
+    k = (z_value(1 - alpha) + float(stats.norm.ppf(power))) * std_error / abs(delta)
+    return max(1, math.ceil(days * k * k))
+
+
+# --------------------------------------------------------------------------- pairing
+
+
+def _side(day: pd.DataFrame, role: str, carry: Sequence[str]) -> tuple[pd.DataFrame, pd.Series]:
+    """One role's rows, one per (version, request): the earliest by ts wins. Also returns the
+    duplicate rows dropped, per model version."""
+    rows = day[day["role"] == role]
+    if "ts" in rows.columns:
+        rows = rows.sort_values("ts", kind="stable")
+    keys = ["request_id"] if role == "champion" else ["model_version", "request_id"]
+    deduped = rows.drop_duplicates(keys, keep="first")
+    frame = pd.DataFrame(
+        {
+            "request_id": deduped["request_id"].to_numpy(dtype=object),
+            "model_version": deduped["model_version"].astype(str).to_numpy(dtype=object),
+            "score": to_float_array(deduped["score"]) if "score" in deduped else np.nan,
+            "prediction": to_float_array(deduped["prediction"]) if "prediction" in deduped else np.nan,
+            "status": (
+                deduped["status"].fillna("ok").astype(str).to_numpy(dtype=object)
+                if "status" in deduped
+                else "ok"
+            ),
+            "latency_ms": to_float_array(deduped["latency_ms"]) if "latency_ms" in deduped else np.nan,
+        }
+    )
+    for column in carry:
+        if column in deduped.columns:
+            frame[column] = deduped[column].to_numpy()
+    dropped = rows.loc[rows.duplicated(keys, keep="first"), "model_version"].astype(str)
+    return frame, dropped.value_counts()
+
+
+def pair_predictions(day: pd.DataFrame, segments: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pair the champion's and each shadow version's prediction of the same request.
+
+    Returns (paired, coverage). `paired`: one row per request and shadow version with request_id,
+    champion_version, shadow_version, champion_/shadow_ score, prediction, status, latency_ms, and
+    the segment columns (from the champion row). `coverage`: per champion/shadow pair the request
+    counts, the unmatched ones on either side, duplicate rows dropped and coverage = paired /
+    requests seen by either. A shadow-only request is charged to the day's main champion version.
+    All rows count, whatever their status: an error is a served request, reported as error_rate.
+    """
+    champ, champ_dups = _side(day, "champion", segments)
+    shadow, shadow_dups = _side(day, "shadow", [])
+    champ = champ.rename(columns={c: f"champion_{c}" for c in SIDE_COLUMNS})
+    champ = champ.rename(columns={"champion_model_version": "champion_version"})
+    shadow = shadow.rename(columns={c: f"shadow_{c}" for c in SIDE_COLUMNS})
+    shadow = shadow.rename(columns={"shadow_model_version": "shadow_version"})
+    paired = champ.merge(shadow, on="request_id", how="inner", validate="one_to_many")
+    order = ["request_id", *PAIR_KEYS]
+    paired = paired[[*order, *(c for c in paired.columns if c not in order)]]
+
+    main_champion = champ["champion_version"].mode().iloc[0] if len(champ) else ""
+    coverage = []
+    champ_ids = champ["request_id"]
+    for version, rows in shadow.groupby("shadow_version", sort=True):  # loop over shadow versions
+        in_shadow = champ_ids.isin(rows["request_id"]).to_numpy()
+        shadow_only = int((~rows["request_id"].isin(champ_ids)).sum())
+        per_champion = (
+            pd.DataFrame({"champion_version": champ["champion_version"], "paired": in_shadow})
+            .groupby("champion_version", sort=True)["paired"]
+            .agg(["sum", "size"])
+        )
+        if main_champion not in per_champion.index:
+            per_champion.loc[main_champion] = (0, 0)
+        for champion_version, counts in per_champion.iterrows():
+            n_paired, n_champion = int(counts["sum"]), int(counts["size"])
+            only = shadow_only if champion_version == main_champion else 0
+            union = n_champion + only
+            coverage.append(
+                {
+                    "champion_version": champion_version,
+                    "shadow_version": version,
+                    "champion_requests": n_champion,
+                    "shadow_requests": n_paired + only,
+                    "paired": n_paired,
+                    "champion_only": n_champion - n_paired,
+                    "shadow_only": only,
+                    "duplicate_rows": int(champ_dups.sum()) + int(shadow_dups.get(version, 0)),
+                    "coverage": n_paired / union if union else math.nan,
+                }
+            )
+    return paired.reset_index(drop=True), pd.DataFrame(coverage, columns=COVERAGE_COLUMNS)
+
+
+def _latest_labels(labels: pd.DataFrame | None) -> pd.DataFrame:
+    """One 0/1 label per request, the latest by label_ts (labels may be corrected)."""
+    if labels is None or labels.empty:
+        return pd.DataFrame({"request_id": pd.Series(dtype=object), "label": pd.Series(dtype=float)})
+    frame = labels.assign(label=to_float_array(labels["label"]))
+    frame = frame[np.isin(frame["label"].to_numpy(), (0.0, 1.0))]
+    if "label_ts" in frame.columns:
+        frame = frame.sort_values("label_ts", kind="stable")
+    return frame.drop_duplicates("request_id", keep="last")[["request_id", "label"]]
+
+
+# --------------------------------------------------------------------------- comparisons
+
+
+def _row(
+    metric: str,
+    champion: float,
+    shadow: float,
+    delta: float,
+    low: float,
+    high: float,
+    p: float,
+    n: int,
+    value: float = math.nan,
+) -> dict[str, Any]:
+    return {
+        "metric": metric,
+        "champion_value": champion,
+        "shadow_value": shadow,
+        "delta": delta,
+        "ci_low": low,
+        "ci_high": high,
+        "p_value": p,
+        "n": int(n),
+        "value": value,
+    }
+
+
+def _rate(metric: str, successes: int, n: int, confidence: float) -> dict[str, Any]:
+    """A pair statistic that is a proportion: in `value`, with a Wilson interval."""
+    low, high = wilson_interval(successes, n, confidence)
+    value = successes / n if n else math.nan
+    return _row(metric, math.nan, math.nan, math.nan, float(low), float(high), math.nan, n, value)
+
+
+def _quality_rows(
+    arrays: dict[str, np.ndarray], thresholds: ShadowThresholds, rng: np.random.Generator
+) -> list[dict[str, Any]]:
+    """Label-free and (where labelled) labelled comparison rows of one group of ok pairs."""
+    conf = 1 - thresholds.alpha
+    cs, ss = arrays["cs"], arrays["ss"]
+    cp, sp, y = arrays["cp"], arrays["sp"], arrays["y"]
+    n = cs.size
+    out: list[dict[str, Any]] = []
+    if n == 0:
+        return out
+    up = int(np.sum((cp == 0) & (sp == 1)))
+    down = int(np.sum((cp == 1) & (sp == 0)))
+    out.append(_rate("agreement_rate", n - up - down, n, conf))
+    out.append(_rate("flip_rate_0_to_1", up, n, conf))
+    out.append(_rate("flip_rate_1_to_0", down, n, conf))
+    out.append(
+        _row("positive_rate", cp.mean(), sp.mean(), *paired_proportion_difference(up, down, n, conf), n)
+    )
+    out.append(_row("mean_score", cs.mean(), ss.mean(), *paired_mean_difference(ss - cs, conf), n))
+    r, r_low, r_high = spearman_interval(cs, ss, conf)
+    out.append(_row("score_spearman", math.nan, math.nan, math.nan, r_low, r_high, math.nan, n, r))
+
+    lab = np.isfinite(y)
+    m = int(lab.sum())
+    if m == 0:
+        return out
+    y, cs, ss, cp, sp = y[lab], cs[lab], ss[lab], cp[lab], sp[lab]
+    auc_c, auc_s, *auc_rest = paired_auc_difference(y, cs, ss, conf)
+    out.append(_row("auc", auc_c, auc_s, *auc_rest, m))
+    for metric, loss_c, loss_s in (
+        ("log_loss", _log_loss(y, cs), _log_loss(y, ss)),
+        ("brier", (cs - y) ** 2, (ss - y) ** 2),
+    ):
+        out.append(
+            _row(metric, loss_c.mean(), loss_s.mean(), *paired_mean_difference(loss_s - loss_c, conf), m)
+        )
+    right_c, right_s = cp == y, sp == y
+    better, worse = int(np.sum(right_s & ~right_c)), int(np.sum(right_c & ~right_s))
+    out.append(
+        _row(
+            "accuracy",
+            right_c.mean(),
+            right_s.mean(),
+            *paired_proportion_difference(better, worse, m, conf),
+            m,
+        )
+    )
+    pos = y == 1
+    n_pos = int(pos.sum())
+    if n_pos:
+        gain = int(np.sum(pos & (sp == 1) & (cp == 0)))
+        loss = int(np.sum(pos & (cp == 1) & (sp == 0)))
+        diff = paired_proportion_difference(gain, loss, n_pos, conf)
+        out.append(_row("recall", cp[pos].mean(), sp[pos].mean(), *diff, n_pos))
+    prec = paired_precision_bootstrap(y, cp, sp, thresholds.bootstrap_samples, rng, conf)
+    if np.isfinite(prec[2]):
+        out.append(_row("precision", *prec, m))
+    return out
+
+
+def _log_loss(y: np.ndarray, score: np.ndarray) -> np.ndarray:
+    clipped = np.clip(score, EPS, 1.0 - EPS)
+    return -(y * np.log(clipped) + (1.0 - y) * np.log1p(-clipped))
+
+
+def _serving_rows(pair: pd.DataFrame, cover: pd.Series, confidence: float) -> list[dict[str, Any]]:
+    """Pairing coverage, error rate and latency percentiles of one champion/shadow pair (all statuses)."""
+    paired = int(cover["paired"])
+    out = [
+        _row(
+            "requests",
+            cover["champion_requests"],
+            cover["shadow_requests"],
+            cover["shadow_requests"] - cover["champion_requests"],
+            math.nan,
+            math.nan,
+            math.nan,
+            paired,
+        ),
+        _row(
+            "pairing_coverage",
+            paired / cover["champion_requests"] if cover["champion_requests"] else math.nan,
+            paired / cover["shadow_requests"] if cover["shadow_requests"] else math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            math.nan,
+            paired,
+            cover["coverage"],
+        ),
+    ]
+    if pair.empty:
+        return out
+    err_c = pair["champion_status"].to_numpy() == "error"
+    err_s = pair["shadow_status"].to_numpy() == "error"
+    b, c = int(np.sum(err_s & ~err_c)), int(np.sum(err_c & ~err_s))
+    out.append(
+        _row(
+            "error_rate",
+            err_c.mean(),
+            err_s.mean(),
+            *paired_proportion_difference(b, c, paired, confidence),
+            paired,
+        )
+    )
+    lat_c = pair["champion_latency_ms"].to_numpy(dtype=float)
+    lat_s = pair["shadow_latency_ms"].to_numpy(dtype=float)
+    lat_c, lat_s = lat_c[np.isfinite(lat_c)], lat_s[np.isfinite(lat_s)]
+    for q in (50, 95, 99):
+        vc = float(np.percentile(lat_c, q)) if lat_c.size else math.nan
+        vs = float(np.percentile(lat_s, q)) if lat_s.size else math.nan
+        out.append(
+            _row(
+                f"latency_p{q}_ms", vc, vs, vs - vc, math.nan, math.nan, math.nan, min(lat_c.size, lat_s.size)
+            )
+        )
+    return out
+
+
+def _group_seed(seed: int, *parts: str) -> np.random.Generator:
+    """A generator per (pair, segment, value): deterministic, and independent of which other groups exist."""
+    return np.random.default_rng([seed, zlib.crc32("\x1f".join(parts).encode())])
+
+
+def shadow_comparisons(
+    day: pd.DataFrame,
+    labels: pd.DataFrame | None = None,
+    segments: Sequence[str] = (),
+    thresholds: ShadowThresholds | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """shadow_comparisons rows (without model_name / partition_date) of one model-day or pooled window.
+
+    `day`: every prediction row of both roles (request_id, model_version, role, score, prediction,
+    status, latency_ms, segment columns). `labels`: request_id, label[, label_ts]; None uses a `label`
+    column of `day` if present. Columns: COLUMNS. Per-model metrics fill champion_value,
+    shadow_value, delta = shadow − champion, ci_low/ci_high (of the delta, at 1 − alpha), p_value;
+    statistics of the pair itself (agreement_rate, flip rates, score_spearman, pairing_coverage) are in
+    `value` with their CI. segment/segment_value are '__all__' for the whole pair; serving rows
+    (requests, pairing_coverage, error_rate, latency_p*_ms) exist only there.
+    Quality metrics use pairs where both sides are `ok` with a finite score and a 0/1 decision.
+    """
+    thresholds = thresholds or ShadowThresholds()
+    conf = 1 - thresholds.alpha
+    paired, coverage = pair_predictions(day, segments)
+    if labels is None and "label" in day.columns:
+        labels = day.loc[day["role"] == "champion", ["request_id", "label"]]
+    latest = _latest_labels(labels)
+    paired = paired.merge(latest, on="request_id", how="left", validate="many_to_one")
+    frames: list[pd.DataFrame] = []
+    for _, cover in coverage.iterrows():  # loop over champion/shadow pairs
+        cv, sv = str(cover["champion_version"]), str(cover["shadow_version"])
+        pair = paired[(paired["champion_version"] == cv) & (paired["shadow_version"] == sv)]
+        rows = [{"segment": ALL, "segment_value": ALL, **r} for r in _serving_rows(pair, cover, conf)]
+        ok = (
+            (pair["champion_status"] == "ok")
+            & (pair["shadow_status"] == "ok")
+            & np.isfinite(pair["champion_score"])
+            & np.isfinite(pair["shadow_score"])
+            & pair["champion_prediction"].isin([0.0, 1.0])
+            & pair["shadow_prediction"].isin([0.0, 1.0])
+        )
+        good = pair[ok.to_numpy()]
+        arrays = {
+            "cs": good["champion_score"].to_numpy(dtype=float),
+            "ss": good["shadow_score"].to_numpy(dtype=float),
+            "cp": good["champion_prediction"].to_numpy(dtype=float),
+            "sp": good["shadow_prediction"].to_numpy(dtype=float),
+            "y": good["label"].to_numpy(dtype=float, na_value=np.nan),
+        }
+        groups: list[tuple[str, str, np.ndarray | None]] = [(ALL, ALL, None)]
+        for segment in segments:
+            if segment not in good.columns:
+                continue
+            values = segment_values(good, [segment]).to_numpy()
+            index = pd.Series(np.arange(len(good))).groupby(values, sort=True).indices
+            groups += [(segment, str(v), idx) for v, idx in index.items()]
+        for segment, value, idx in groups:  # loop over segment values
+            sub = arrays if idx is None else {k: a[idx] for k, a in arrays.items()}
+            rng = _group_seed(seed, cv, sv, segment, value)
+            rows += [
+                {"segment": segment, "segment_value": value, **r} for r in _quality_rows(sub, thresholds, rng)
+            ]
+        frames.append(pd.DataFrame(rows).assign(champion_version=cv, shadow_version=sv))
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS)
+    out = pd.concat(frames, ignore_index=True)[COLUMNS]
+    return out.astype(
+        {
+            c: float
+            for c in ("champion_value", "shadow_value", "delta", "ci_low", "ci_high", "p_value", "value")
+        }
+        | {"n": "int64"}
+    )
+
+
+# --------------------------------------------------------------------------- promotion
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """The promotion verdict for one champion/shadow pair over a pooled window of labelled days."""
+
+    champion_version: str
+    shadow_version: str
+    verdict: Verdict
+    metric: str
+    champion_value: float | None
+    shadow_value: float | None
+    delta: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    n: int
+    days: int
+    harmed_segments: list[dict[str, Any]] = field(default_factory=list)
+    slo_breaches: list[dict[str, Any]] = field(default_factory=list)
+    days_needed: int | None = None
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _num(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def promotion_recommendation(
+    comparisons: pd.DataFrame,
+    thresholds: ShadowThresholds,
+    serving: ServingThresholds,
+    days: int,
+    power: float = DEFAULT_POWER,
+) -> list[Recommendation]:
+    """One Recommendation per champion/shadow pair, from `shadow_comparisons` of the pooled window.
+
+    `comparisons` must be computed over the pooled rows of the last `window_days` labelled days;
+    `days` says how many labelled days are in that pool (for days_needed). Rule, in order:
+      1. no finite primary-metric delta -> keep_collecting (no labelled pairs yet);
+      2. significantly worse on the primary metric (p < alpha) -> do_not_promote;
+      3. any segment value with n >= min_segment_n whose delta CI lies entirely beyond
+         segment_tolerance on the worse side (significantly worse by more than the tolerance), or the
+         shadow's p99 latency / error rate above the serving warning thresholds -> do_not_promote;
+      4. significantly better (p < alpha) -> promote;
+      5. otherwise keep_collecting, with days_needed for the observed delta at `power`.
+    """
+    out: list[Recommendation] = []
+    if comparisons.empty:
+        return out
+    metric = thresholds.primary_metric
+    higher = HIGHER_IS_BETTER[metric]
+    z = z_value(1 - thresholds.alpha)
+    for (cv, sv), rows in comparisons.groupby(PAIR_KEYS, sort=True):  # loop over pairs
+        overall = rows[rows["segment"] == ALL].set_index("metric")
+        reasons: list[str] = []
+        prim = overall.loc[metric] if metric in overall.index else None
+        delta = _num(prim["delta"]) if prim is not None else None
+        p = _num(prim["p_value"]) if prim is not None else None
+        low = _num(prim["ci_low"]) if prim is not None else None
+        high = _num(prim["ci_high"]) if prim is not None else None
+        better = worse = False
+        if delta is not None and p is not None and p < thresholds.alpha:
+            better = delta > 0 if higher else delta < 0
+            worse = not better and delta != 0
+
+        harmed = []
+        seg = rows[
+            (rows["segment"] != ALL) & (rows["metric"] == metric) & (rows["n"] >= thresholds.min_segment_n)
+        ]
+        if not seg.empty:
+            bound = seg["ci_high"] if higher else -seg["ci_low"]  # best plausible improvement
+            for _, r in seg[(bound < -thresholds.segment_tolerance).to_numpy()].iterrows():
+                harmed.append(
+                    {
+                        "segment": r["segment"],
+                        "segment_value": r["segment_value"],
+                        "metric": metric,
+                        "champion_value": _num(r["champion_value"]),
+                        "shadow_value": _num(r["shadow_value"]),
+                        "delta": _num(r["delta"]),
+                        "ci_low": _num(r["ci_low"]),
+                        "ci_high": _num(r["ci_high"]),
+                        "p_value": _num(r["p_value"]),
+                        "n": int(r["n"]),
+                    }
+                )
+        breaches = []
+        for name, limit in (
+            ("latency_p99_ms", serving.p99_latency_warning_ms),
+            ("error_rate", serving.error_rate_warning),
+        ):
+            value = _num(overall.loc[name, "shadow_value"]) if name in overall.index else None
+            if value is not None and value > limit:
+                champion = _num(overall.loc[name, "champion_value"])
+                breaches.append(
+                    {"metric": name, "value": value, "threshold": limit, "champion_value": champion}
+                )
+
+        needed = None
+        if delta is None:
+            verdict: Verdict = "keep_collecting"
+            reasons.append(f"no labelled pairs with a computable {metric} yet")
+        elif worse:
+            verdict = "do_not_promote"
+            reasons.append(f"shadow is significantly worse on {metric} (delta {delta:+.4f}, p={p:.3g})")
+        elif harmed or breaches:
+            verdict = "do_not_promote"
+        elif better:
+            verdict = "promote"
+            reasons.append(f"shadow is significantly better on {metric} (delta {delta:+.4f}, p={p:.3g})")
+        else:
+            verdict = "keep_collecting"
+            se = (high - low) / (2 * z) if low is not None and high is not None else math.nan
+            needed = days_needed(delta, se, days, thresholds.alpha, power)
+            reasons.append(
+                f"no significant difference on {metric} yet (delta {delta:+.4f}, p={_signed(p, '')}); "
+                + (
+                    f"about {needed} labelled days would detect this effect with {power:.0%} power"
+                    if needed
+                    else "no effect observed to size the wait"
+                )
+            )
+        reasons += [
+            f"worse for {h['segment']}={h['segment_value']} by {h['delta']:+.4f} "
+            f"(CI {h['ci_low']:+.4f} to {h['ci_high']:+.4f}, n={h['n']}) beyond tolerance {thresholds.segment_tolerance}"
+            for h in harmed
+        ]
+        reasons += [
+            f"{b['metric']} {b['value']:.4g} breaks the serving threshold {b['threshold']:.4g}"
+            for b in breaches
+        ]
+        out.append(
+            Recommendation(
+                champion_version=str(cv),
+                shadow_version=str(sv),
+                verdict=verdict,
+                metric=metric,
+                champion_value=_num(prim["champion_value"]) if prim is not None else None,
+                shadow_value=_num(prim["shadow_value"]) if prim is not None else None,
+                delta=delta,
+                ci_low=low,
+                ci_high=high,
+                p_value=p,
+                n=int(prim["n"]) if prim is not None else 0,
+                days=days,
+                harmed_segments=harmed,
+                slo_breaches=breaches,
+                days_needed=needed,
+                reasons=reasons,
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def shadow_checks(
+    comparisons: pd.DataFrame, recommendations: Sequence[Recommendation], thresholds: ShadowThresholds
+) -> list[CheckOutcome]:
+    """`shadow_coverage` (warning), `shadow_harm` (warning) and `shadow_promotion` (info) outcomes.
+
+    Coverage comes from the day's comparisons; harm and promotion from the pooled-window
+    recommendations. 'promote' and 'do_not_promote' verdicts are info findings (a decision someone
+    should read); 'keep_collecting' is only metadata, so a shadow quietly gathering data says nothing.
+    """
+    coverage_findings = []
+    cover = comparisons[(comparisons["metric"] == "pairing_coverage") & (comparisons["segment"] == ALL)]
+    for _, r in cover.iterrows():
+        value = _num(r["value"])
+        if value is None or value >= thresholds.min_coverage:
+            continue
+        requests = comparisons[
+            (comparisons["metric"] == "requests")
+            & (comparisons["segment"] == ALL)
+            & (comparisons["champion_version"] == r["champion_version"])
+            & (comparisons["shadow_version"] == r["shadow_version"])
+        ]
+        champ_n = int(requests["champion_value"].iloc[0]) if len(requests) else 0
+        shadow_n = int(requests["shadow_value"].iloc[0]) if len(requests) else 0
+        coverage_findings.append(
+            Finding(
+                check_name="shadow_coverage",
+                severity="warning",
+                metric="pairing_coverage",
+                subject=str(r["shadow_version"]),
+                value=value,
+                threshold=thresholds.min_coverage,
+                message=(
+                    f"only {value:.1%} of requests were scored by both champion {r['champion_version']} and "
+                    f"shadow {r['shadow_version']} ({int(r['n'])} paired; {champ_n - int(r['n'])} champion-only, "
+                    f"{shadow_n - int(r['n'])} shadow-only); comparisons cover a possibly biased subset"
+                ),
+                evidence={
+                    "champion_version": r["champion_version"],
+                    "shadow_version": r["shadow_version"],
+                    "paired": int(r["n"]),
+                    "champion_requests": champ_n,
+                    "shadow_requests": shadow_n,
+                    "champion_only": champ_n - int(r["n"]),
+                    "shadow_only": shadow_n - int(r["n"]),
+                },
+            )
+        )
+
+    harm_findings = []
+    promotion_findings = []
+    for rec in recommendations:
+        versions = f"shadow {rec.shadow_version} vs champion {rec.champion_version}"
+        for h in rec.harmed_segments:
+            harm_findings.append(
+                Finding(
+                    check_name="shadow_harm",
+                    severity="warning",
+                    metric=h["metric"],
+                    subject=f"{rec.shadow_version}:{h['segment']}={h['segment_value']}",
+                    value=h["delta"],
+                    threshold=-thresholds.segment_tolerance
+                    if HIGHER_IS_BETTER[h["metric"]]
+                    else thresholds.segment_tolerance,
+                    message=(
+                        f"{versions}: {h['metric']} for {h['segment']}={h['segment_value']} is "
+                        f"{h['shadow_value']:.4f} vs {h['champion_value']:.4f} (delta {h['delta']:+.4f}, "
+                        f"CI {h['ci_low']:+.4f} to {h['ci_high']:+.4f}, n={h['n']}, {rec.days} days): worse beyond "
+                        f"the tolerance {thresholds.segment_tolerance}; overall delta {_signed(rec.delta)}"
+                    ),
+                    evidence={
+                        **h,
+                        "champion_version": rec.champion_version,
+                        "shadow_version": rec.shadow_version,
+                        "overall_delta": rec.delta,
+                        "days": rec.days,
+                    },
+                )
+            )
+        for b in rec.slo_breaches:
+            harm_findings.append(
+                Finding(
+                    check_name="shadow_harm",
+                    severity="warning",
+                    metric=b["metric"],
+                    subject=rec.shadow_version,
+                    value=b["value"],
+                    threshold=b["threshold"],
+                    message=(
+                        f"{versions}: shadow {b['metric']} {b['value']:.4g} is above the serving threshold "
+                        f"{b['threshold']:.4g} (champion {_signed(b['champion_value'], '')})"
+                    ),
+                    evidence={
+                        **b,
+                        "champion_version": rec.champion_version,
+                        "shadow_version": rec.shadow_version,
+                    },
+                )
+            )
+        if rec.verdict in ("promote", "do_not_promote"):
+            promotion_findings.append(
+                Finding(
+                    check_name="shadow_promotion",
+                    severity="info",
+                    metric=rec.metric,
+                    subject=rec.shadow_version,
+                    value=rec.delta,
+                    threshold=thresholds.alpha,
+                    message=(
+                        f"{rec.verdict.replace('_', ' ')}: {versions}, {rec.metric} delta {_signed(rec.delta)} "
+                        f"(CI {_signed(rec.ci_low)} to {_signed(rec.ci_high)}, p={_signed(rec.p_value, '')}, "
+                        f"n={rec.n} over {rec.days} days). " + "; ".join(rec.reasons)
+                    ),
+                    evidence=rec.to_dict(),
+                )
+            )
+    recs = [r.to_dict() for r in recommendations]
+    return [
+        CheckOutcome(
+            check_name="shadow_coverage",
+            findings=coverage_findings,
+            metadata={"min_coverage": thresholds.min_coverage, "pairs": int(len(cover))},
+            description="Share of requests scored by both champion and shadow below min_coverage.",
+        ),
+        CheckOutcome(
+            check_name="shadow_harm",
+            findings=harm_findings,
+            metadata={
+                "segment_tolerance": thresholds.segment_tolerance,
+                "min_segment_n": thresholds.min_segment_n,
+            },
+            description="A shadow significantly worse than the champion for a segment beyond the tolerance, "
+            "or breaking serving thresholds, over the pooled window.",
+        ),
+        CheckOutcome(
+            check_name="shadow_promotion",
+            findings=promotion_findings,
+            metadata={"recommendations": recs, "verdicts": {r["shadow_version"]: r["verdict"] for r in recs}},
+            description=f"Promotion rule on {thresholds.primary_metric} over the last {thresholds.window_days} "
+            "labelled days (see docs/shadow.md).",
+        ),
+    ]
+
+
+def _signed(value: float | None, sign: str = "+") -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:{sign}.4f}" if sign else f"{value:.4g}"

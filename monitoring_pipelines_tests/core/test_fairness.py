@@ -1,0 +1,291 @@
+"""Subgroup metrics and their checks: definitions against hand/scipy values, and the two checks'
+behaviour on synthetic days (a small group degrading is caught, quiet days stay quiet)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from monitoring_pipelines.config import SubgroupThresholds
+from monitoring_pipelines.core import fairness
+from monitoring_pipelines.core.baselines import summarize_days
+from monitoring_pipelines.core.performance import binary_metrics
+
+SEGMENTS = ["region", "sex"]
+INTERSECTIONS = [["region", "sex"]]
+REGIONS = np.array(["a", "b", "c", "d"])
+REGION_SHARES = [0.50, 0.30, 0.14, 0.06]  # region d: the 6 % group
+MU_GOOD = math.sqrt(2) * stats.norm.ppf(0.80)  # binormal separation giving AUC 0.80
+MU_BAD = math.sqrt(2) * stats.norm.ppf(0.60)  # ... and AUC 0.60
+
+
+def synthetic_day(
+    rng: np.random.Generator, n: int = 8000, degrade: str | None = None, separation_all: float = MU_GOOD
+) -> pd.DataFrame:
+    """A champion day: 25 % positives, logit = -1.6 + mu·y + N(0, 1); `degrade` drops one region's AUC to 0.6."""
+    region = rng.choice(REGIONS, size=n, p=REGION_SHARES)
+    sex = rng.choice(["F", "M"], size=n)
+    y = (rng.random(n) < 0.25).astype(float)
+    mu = np.full(n, separation_all)
+    if degrade is not None:
+        mu[region == degrade] = MU_BAD
+    score = 1 / (1 + np.exp(-(-1.6 + mu * y + rng.normal(size=n))))
+    return pd.DataFrame(
+        {"region": region, "sex": sex, "score": score, "prediction": (score > 0.3).astype(int), "label": y}
+    )
+
+
+def metric(rows: pd.DataFrame, segment: str, value: str, name: str) -> pd.Series:
+    found = rows[(rows["segment"] == segment) & (rows["segment_value"] == value) & (rows["metric"] == name)]
+    assert len(found) == 1, (segment, value, name)
+    return found.iloc[0]
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return ci.low, ci.high
+
+
+# --------------------------------------------------------------------------- definitions
+
+
+@pytest.fixture
+def small_day() -> pd.DataFrame:
+    # group A: 8 rows (2 unlabelled), group B: 4 rows, all labelled.
+    return pd.DataFrame(
+        {
+            "grp": ["A"] * 8 + ["B"] * 4,
+            "sex": ["F", "M"] * 6,
+            "score": [0.9, 0.8, 0.7, 0.4, 0.35, 0.2, 0.6, 0.1, 0.7, 0.3, 0.6, 0.2],
+            "prediction": [1, 1, 1, 0, 0, 0, 1, 0, 1, 0, 1, 0],
+            "label": [1, 0, 1, 1, 0, 0, np.nan, np.nan, 1, 0, 0, 1],
+        }
+    )
+
+
+def test_value_metrics_match_hand_computation(small_day: pd.DataFrame) -> None:
+    rows = fairness.subgroup_metrics(small_day, ["grp"], min_n=1)
+    # group A labelled rows: scores .9 .8 .7 .4 .35 .2, labels 1 0 1 1 0 0, predictions 1 1 1 0 0 0
+    assert metric(rows, "grp", "A", "positive_rate")["value"] == pytest.approx(4 / 8)  # unlabelled rows count
+    assert metric(rows, "grp", "A", "positive_rate")["n"] == 8
+    assert metric(rows, "grp", "A", "label_rate")["value"] == pytest.approx(3 / 6)
+    recall = metric(rows, "grp", "A", "recall")
+    assert recall["value"] == pytest.approx(2 / 3) and recall["n"] == 3
+    assert (recall["ci_low"], recall["ci_high"]) == pytest.approx(wilson(2, 3))
+    fpr = metric(rows, "grp", "A", "fpr")
+    assert fpr["value"] == pytest.approx(1 / 3)
+    assert (fpr["ci_low"], fpr["ci_high"]) == pytest.approx(wilson(1, 3))
+    precision = metric(rows, "grp", "A", "precision")
+    assert precision["value"] == pytest.approx(2 / 3) and precision["n"] == 3
+    # AUC: positives .9 .7 .4 vs negatives .8 .35 .2 -> 7 of 9 pairs ordered correctly
+    auc = metric(rows, "grp", "A", "auc")
+    u = stats.mannwhitneyu([0.9, 0.7, 0.4], [0.8, 0.35, 0.2]).statistic
+    assert auc["value"] == pytest.approx(7 / 9) == pytest.approx(u / 9)
+    assert auc["ci_low"] < auc["value"] < auc["ci_high"]
+    gap = metric(rows, "grp", "A", "calibration_gap")
+    resid = np.array([0.9, 0.8, 0.7, 0.4, 0.35, 0.2]) - np.array([1, 0, 1, 1, 0, 0])
+    half = stats.norm.ppf(0.975) * resid.std(ddof=1) / math.sqrt(6)
+    assert gap["value"] == pytest.approx(resid.mean())
+    assert (gap["ci_low"], gap["ci_high"]) == pytest.approx((resid.mean() - half, resid.mean() + half))
+    assert metric(rows, "grp", "A", "auc")["labelled"] == 6 and metric(rows, "grp", "A", "auc")["rows"] == 8
+
+
+def test_auc_matches_scikit_learn(small_day: pd.DataFrame) -> None:
+    metrics = pytest.importorskip("sklearn.metrics")
+    rows = fairness.subgroup_metrics(small_day, ["grp"], min_n=1)
+    b = small_day[small_day["grp"] == "B"]
+    assert metric(rows, "grp", "B", "auc")["value"] == pytest.approx(
+        metrics.roc_auc_score(b["label"], b["score"])
+    )
+
+
+def test_gap_and_ratio_are_relative_to_the_whole_day(small_day: pd.DataFrame) -> None:
+    rows = fairness.subgroup_metrics(small_day, ["grp"], min_n=1)
+    overall = fairness.overall_metrics(small_day).set_index("metric")
+    assert overall.loc["positive_rate", "value"] == pytest.approx(6 / 12)
+    b = metric(rows, "grp", "B", "positive_rate")
+    assert b["value"] == pytest.approx(2 / 4)
+    assert b["gap"] == pytest.approx(0.0) and b["ratio"] == pytest.approx(1.0)
+    a_recall = metric(rows, "grp", "A", "recall")
+    assert a_recall["gap"] == pytest.approx(2 / 3 - overall.loc["recall", "value"])
+
+
+def test_overall_metrics_agree_with_performance_definitions() -> None:
+    day = synthetic_day(np.random.default_rng(3), n=3000)
+    ours = fairness.overall_metrics(day).set_index("metric")
+    theirs = binary_metrics(day["label"], day["score"], day["prediction"]).set_index("metric")
+    for name in ("auc", "recall", "precision", "positive_rate"):
+        assert ours.loc[name, "value"] == pytest.approx(theirs.loc[name, "value"])
+        assert ours.loc[name, "ci_low"] == pytest.approx(theirs.loc[name, "ci_low"])
+
+
+def test_intersections_have_stable_names_and_missing_values_are_kept() -> None:
+    day = pd.DataFrame(
+        {
+            "age_band": ["65+", "65+", "18-34", None],
+            "sex": ["F", "M", "F", "F"],
+            "score": [0.2, 0.4, 0.6, 0.8],
+            "prediction": [0, 0, 1, 1],
+            "label": [0, 1, 1, 1],
+        }
+    )
+    rows = fairness.subgroup_metrics(day, ["age_band", "sex"], [["age_band", "sex"]], min_n=1)
+    inter = rows[rows["segment"] == "age_band*sex"]
+    assert set(inter["segment_value"]) == {"65+|F", "65+|M", "18-34|F", "__missing__|F", "__all__"}
+    assert "__missing__" in set(rows.loc[rows["segment"] == "age_band", "segment_value"])
+
+
+def test_segment_summaries_use_values_with_enough_rows() -> None:
+    rng = np.random.default_rng(0)
+    n = [400, 400, 50]
+    rates = [0.5, 0.3, 0.0]
+    day = pd.DataFrame(
+        {
+            "grp": np.repeat(["x", "y", "tiny"], n),
+            "score": rng.random(sum(n)),
+            "prediction": np.concatenate(
+                [(rng.random(k) < r).astype(int) for k, r in zip(n, rates, strict=True)]
+            ),
+            "label": (rng.random(sum(n)) < 0.3).astype(float),
+        }
+    )
+    rows = fairness.subgroup_metrics(day, ["grp"], min_n=100)
+    x, y = metric(rows, "grp", "x", "positive_rate"), metric(rows, "grp", "y", "positive_rate")
+    dpd = metric(rows, "grp", "__all__", "demographic_parity_difference")
+    assert dpd["value"] == pytest.approx(x["value"] - y["value"])  # 'tiny' (rate 0) left out
+    low = x["value"] - y["value"] - math.hypot(x["value"] - x["ci_low"], y["ci_high"] - y["value"])
+    high = x["value"] - y["value"] + math.hypot(x["ci_high"] - x["value"], y["value"] - y["ci_low"])
+    assert (dpd["ci_low"], dpd["ci_high"]) == pytest.approx((low, high))  # Newcombe hybrid score
+    assert dpd["n"] == 800
+    eod = metric(rows, "grp", "__all__", "equalized_odds_difference")
+    gaps = [
+        abs(metric(rows, "grp", "x", m)["value"] - metric(rows, "grp", "y", m)["value"])
+        for m in ("recall", "fpr")
+    ]
+    assert eod["value"] == pytest.approx(max(gaps))
+    ratio_min = metric(rows, "grp", "__all__", "disparity_ratio_min")
+    assert ratio_min["value"] == pytest.approx(y["ratio"])
+    assert metric(rows, "grp", "__all__", "demographic_parity_ratio")["value"] == pytest.approx(
+        y["value"] / x["value"]
+    )
+
+
+# --------------------------------------------------------------------------- fairness_gap
+
+
+def _no_bands() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return (
+        pd.DataFrame(columns=["segment", "segment_value", "metric", "mean", "std", "n_days"]),
+        pd.DataFrame(columns=["metric", "mean", "std", "n_days"]),
+    )
+
+
+def test_four_fifths_breach_is_a_fairness_gap_warning_but_not_for_small_groups() -> None:
+    rng = np.random.default_rng(1)
+    sizes = {"x": 2000, "y": 2000, "small": 150}
+    rates = {"x": 0.40, "y": 0.20, "small": 0.02}
+    day = pd.DataFrame(
+        {
+            "grp": np.repeat(list(sizes), list(sizes.values())),
+            "score": rng.random(sum(sizes.values())),
+            "prediction": np.concatenate([(rng.random(k) < rates[g]).astype(int) for g, k in sizes.items()]),
+            "label": np.nan,  # no labels needed for parity
+        }
+    )
+    thresholds = SubgroupThresholds()
+    rows = fairness.subgroup_metrics(day, ["grp"], min_n=thresholds.min_n)
+    bands, overall_bands = _no_bands()
+    outcome = {
+        o.check_name: o
+        for o in fairness.subgroup_checks(
+            rows, bands, fairness.overall_metrics(day), overall_bands, thresholds
+        )
+    }
+    subjects = {f.subject: f for f in outcome["fairness_gap"].findings}
+    assert {"grp=x", "grp=y", "grp=__all__"} <= set(subjects)
+    assert "grp=small" not in subjects  # ratio 0.07 but 150 rows < min_n
+    assert all(f.severity == "warning" for f in subjects.values())
+    assert subjects["grp=y"].metric == "positive_rate_ratio" and subjects["grp=y"].value < 0.8
+    assert subjects["grp=__all__"].metric == "demographic_parity_difference"
+    assert outcome["fairness_gap"].metadata["values_below_min_n"] == 1
+    assert outcome["differential_degradation"].findings == []
+
+
+# --------------------------------------------------------------------------- differential degradation
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, pd.DataFrame]:
+    """Bands from 20 reference days of the quiet process, plus the generator state to continue it."""
+    rng = np.random.default_rng(2024)
+    sub, overall = [], []
+    for _ in range(20):
+        day = synthetic_day(rng)
+        sub.append(fairness.subgroup_metrics(day, SEGMENTS, INTERSECTIONS))
+        overall.append(fairness.overall_metrics(day))
+    return {
+        "bands": summarize_days(pd.concat(sub), ["segment", "segment_value", "metric"]),
+        "overall_bands": summarize_days(pd.concat(overall), ["metric"]),
+    }
+
+
+def run_checks(day: pd.DataFrame, reference: dict[str, pd.DataFrame]) -> dict[str, object]:
+    rows = fairness.subgroup_metrics(day, SEGMENTS, INTERSECTIONS)
+    outcomes = fairness.subgroup_checks(
+        rows,
+        reference["bands"],
+        fairness.overall_metrics(day),
+        reference["overall_bands"],
+        SubgroupThresholds(),
+    )
+    return {o.check_name: o for o in outcomes}
+
+
+def test_small_group_auc_drop_fires_differential_degradation(reference: dict[str, pd.DataFrame]) -> None:
+    day = synthetic_day(np.random.default_rng(99), degrade="d")
+    overall_auc = fairness.overall_metrics(day).set_index("metric").loc["auc", "value"]
+    reference_auc = reference["overall_bands"].set_index("metric").loc["auc", "mean"]
+    assert abs(reference_auc - overall_auc) < 0.02  # the average looks fine ...
+    d = fairness.subgroup_metrics(day, ["region"], [])
+    assert metric(d, "region", "d", "auc")["value"] < 0.68  # ... while region d (6 %) lost ~0.2 AUC
+
+    outcome = run_checks(day, reference)["differential_degradation"]
+    found = {(f.subject, f.metric): f for f in outcome.findings}
+    assert ("region=d", "auc") in found
+    finding = found[("region=d", "auc")]
+    assert finding.check_name == "differential_degradation" and finding.severity == "critical"
+    assert finding.evidence["segment_drop"] > 0.15 and finding.evidence["overall_drop"] < 0.02
+    assert finding.evidence["labelled"] >= 200 and len(finding.evidence["ci"]) == 2
+    assert finding.evidence["reference_mean"] > 0.75
+    assert "region=d" in finding.message and "auc" in finding.message
+    # nothing else than region d (alone or in an intersection) is blamed
+    assert all(f.subject.startswith(("region=d", "region*sex=d|")) for f in outcome.findings)
+
+
+def test_sixty_quiet_days_fire_nothing(reference: dict[str, pd.DataFrame]) -> None:
+    rng = np.random.default_rng(7)
+    fired = []
+    for i in range(60):
+        for outcome in run_checks(synthetic_day(rng), reference).values():
+            fired += [(i, f.check_name, f.subject, f.metric) for f in outcome.findings]
+    assert fired == []
+
+
+def test_a_drop_shared_by_everyone_is_not_differential(reference: dict[str, pd.DataFrame]) -> None:
+    day = synthetic_day(np.random.default_rng(5), separation_all=MU_BAD)  # every group at AUC 0.6
+    outcome = run_checks(day, reference)["differential_degradation"]
+    assert [f for f in outcome.findings if f.metric == "auc"] == []
+
+
+def test_groups_below_min_n_are_reported_but_never_alert(reference: dict[str, pd.DataFrame]) -> None:
+    day = synthetic_day(np.random.default_rng(11), n=2500, degrade="d")  # region d: ~150 rows
+    rows = fairness.subgroup_metrics(day, SEGMENTS, INTERSECTIONS)
+    d_auc = metric(rows, "region", "d", "auc")
+    assert d_auc["labelled"] < 200 and d_auc["ci_high"] - d_auc["ci_low"] > 0.1
+    outcome = run_checks(day, reference)["differential_degradation"]
+    assert not any(f.subject.startswith(("region=d", "region*sex=d")) for f in outcome.findings)
+    assert outcome.metadata["below_min_n"] > 0
