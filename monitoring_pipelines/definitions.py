@@ -7,6 +7,9 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 from dagster import Definitions, in_process_executor  # noqa: E402
 
+from monitoring_pipelines.defs.drift import drift_scores  # noqa: E402
+from monitoring_pipelines.defs.performance import performance_metrics  # noqa: E402
+from monitoring_pipelines.defs.reference import reference_profiles  # noqa: E402
 from monitoring_pipelines.defs.resources import default_resources  # noqa: E402
 from monitoring_pipelines.defs.schedules import (  # noqa: E402
     dashboard_job,
@@ -16,10 +19,21 @@ from monitoring_pipelines.defs.schedules import (  # noqa: E402
     reference_job,
 )
 from monitoring_pipelines.defs.sensors import register_models  # noqa: E402
+from monitoring_pipelines.defs.serving import serving_metrics  # noqa: E402
+from monitoring_pipelines.defs.shadow import shadow_comparisons  # noqa: E402
 from monitoring_pipelines.defs.snapshots import prediction_snapshots  # noqa: E402
+from monitoring_pipelines.defs.subgroups import subgroup_metrics  # noqa: E402
 
 defs = Definitions(
-    assets=[prediction_snapshots],
+    assets=[
+        prediction_snapshots,
+        reference_profiles,
+        drift_scores,
+        performance_metrics,
+        subgroup_metrics,
+        serving_metrics,
+        shadow_comparisons,
+    ],
     jobs=[monitoring_job, reference_job, dashboard_job],
     schedules=[nightly_monitoring, nightly_dashboard],
     sensors=[register_models],

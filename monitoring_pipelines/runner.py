@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from monitoring_pipelines.config import MonitoringConfig
 
 BLOCKED_ERROR = "DagsterAssetCheckFailedError"
+# The event log keeps every detail for the UI; the terminal shows the progress bar and the summary.
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 @dataclass
@@ -61,9 +63,13 @@ def _failure_kind(result) -> str | None:
 
 
 def _first_error(result) -> str:
+    """The step and the root cause's message, not Dagster's wrapper ("Error occurred while executing")."""
     for event in result.all_events:
         if event.is_step_failure and event.event_specific_data is not None and event.event_specific_data.error:
-            return f"{event.step_key}: {event.event_specific_data.error.message.strip().splitlines()[0]}"
+            error = event.event_specific_data.error
+            while error.cause is not None:
+                error = error.cause
+            return f"{event.step_key}: {error.cls_name}: {error.message.strip().splitlines()[0]}"
     return "run failed"
 
 
@@ -78,8 +84,8 @@ def run_range(
     from dagster import DagsterInstance
     from tqdm import tqdm
 
-    from monitoring_pipelines.defs.partitions import MODELS_PARTITION_NAME, model_day_key
     from monitoring_pipelines.definitions import defs
+    from monitoring_pipelines.defs.partitions import MODELS_PARTITION_NAME, model_day_key
 
     instance = DagsterInstance.get()
     known = set(instance.get_dynamic_partitions(MODELS_PARTITION_NAME))
@@ -99,7 +105,7 @@ def run_range(
             bar.set_postfix_str(label)
             result = job.execute_in_process(  # type: ignore[attr-defined]
                 instance=instance, partition_key=partition_key, raise_on_error=False,
-                tags={"monitoring/source": "cli"},
+                tags={"monitoring/source": "cli"}, run_config=QUIET,
             )
             report.runs += 1
             kind = _failure_kind(result)
@@ -111,7 +117,9 @@ def run_range(
                 report.failed.append(f"{label}: {_first_error(result)}")
             bar.update(1)
     if dashboard and not report.failed:
-        result = defs.resolve_job_def("dashboard_job").execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def("dashboard_job").execute_in_process(
+            instance=instance, raise_on_error=False, run_config=QUIET
+        )
         report.runs += 1
         if result.success:
             report.succeeded += 1

@@ -11,12 +11,11 @@ from dagster import (
 )
 
 from monitoring_pipelines.defs.checks import check_specs, record_checks
+from monitoring_pipelines.defs.common import WAREHOUSE_POOL
 from monitoring_pipelines.defs.partitions import model_day_partitions, split_key
 from monitoring_pipelines.defs.resources import MonitoringResource
 from monitoring_pipelines.storage.sources import source_for
 from monitoring_pipelines.validation.suite import results_markdown, validate_day, validation_checks
-
-WAREHOUSE_POOL = "duckdb_warehouse"
 
 SNAPSHOT_CHECKS = {
     "snapshot_usable": "Blocking: the day's log exists, is readable, has rows and every required column. "

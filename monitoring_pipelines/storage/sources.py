@@ -90,7 +90,7 @@ class FileSource:
             day += dt.timedelta(days=1)
         return files
 
-    def _read(self, files: list[Path]) -> tuple[pd.DataFrame, list[str]]:
+    def read_files(self, files: list[Path]) -> tuple[pd.DataFrame, list[str]]:
         frames: list[pd.DataFrame] = []
         problems: list[str] = []
         con = duckdb.connect()
@@ -115,7 +115,7 @@ class FileSource:
 
     def read_predictions(self, model: ModelConfig, start: dt.date, end: dt.date) -> SourceRead:
         files = self._files(model.name, "predictions", start, end + dt.timedelta(days=LATE_FOLDERS))
-        frame, problems = self._read(files)
+        frame, problems = self.read_files(files)
         frame, outside = restrict_to_window(frame, start, end)
         own = [str(p) for p in files]
         if not files:
@@ -126,13 +126,13 @@ class FileSource:
         return SourceRead(frame=frame, files=own, problems=problems, rows_outside_window=outside)
 
     def read_labels(self, model: ModelConfig, arrived_from: dt.date, arrived_to: dt.date) -> pd.DataFrame:
-        frame, problems = self._read(self._files(model.name, "labels", arrived_from, arrived_to))
+        frame, problems = self.read_files(self._files(model.name, "labels", arrived_from, arrived_to))
         if problems:
             raise SourceError("; ".join(problems))
         return normalize_labels(frame)
 
     def read_outcomes(self, model: ModelConfig, start: dt.date, end: dt.date) -> pd.DataFrame:
-        frame, problems = self._read(self._files(model.name, "outcomes", start, end))
+        frame, problems = self.read_files(self._files(model.name, "outcomes", start, end))
         if problems:
             raise SourceError("; ".join(problems))
         return normalize_outcomes(frame)

@@ -102,11 +102,15 @@ TABLES: dict[str, dict[str, str]] = {
         "kind": "VARCHAR",
         "statistic": "VARCHAR NOT NULL",
         "value": "DOUBLE",
+        "reference_value": "DOUBLE",
         "p_value": "DOUBLE",
         "p_value_adjusted": "DOUBLE",
         "threshold": "DOUBLE",
+        "threshold_critical": "DOUBLE",
+        "threshold_source": "VARCHAR",
         "drifted": "BOOLEAN",
         "severity": "VARCHAR",
+        "error_bound": "DOUBLE",
         "n_reference": "BIGINT",
         "n_current": "BIGINT",
         "profile_version": "VARCHAR",
@@ -132,9 +136,10 @@ TABLES: dict[str, dict[str, str]] = {
         "ci_low": "DOUBLE",
         "ci_high": "DOUBLE",
         "n": "BIGINT",
+        "rows": "BIGINT",
+        "labelled": "BIGINT",
         "gap": "DOUBLE",
         "ratio": "DOUBLE",
-        "labelled": "BIGINT",
     },
     "shadow_comparisons": {
         "model_name": "VARCHAR NOT NULL",
@@ -151,6 +156,7 @@ TABLES: dict[str, dict[str, str]] = {
         "ci_high": "DOUBLE",
         "p_value": "DOUBLE",
         "n": "BIGINT",
+        "value": "DOUBLE",
     },
     "shadow_recommendations": {
         "model_name": "VARCHAR NOT NULL",
@@ -165,8 +171,10 @@ TABLES: dict[str, dict[str, str]] = {
         "p_value": "DOUBLE",
         "days_pooled": "BIGINT",
         "days_needed": "DOUBLE",
-        "harmed_segments": "VARCHAR",
-        "reasons": "VARCHAR",
+        "n": "BIGINT",
+        "harmed_segments": "JSON",
+        "slo_breaches": "JSON",
+        "reasons": "JSON",
     },
     "serving_metrics": {
         "model_name": "VARCHAR NOT NULL",
@@ -392,13 +400,18 @@ class Warehouse:
         self, writes: dict[str, pd.DataFrame], model_name: str, partition_date: dt.date
     ) -> None:
         """Several tables of one model-day replaced atomically together."""
+        where = "model_name = ? AND partition_date = ?"
+        self.replace_many(
+            [(table, frame, where, [model_name, partition_date]) for table, frame in writes.items()]
+        )
+
+    def replace_many(self, writes: Sequence[tuple[str, pd.DataFrame, str, Sequence[Any]]]) -> None:
+        """Delete-then-insert on several tables in one transaction: readers see all or nothing."""
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             try:
-                for table, frame in writes.items():
-                    _delete_insert(
-                        con, table, frame, "model_name = ? AND partition_date = ?", [model_name, partition_date]
-                    )
+                for table, frame, where, params in writes:
+                    _delete_insert(con, table, frame, where, params)
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK")

@@ -31,8 +31,14 @@ def test_demo_config_loads_with_documented_defaults(write_config, config_dict):
         (lambda r: r["models"][0]["features"]["categorical"].append("income"), "'income' is listed twice"),
         (lambda r: r["models"][0].update(name="credit default; DROP"), "not a safe identifier"),
         (lambda r: r["models"][0]["segments"].append("1bad"), "not a safe identifier"),
-        (lambda r: r["models"][0]["reference"].update(start="2026-02-01", end="2026-01-01"), "ends (2026-01-01) before"),
-        (lambda r: r["models"][0]["thresholds"].update(drift={"psi_warnign": 0.2}), "psi_warnign: unknown key"),
+        (
+            lambda r: r["models"][0]["reference"].update(start="2026-02-01", end="2026-01-01"),
+            "ends (2026-01-01) before",
+        ),
+        (
+            lambda r: r["models"][0]["thresholds"].update(drift={"psi_warnign": 0.2}),
+            "psi_warnign: unknown key",
+        ),
         (lambda r: r["models"].append(copy.deepcopy(r["models"][0])), "listed twice"),
         (lambda r: r["alerting"]["routes"].update(critical=["carrier_pigeon"]), "unknown alert channel"),
     ],
@@ -45,7 +51,9 @@ def test_config_errors_name_the_key(write_config, config_dict, mutate, expected)
 
 
 def test_per_feature_override_merges_with_model_thresholds(write_config, config_dict):
-    config_dict["models"][0]["thresholds"] = {"drift": {"psi_warning": 0.15, "features": {"income": {"psi_warning": 0.3}}}}
+    config_dict["models"][0]["thresholds"] = {
+        "drift": {"psi_warning": 0.15, "features": {"income": {"psi_warning": 0.3}}}
+    }
     drift = _load(write_config, config_dict).model("credit_default").thresholds.drift
     assert drift.for_feature("income").psi_warning == 0.3
     assert drift.for_feature("debt_ratio").psi_warning == 0.15

@@ -16,7 +16,9 @@ DAY = dt.date(2026, 6, 10)
 def test_file_source_reads_only_the_partition_day(tmp_path, write_config, config_dict):
     config = load_config(write_config(config_dict))
     model = config.model("credit_default")
-    today, yesterday, tomorrow = (synthetic_day(DAY + dt.timedelta(days=k), 50, seed=k + 1) for k in (0, -1, 1))
+    today, yesterday, tomorrow = (
+        synthetic_day(DAY + dt.timedelta(days=k), 50, seed=k + 1) for k in (0, -1, 1)
+    )
     # the day's own folder also holds a stray row of yesterday; tomorrow's folder holds late rows of today
     late = synthetic_day(DAY, 7, seed=9)
     write_parquet(config.data_dir, model.name, DAY, pd.concat([today, yesterday.head(3)]))
@@ -37,7 +39,9 @@ def test_file_source_reads_csv_and_reports_missing_day(tmp_path, write_config, c
     synthetic_day(DAY, 20).to_csv(folder / "part.csv", index=False)
     read = FileSource(config.data_dir).read_predictions(model, DAY, DAY)
     assert len(read.frame) == 20 and not read.problems
-    empty = FileSource(config.data_dir).read_predictions(model, DAY + dt.timedelta(days=5), DAY + dt.timedelta(days=5))
+    empty = FileSource(config.data_dir).read_predictions(
+        model, DAY + dt.timedelta(days=5), DAY + dt.timedelta(days=5)
+    )
     assert empty.frame.empty and "no prediction files" in empty.problems[0]
 
 
@@ -55,11 +59,18 @@ def test_unreadable_file_is_named(tmp_path, write_config, config_dict):
 def sqlite_source(tmp_path):
     url = f"sqlite:///{tmp_path / 'preds.db'}"
     engine = sa.create_engine(url)
-    frame = pd.concat([synthetic_day(DAY, 300, seed=1), synthetic_day(DAY + dt.timedelta(days=1), 200, seed=2)])
+    frame = pd.concat(
+        [synthetic_day(DAY, 300, seed=1), synthetic_day(DAY + dt.timedelta(days=1), 200, seed=2)]
+    )
     other = synthetic_day(DAY, 40, seed=3, model_name="churn_propensity")
     pd.concat([frame, other]).to_sql("predictions", engine, index=False)
-    labels = pd.DataFrame({"request_id": frame["request_id"].head(100), "label": 1,
-                           "label_ts": pd.Timestamp(DAY + dt.timedelta(days=3), tz="UTC")})
+    labels = pd.DataFrame(
+        {
+            "request_id": frame["request_id"].head(100),
+            "label": 1,
+            "label_ts": pd.Timestamp(DAY + dt.timedelta(days=3), tz="UTC"),
+        }
+    )
     labels.to_sql("labels", engine, index=False)
     return SqlSource(url, "predictions", "labels", None, chunk_rows=1000)
 
@@ -81,7 +92,12 @@ def test_sql_source_reports_missing_table(tmp_path, write_config, config_dict):
 
 
 def test_latest_label_wins():
-    labels = pd.DataFrame({"request_id": ["a", "a", "b"], "label": [0, 1, 1],
-                           "label_ts": ["2026-01-02", "2026-01-05", "2026-01-03"]})
+    labels = pd.DataFrame(
+        {
+            "request_id": ["a", "a", "b"],
+            "label": [0, 1, 1],
+            "label_ts": ["2026-01-02", "2026-01-05", "2026-01-03"],
+        }
+    )
     out = normalize_labels(labels).set_index("request_id")
     assert out.loc["a", "label"] == 1 and len(out) == 2

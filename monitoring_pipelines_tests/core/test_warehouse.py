@@ -12,8 +12,15 @@ DAY = dt.date(2026, 6, 10)
 
 
 def _rows(model: str, day: dt.date, n: int) -> pd.DataFrame:
-    return pd.DataFrame({"model_name": model, "partition_date": day, "metric": [f"m{i}" for i in range(n)],
-                         "value": range(n), "estimated": False})
+    return pd.DataFrame(
+        {
+            "model_name": model,
+            "partition_date": day,
+            "metric": [f"m{i}" for i in range(n)],
+            "value": range(n),
+            "estimated": False,
+        }
+    )
 
 
 def test_replace_partition_is_idempotent_and_scoped(tmp_path):
@@ -22,7 +29,9 @@ def test_replace_partition_is_idempotent_and_scoped(tmp_path):
     wh.replace_partition("performance_metrics", _rows("b", DAY, 2), "b", DAY)
     wh.replace_partition("performance_metrics", _rows("a", DAY, 3), "a", DAY)
     wh.replace_partition("performance_metrics", _rows("a", DAY, 1), "a", DAY)
-    counts = wh.query("SELECT model_name, count(*) n FROM monitoring.performance_metrics GROUP BY 1 ORDER BY 1")
+    counts = wh.query(
+        "SELECT model_name, count(*) n FROM monitoring.performance_metrics GROUP BY 1 ORDER BY 1"
+    )
     assert counts.to_dict("list") == {"model_name": ["a", "b"], "n": [1, 2]}
 
 
@@ -44,8 +53,12 @@ def test_identifiers_are_validated():
 def _writer(path: str, model: str) -> None:
     wh = Warehouse(path)
     for k in range(15):
-        wh.replace_partition("performance_metrics", _rows(model, DAY + dt.timedelta(days=k), 50), model,
-                             DAY + dt.timedelta(days=k))
+        wh.replace_partition(
+            "performance_metrics",
+            _rows(model, DAY + dt.timedelta(days=k), 50),
+            model,
+            DAY + dt.timedelta(days=k),
+        )
 
 
 def test_concurrent_writer_processes_never_hit_a_lock_error(tmp_path):
@@ -57,7 +70,9 @@ def test_concurrent_writer_processes_never_hit_a_lock_error(tmp_path):
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0, 0]
-    assert Warehouse(path).query("SELECT count(*) n FROM monitoring.performance_metrics")["n"][0] == 3 * 15 * 50
+    assert (
+        Warehouse(path).query("SELECT count(*) n FROM monitoring.performance_metrics")["n"][0] == 3 * 15 * 50
+    )
 
 
 def test_publish_copy_is_readable(tmp_path):

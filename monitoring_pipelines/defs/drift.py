@@ -1,0 +1,68 @@
+"""drift_scores: every feature, the score and the decision rate against the reference profile."""
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from monitoring_pipelines.core.drift import compute_drift, drift_checks
+from monitoring_pipelines.defs.checks import check_specs, record_checks
+from monitoring_pipelines.defs.common import REFERENCE_DEP, SNAPSHOT_DEP, WAREHOUSE_POOL
+from monitoring_pipelines.defs.data import snapshot_rows
+from monitoring_pipelines.defs.partitions import model_day_partitions, split_key
+from monitoring_pipelines.defs.reference import latest_profile
+from monitoring_pipelines.defs.resources import MonitoringResource
+
+DRIFT_CHECKS = {
+    "feature_drift": "WARN: a feature's effect size (PSI, normalized Wasserstein, JS) passed its threshold "
+    "AND the change is significant after Benjamini–Hochberg across the model's features AND the day has "
+    "enough rows.",
+    "critical_drift": "ERROR: PSI beyond the critical threshold on a feature, or drift of the score "
+    "distribution / positive-decision rate (prediction drift).",
+    "data_quality": "Null-rate increase, values outside the reference range, unseen categories: WARN, "
+    "ERROR beyond the critical sizes.",
+}
+
+
+@asset(
+    partitions_def=model_day_partitions,
+    group_name="metrics",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "scipy"},
+    deps=[SNAPSHOT_DEP, REFERENCE_DEP],
+    check_specs=check_specs("drift_scores", DRIFT_CHECKS),
+    description="PSI, JS, normalized Wasserstein, KS / chi-squared with BH-adjusted p-values, null-rate "
+    "change, unseen and out-of-range shares for every feature, __score__ and __prediction_rate__.",
+)
+def drift_scores(context: AssetExecutionContext, monitoring: MonitoringResource):
+    model_name, day = split_key(context.partition_key)
+    model = monitoring.config.model(model_name)
+    warehouse = monitoring.warehouse
+    profile = latest_profile(warehouse, model_name)
+    current = snapshot_rows(warehouse, model, day)
+    thresholds = model.thresholds.drift
+    drift = compute_drift(profile, current, thresholds)
+    outcomes = drift_checks(drift, thresholds, profile.version)
+    warehouse.replace_partition("drift_scores", drift.assign(partition_date=day), model_name, day)
+    checks = record_checks(warehouse, "drift_scores", outcomes, model_name, day, context.run_id)
+    drifted = sorted(set(drift.loc[drift["drifted"].astype(bool), "feature"]))
+    yield MaterializeResult(
+        metadata={
+            "dagster/row_count": len(drift),
+            "profile_version": profile.version,
+            "rows_compared": len(current),
+            "drifted_features": MetadataValue.text(", ".join(drifted) or "none"),
+            "summary": MetadataValue.md(_summary(drift)),
+        }
+    )
+    yield from checks
+
+
+def _summary(drift) -> str:
+    effect = drift[drift["statistic"].isin(["psi", "wasserstein_norm", "js"])]
+    if effect.empty:
+        return "no statistics (too few rows?)"
+    worst = effect.sort_values("value", ascending=False).drop_duplicates("feature").head(12)
+    lines = ["| feature | statistic | value | threshold | drifted | severity |", "|---|---|---|---|---|---|"]
+    for r in worst.itertuples():
+        lines.append(
+            f"| {r.feature} | {r.statistic} | {r.value:.4g} | {r.threshold:.4g} | {r.drifted} | {r.severity} |"
+        )
+    return "\n".join(lines)

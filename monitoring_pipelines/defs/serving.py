@@ -1,0 +1,47 @@
+"""serving_metrics: latency percentiles, traffic and errors per role and version against SLOs."""
+
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from monitoring_pipelines.core.performance import markdown_table
+from monitoring_pipelines.core.serving import serving_checks
+from monitoring_pipelines.core.serving import serving_metrics as compute_serving
+from monitoring_pipelines.defs.checks import check_specs, record_checks
+from monitoring_pipelines.defs.common import SNAPSHOT_DEP, WAREHOUSE_POOL
+from monitoring_pipelines.defs.data import snapshot_rows
+from monitoring_pipelines.defs.partitions import model_day_partitions, split_key
+from monitoring_pipelines.defs.resources import MonitoringResource
+
+SERVING_CHECKS = {
+    "serving_slo": "p99 latency and error rate per role and version against the SLOs in the config "
+    "(WARN and ERROR levels; a shadow's breach is at most a warning since it serves no user).",
+}
+
+
+@asset(
+    partitions_def=model_day_partitions,
+    group_name="metrics",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    deps=[SNAPSHOT_DEP],
+    check_specs=check_specs("serving_metrics", SERVING_CHECKS),
+    description="Latency p50/p95/p99, requests, peak requests per hour and error rate of a model-day, "
+    "per role and version plus a model-wide row (role = 'all').",
+)
+def serving_metrics(context: AssetExecutionContext, monitoring: MonitoringResource):
+    model_name, day = split_key(context.partition_key)
+    model = monitoring.config.model(model_name)
+    warehouse = monitoring.warehouse
+    rows = snapshot_rows(warehouse, model, day, role=None, ok_only=False)
+    metrics = compute_serving(rows)
+    outcomes = serving_checks(metrics, model.thresholds.serving)
+    warehouse.replace_partition(
+        "serving_metrics", metrics.assign(model_name=model_name, partition_date=day), model_name, day
+    )
+    checks = record_checks(warehouse, "serving_metrics", outcomes, model_name, day, context.run_id)
+    yield MaterializeResult(
+        metadata={
+            "dagster/row_count": len(metrics),
+            "serving": MetadataValue.md(markdown_table(metrics.to_dict("records"), list(metrics.columns))),
+        }
+    )
+    yield from checks
