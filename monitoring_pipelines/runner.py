@@ -9,8 +9,10 @@ per-run process start-up, code loading or GX context creation.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from dataclasses import dataclass, field
+from queue import Empty
 
 from monitoring_pipelines.config import MonitoringConfig
 
@@ -73,6 +75,45 @@ def _first_error(result) -> str:
     return "run failed"
 
 
+_WORKER: dict[str, object] = {}
+
+
+def _execute(job_name: str, partition_key: object, label: str) -> tuple[str, str | None, str]:
+    """Run one job partition in this process; returns (label, failure kind, message)."""
+    if "defs" not in _WORKER:
+        from dagster import DagsterInstance
+
+        from monitoring_pipelines.definitions import defs
+
+        _WORKER["defs"], _WORKER["instance"] = defs, DagsterInstance.get()
+    job = _WORKER["defs"].resolve_job_def(job_name)  # type: ignore[attr-defined]
+    kwargs = {"partition_key": partition_key} if partition_key is not None else {}
+    result = job.execute_in_process(
+        instance=_WORKER["instance"], raise_on_error=False, tags={"monitoring/source": "cli"},
+        run_config=QUIET, **kwargs,
+    )
+    kind = _failure_kind(result)
+    return label, kind, "" if kind is None else _first_error(result)
+
+
+def _model_runs(model: str, days: list[dt.date]) -> list[tuple[str, object, str]]:
+    from monitoring_pipelines.defs.partitions import model_day_key
+
+    runs: list[tuple[str, object, str]] = [("reference_job", model, f"reference {model}")]
+    runs += [("monitoring_job", model_day_key(model, d), f"{model} {d}") for d in days]
+    return runs
+
+
+def _run_model(model: str, days: list[dt.date], progress_queue=None) -> list[tuple[str, str | None, str]]:
+    """A model's reference run, then its days in date order: alert state builds on earlier days."""
+    outcomes = []
+    for job_name, key, label in _model_runs(model, days):
+        outcomes.append(_execute(job_name, key, label))
+        if progress_queue is not None:
+            progress_queue.put(label)
+    return outcomes
+
+
 def run_range(
     config: MonitoringConfig,
     start: dt.date,
@@ -80,12 +121,18 @@ def run_range(
     models: list[str],
     progress: bool = True,
     dashboard: bool = True,
+    workers: int | None = None,
 ) -> RunReport:
+    """Every model-day of the range through the Dagster jobs. Models run in parallel worker processes
+    (up to `workers`, default: cores), each model's days in order; DuckDB writes stay serialized by the
+    warehouse lock, compute overlaps."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
     from dagster import DagsterInstance
     from tqdm import tqdm
 
-    from monitoring_pipelines.definitions import defs
-    from monitoring_pipelines.defs.partitions import MODELS_PARTITION_NAME, model_day_key
+    from monitoring_pipelines.defs.partitions import MODELS_PARTITION_NAME
 
     instance = DagsterInstance.get()
     known = set(instance.get_dynamic_partitions(MODELS_PARTITION_NAME))
@@ -95,36 +142,48 @@ def run_range(
 
     report = RunReport(warehouse=str(config.warehouse))
     began = time.monotonic()
-    reference_job = defs.resolve_job_def("reference_job")
-    monitoring_job = defs.resolve_job_def("monitoring_job")
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-    jobs: list[tuple[str, object, object]] = [(f"reference {m}", reference_job, m) for m in models]
-    jobs += [(f"{m} {d}", monitoring_job, model_day_key(m, d)) for d in days for m in models]
-    with tqdm(total=len(jobs), disable=not progress, unit="run", desc="monitoring") as bar:
-        for label, job, partition_key in jobs:
-            bar.set_postfix_str(label)
-            result = job.execute_in_process(  # type: ignore[attr-defined]
-                instance=instance, partition_key=partition_key, raise_on_error=False,
-                tags={"monitoring/source": "cli"}, run_config=QUIET,
-            )
-            report.runs += 1
-            kind = _failure_kind(result)
-            if kind is None:
-                report.succeeded += 1
-            elif kind == "blocked":
-                report.blocked.append(label)
-            else:
-                report.failed.append(f"{label}: {_first_error(result)}")
-            bar.update(1)
-    if dashboard and not report.failed:
-        result = defs.resolve_job_def("dashboard_job").execute_in_process(
-            instance=instance, raise_on_error=False, run_config=QUIET
-        )
+    total = len(models) * (len(days) + 1)
+    workers = min(workers or os.cpu_count() or 1, len(models))
+    results: list[tuple[str, str | None, str]] = []
+    with tqdm(total=total, disable=not progress, unit="run", desc="monitoring") as bar:
+        if workers <= 1:
+            for model in models:
+                for job_name, key, label in _model_runs(model, days):
+                    bar.set_postfix_str(label)
+                    results.append(_execute(job_name, key, label))
+                    bar.update(1)
+        else:
+            ctx = mp.get_context("spawn")
+            with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                queue = manager.Queue()
+                futures = [pool.submit(_run_model, m, days, queue) for m in models]
+                while True:
+                    try:
+                        label = queue.get(timeout=0.5)
+                    except Empty:
+                        if all(f.done() for f in futures):
+                            break
+                        continue
+                    bar.set_postfix_str(label)
+                    bar.update(1)
+                for future in futures:
+                    results.extend(future.result())
+    for label, kind, message in results:
         report.runs += 1
-        if result.success:
+        if kind is None:
+            report.succeeded += 1
+        elif kind == "blocked":
+            report.blocked.append(label)
+        else:
+            report.failed.append(f"{label}: {message}")
+    if dashboard and not report.failed:
+        label, kind, message = _execute("dashboard_job", None, "dashboard")
+        report.runs += 1
+        if kind is None:
             report.succeeded += 1
         else:
-            report.failed.append(f"dashboard: {_first_error(result)}")
+            report.failed.append(f"dashboard: {message}")
     report.seconds = time.monotonic() - began
     report.alerts = _open_alerts(config)
     index = config.data_dir / "dashboard" / "index.html"

@@ -24,6 +24,15 @@ monitoring_job = define_asset_job(
     description="Every monitoring asset and check of one model-day, in dependency order.",
 )
 
+label_refresh_job = define_asset_job(
+    "label_refresh_job",
+    selection=AssetSelection.assets("performance_metrics", "subgroup_metrics", "shadow_comparisons").downstream()
+    - AssetSelection.groups("reporting"),
+    partitions_def=model_day_partitions,
+    description="Recompute the label-dependent metrics of a model-day (and the alerts after them) when "
+    "new labels arrive.",
+)
+
 reference_job = define_asset_job(
     "reference_job",
     selection=AssetSelection.groups("reference"),

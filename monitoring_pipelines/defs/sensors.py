@@ -1,8 +1,10 @@
 """Sensors that keep partitions in step with the config: new models become partitions, and a model
 whose reference definition changed gets its reference profile rebuilt."""
 
+import datetime as dt
 import hashlib
 import json
+from pathlib import Path
 
 from dagster import (
     DefaultSensorStatus,
@@ -13,8 +15,13 @@ from dagster import (
 )
 
 from monitoring_pipelines.config import ModelConfig, load_config
-from monitoring_pipelines.defs.partitions import MODELS_PARTITION_NAME, model_partitions
-from monitoring_pipelines.defs.schedules import reference_job
+from monitoring_pipelines.defs.partitions import (
+    MODELS_PARTITION_NAME,
+    PARTITIONS_START,
+    model_day_key,
+    model_partitions,
+)
+from monitoring_pipelines.defs.schedules import label_refresh_job, reference_job
 
 
 def reference_fingerprint(model: ModelConfig) -> str:
@@ -53,3 +60,62 @@ def register_models(context: SensorEvaluationContext):
         dynamic_partitions_requests=[model_partitions.build_add_request(new)] if new else [],
         cursor=json.dumps(seen, sort_keys=True),
     )
+
+
+def label_folder_fingerprints(data_dir: Path, model: str) -> dict[str, str]:
+    """Arrival day -> fingerprint (names, sizes, mtimes) of that day's label files."""
+    root = data_dir / "incoming" / model / "labels"
+    out: dict[str, str] = {}
+    if not root.is_dir():
+        return out
+    for folder in sorted(root.glob("date=*")):
+        files = sorted(p for p in folder.iterdir() if p.suffix in (".parquet", ".csv"))
+        if not files:
+            continue
+        stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+        out[folder.name.removeprefix("date=")] = hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
+    return out
+
+
+def days_touched_by_labels(arrival_days: list[str], label_delay_days: int, first: dt.date, last: dt.date) -> list[dt.date]:
+    """Prediction days whose labels may have changed: up to label_delay_days before each arrival day."""
+    days: set[dt.date] = set()
+    for text in arrival_days:
+        arrived = dt.date.fromisoformat(text)
+        for back in range(1, label_delay_days + 1):
+            day = arrived - dt.timedelta(days=back)
+            if first <= day <= last:
+                days.add(day)
+    return sorted(days)
+
+
+@sensor(
+    job=label_refresh_job,
+    minimum_interval_seconds=300,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Watches the label folders; when labels arrive or change for arrival day A, re-materializes "
+    "the label-dependent assets of the model-days A-1 … A-label_delay_days so metrics converge as labels land.",
+)
+def label_arrivals(context: SensorEvaluationContext):
+    config = load_config()
+    seen: dict[str, dict[str, str]] = json.loads(context.cursor) if context.cursor else {}
+    known = set(context.instance.get_dynamic_partitions(MODELS_PARTITION_NAME))
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    run_requests = []
+    for model in config.models:
+        if model.source != "files" or model.name not in known:
+            continue
+        current = label_folder_fingerprints(config.data_dir, model.name)
+        previous = seen.get(model.name)
+        seen[model.name] = current
+        if previous is None:  # first look: remember, do not re-run history
+            continue
+        changed = [day for day, fp in current.items() if previous.get(day) != fp]
+        for day in days_touched_by_labels(changed, model.label_delay_days, PARTITIONS_START, yesterday):
+            tag = hashlib.sha256("|".join(f"{d}:{current[d]}" for d in sorted(changed)).encode()).hexdigest()[:12]
+            run_requests.append(RunRequest(
+                run_key=f"labels|{model.name}|{day.isoformat()}|{tag}",
+                partition_key=model_day_key(model.name, day),
+                tags={"monitoring/trigger": "label_arrival"},
+            ))
+    return SensorResult(run_requests=run_requests, cursor=json.dumps(seen, sort_keys=True))
