@@ -1,0 +1,137 @@
+"""The Dagster layer on small generated data: real assets materialized with dagster.materialize."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, MultiPartitionKey, materialize
+
+from monitoring_pipelines.config import load_config
+from monitoring_pipelines.defs.drift import drift_scores
+from monitoring_pipelines.defs.performance import performance_metrics
+from monitoring_pipelines.defs.reference import reference_profiles
+from monitoring_pipelines.defs.resources import MonitoringResource
+from monitoring_pipelines.defs.serving import serving_metrics
+from monitoring_pipelines.defs.shadow import shadow_comparisons
+from monitoring_pipelines.defs.snapshots import prediction_snapshots
+from monitoring_pipelines.defs.subgroups import subgroup_metrics
+from monitoring_pipelines.storage.warehouse import Warehouse
+from monitoring_pipelines_tests.conftest import synthetic_day, write_parquet
+
+START = dt.date(2026, 6, 1)
+DAY_ASSETS = [prediction_snapshots, drift_scores, performance_metrics, subgroup_metrics, serving_metrics,
+              shadow_comparisons]
+
+
+def _labels(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(len(frame)) < frame["score"].to_numpy()).astype(int)
+    return pd.DataFrame({"request_id": frame["request_id"], "label": y,
+                         "label_ts": frame["ts"] + pd.Timedelta(days=3)})
+
+
+@pytest.fixture
+def project(tmp_path, config_dict, write_config):
+    config_dict["models"][0]["reference"] = {"start": START.isoformat(), "end": "2026-06-04"}
+    config_path = write_config(config_dict)
+    config = load_config(config_path)
+    frames = {}
+    for k in range(7):
+        day = START + dt.timedelta(days=k)
+        frames[day] = synthetic_day(day, 800, seed=k + 1)
+        write_parquet(config.data_dir, "credit_default", day, frames[day])
+    for day in list(frames)[:4]:  # reference days are labelled
+        labels = _labels(frames[day], 99)
+        write_parquet(config.data_dir, "credit_default", day + dt.timedelta(days=3), labels, kind="labels",
+                      name=f"labels-{day}.parquet")
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("models", ["credit_default", "churn_propensity"])
+    resources = {"monitoring": MonitoringResource(config_path=str(config_path))}
+    result = materialize([reference_profiles], partition_key="credit_default", resources=resources,
+                         instance=instance)
+    assert result.success
+    return {"config": config, "instance": instance, "resources": resources, "frames": frames,
+            "warehouse": Warehouse(config.warehouse)}
+
+
+def _run(project, day: dt.date, assets=DAY_ASSETS, raise_on_error=True):
+    key = MultiPartitionKey({"date": day.isoformat(), "model": "credit_default"})
+    return materialize(assets, partition_key=key, resources=project["resources"], instance=project["instance"],
+                       raise_on_error=raise_on_error)
+
+
+def _count(warehouse: Warehouse, table: str, day: dt.date) -> int:
+    return int(warehouse.query(f"SELECT count(*) AS n FROM monitoring.{table} WHERE partition_date = ?",
+                               [day])["n"][0])
+
+
+def test_rerunning_a_partition_replaces_every_table(project):
+    day = START + dt.timedelta(days=5)
+    _run(project, day)
+    wh = project["warehouse"]
+    tables = ["prediction_snapshots", "drift_scores", "performance_metrics", "subgroup_metrics",
+              "serving_metrics", "check_results"]
+    first = {t: _count(wh, t, day) for t in tables}
+    _run(project, day)
+    assert {t: _count(wh, t, day) for t in tables} == first
+    assert first["prediction_snapshots"] == 800 and all(first.values())
+
+
+def test_valid_plus_quarantined_equals_rows_read(project, tmp_path):
+    day = START + dt.timedelta(days=6)
+    frame = project["frames"][day].copy()
+    frame.loc[:9, "score"] = 4.0
+    write_parquet(project["config"].data_dir, "credit_default", day, frame)
+    result = _run(project, day, [prediction_snapshots])
+    meta = result.asset_materializations_for_node("prediction_snapshots")[0].metadata
+    assert meta["rows_read"].value == 800 and meta["rows_quarantined"].value == 10
+    assert _count(project["warehouse"], "quarantined_predictions", day) == 10
+    assert _count(project["warehouse"], "prediction_snapshots", day) == 790
+    validation = [e for e in result.get_asset_check_evaluations() if e.check_name == "validation"][0]
+    assert not validation.passed
+
+
+def test_unusable_day_blocks_downstream_assets(project):
+    day = START + dt.timedelta(days=6)
+    write_parquet(project["config"].data_dir, "credit_default", day,
+                  project["frames"][day].drop(columns=["score"]))
+    result = _run(project, day, raise_on_error=False)
+    assert not result.success
+    usable = [e for e in result.get_asset_check_evaluations() if e.check_name == "snapshot_usable"][0]
+    assert not usable.passed and "score" in usable.description
+    materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()
+                    for m in [m.event_specific_data.materialization]}
+    assert materialized == {"prediction_snapshots"}
+    assert _count(project["warehouse"], "drift_scores", day) == 0
+
+
+def test_late_labels_turn_estimates_into_measurements(project):
+    day = START + dt.timedelta(days=5)
+    _run(project, day, [prediction_snapshots, performance_metrics])
+    wh = project["warehouse"]
+    before = wh.partition("performance_metrics", "credit_default", day)
+    before = before[~before["metric"].str.startswith("outcome:")]
+    assert before["estimated"].all() and (before["metric"] == "auc").any()
+    write_parquet(project["config"].data_dir, "credit_default", day + dt.timedelta(days=2),
+                  _labels(project["frames"][day], 5), kind="labels")
+    _run(project, day, [prediction_snapshots, performance_metrics])
+    after = wh.partition("performance_metrics", "credit_default", day)
+    measured = after[~after["estimated"].astype(bool) & ~after["metric"].str.startswith("outcome:")]
+    assert set(measured["metric"]) >= {"auc", "accuracy", "brier"}
+    assert measured["labelled_fraction"].max() == pytest.approx(1.0)
+
+
+def test_a_unit_bug_fires_critical_drift(project):
+    day = START + dt.timedelta(days=6)
+    frame = project["frames"][day].copy()
+    frame["income"] = frame["income"] / 1000
+    write_parquet(project["config"].data_dir, "credit_default", day, frame)
+    result = _run(project, day, [prediction_snapshots, drift_scores])
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["critical_drift"].passed
+    assert "income" in checks["critical_drift"].metadata["failed_subjects"].value
+    rows = project["warehouse"].partition("drift_scores", "credit_default", day)
+    assert set(rows.loc[rows["drifted"].astype(bool), "feature"]) == {"income"}
