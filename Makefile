@@ -48,4 +48,4 @@ bench: install
 	$(PY) bench/drift_bench.py
 
 clean-demo:
-	rm -rf data/incoming data/warehouse.duckdb* data/dashboard data/backlog.md
+	rm -rf data/incoming data/warehouse*.duckdb* data/dashboard data/backlog.md data/kpis.json

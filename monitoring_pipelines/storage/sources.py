@@ -101,7 +101,7 @@ class FileSource:
                         rel = con.read_parquet(str(path))
                     else:
                         rel = con.read_csv(str(path), all_varchar=True, header=True)
-                    frames.append(rel.df())
+                    frames.append(rel.df().assign(source_file=str(path)))
                 except (duckdb.Error, OSError) as exc:
                     problems.append(f"{path}: unreadable ({str(exc).splitlines()[0]})")
         finally:
@@ -114,16 +114,25 @@ class FileSource:
         return pd.concat(frames, ignore_index=True, sort=False), problems
 
     def read_predictions(self, model: ModelConfig, start: dt.date, end: dt.date) -> SourceRead:
-        files = self._files(model.name, "predictions", start, end + dt.timedelta(days=LATE_FOLDERS))
-        frame, problems = self.read_files(files)
-        frame, outside = restrict_to_window(frame, start, end)
-        own = [str(p) for p in files]
-        if not files:
+        own = self._files(model.name, "predictions", start, end)
+        late = self._files(model.name, "predictions", end + dt.timedelta(days=1), end + dt.timedelta(days=LATE_FOLDERS))
+        problems: list[str] = []
+        if not own:
+            # A few late rows in the next folder do not make a day: its own log is missing.
             problems.append(
                 f"no prediction files for {model.name} in "
-                f"{self._folder(model.name, 'predictions', start)} (through {end})"
+                f"{self._folder(model.name, 'predictions', start)}" + (f" (through {end})" if end != start else "")
             )
-        return SourceRead(frame=frame, files=own, problems=problems, rows_outside_window=outside)
+            return SourceRead(frame=pd.DataFrame(), files=[], problems=problems)
+        frame, problems = self.read_files(own + late)
+        if len(frame) and "ts" in frame.columns:
+            # A row without a usable ts belongs to the folder it sits in, so only one partition sees it.
+            parsed, bad = _to_utc(frame["ts"])
+            foreign = (parsed.isna() | bad) & ~frame["source_file"].isin([str(p) for p in own])
+            frame = frame.loc[~foreign]
+        frame, outside = restrict_to_window(frame, start, end)
+        return SourceRead(frame=frame, files=[str(p) for p in own + late], problems=problems,
+                          rows_outside_window=outside)
 
     def read_labels(self, model: ModelConfig, arrived_from: dt.date, arrived_to: dt.date) -> pd.DataFrame:
         frame, problems = self.read_files(self._files(model.name, "labels", arrived_from, arrived_to))

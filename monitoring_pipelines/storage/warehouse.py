@@ -25,8 +25,9 @@ from monitoring_pipelines.config import IDENTIFIER
 
 SCHEMA = "monitoring"
 
-# Base columns of every table. prediction_snapshots and quarantined_predictions also get one
-# column per feature/segment of the configured models (added by `ensure_columns`).
+# Base columns of every table. prediction_snapshots also gets one column per feature/segment of the
+# configured models (added by `ensure_columns`); a quarantined row keeps all its original values,
+# typed or not, in `raw` (JSON), since a rejected value may not fit the column's type.
 TABLES: dict[str, dict[str, str]] = {
     "prediction_snapshots": {
         "model_name": "VARCHAR NOT NULL",

@@ -175,11 +175,14 @@ def validate_day(
     bad = reasons != ""
     columns = ["prediction_id", "request_id", "model_version", "role", "ts", "score", "prediction", "latency_ms",
                "status", *model.input_columns]
+    if "source_file" in frame.columns:
+        columns.append("source_file")
     valid = frame.loc[~bad, columns].copy()
     valid["prediction"] = valid["prediction"].astype("Int64").astype("Int32")
     quarantined = frame.loc[bad, [c for c in columns if c not in model.input_columns]].copy()
     quarantined["reason"] = reasons[bad]
-    quarantined["raw"] = raw.loc[bad].apply(lambda r: json.dumps(r.to_dict(), default=str), axis=1) if bad.any() else []
+    raw_rows = raw.loc[bad].drop(columns=["source_file"], errors="ignore")
+    quarantined["raw"] = raw_rows.apply(lambda r: json.dumps(r.to_dict(), default=str), axis=1) if bad.any() else []
     return ValidationOutcome(valid=valid.reset_index(drop=True), quarantined=quarantined.reset_index(drop=True),
                              results=results, problems=[], read_rows=read_rows)
 

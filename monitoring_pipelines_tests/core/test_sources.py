@@ -101,3 +101,28 @@ def test_latest_label_wins():
     )
     out = normalize_labels(labels).set_index("request_id")
     assert out.loc["a", "label"] == 1 and len(out) == 2
+
+
+def test_late_rows_alone_do_not_make_a_day(tmp_path, write_config, config_dict):
+    config = load_config(write_config(config_dict))
+    model = config.model("credit_default")
+    write_parquet(config.data_dir, model.name, DAY + dt.timedelta(days=1), synthetic_day(DAY, 5, seed=4))
+    read = FileSource(config.data_dir).read_predictions(model, DAY, DAY)
+    assert read.frame.empty and "no prediction files" in read.problems[0]
+
+
+def test_row_without_timestamp_belongs_to_its_own_folder_only(tmp_path, write_config, config_dict):
+    config = load_config(write_config(config_dict))
+    model = config.model("credit_default")
+    nxt = DAY + dt.timedelta(days=1)
+    frame = synthetic_day(nxt, 20, seed=5)
+    frame["ts"] = frame["ts"].astype(object)
+    frame.loc[0, "ts"] = None
+    write_parquet(config.data_dir, model.name, DAY, synthetic_day(DAY, 10, seed=6))
+    write_parquet(config.data_dir, model.name, nxt, frame)
+    source = FileSource(config.data_dir)
+    today = source.read_predictions(model, DAY, DAY).frame
+    tomorrow = source.read_predictions(model, nxt, nxt).frame
+    assert frame.loc[0, "prediction_id"] not in set(today["prediction_id"])
+    assert frame.loc[0, "prediction_id"] in set(tomorrow["prediction_id"])
+    assert today["source_file"].str.endswith(".parquet").all()
