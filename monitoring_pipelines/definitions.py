@@ -13,12 +13,13 @@ from monitoring_pipelines.defs.reference import reference_profiles  # noqa: E402
 from monitoring_pipelines.defs.resources import default_resources  # noqa: E402
 from monitoring_pipelines.defs.schedules import (  # noqa: E402
     dashboard_job,
+    label_refresh_job,
     monitoring_job,
     nightly_dashboard,
     nightly_monitoring,
     reference_job,
 )
-from monitoring_pipelines.defs.sensors import register_models  # noqa: E402
+from monitoring_pipelines.defs.sensors import label_arrivals, register_models  # noqa: E402
 from monitoring_pipelines.defs.serving import serving_metrics  # noqa: E402
 from monitoring_pipelines.defs.shadow import shadow_comparisons  # noqa: E402
 from monitoring_pipelines.defs.snapshots import prediction_snapshots  # noqa: E402
@@ -34,9 +35,9 @@ defs = Definitions(
         serving_metrics,
         shadow_comparisons,
     ],
-    jobs=[monitoring_job, reference_job, dashboard_job],
+    jobs=[monitoring_job, reference_job, label_refresh_job, dashboard_job],
     schedules=[nightly_monitoring, nightly_dashboard],
-    sensors=[register_models],
+    sensors=[register_models, label_arrivals],
     resources=default_resources(),
     executor=in_process_executor,
 )
