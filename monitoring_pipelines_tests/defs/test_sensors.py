@@ -53,6 +53,7 @@ def test_register_models_adds_partitions_and_requests_reference(tmp_path, config
 
 def test_nightly_schedule_targets_yesterday_for_every_model(tmp_path, config_dict, write_config, monkeypatch):
     monkeypatch.setenv("MONITORING_CONFIG", str(write_config(config_dict)))
+    (tmp_path / "dagster_home").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
         instance.add_dynamic_partitions("models", ["credit_default", "churn_propensity"])
         when = dt.datetime(2026, 7, 2, 2, 15, tzinfo=dt.UTC)
