@@ -302,6 +302,7 @@ class AlertingConfig(StrictModel):
     resolve_after_days: int = Field(3, ge=1)
     escalate_after_days: int = Field(5, ge=1)
     digest_warnings: bool = True
+    notify_max_age_days: int = Field(2, ge=0)
     max_attempts: int = Field(8, ge=1)
     retry_base_seconds: float = Field(60.0, ge=0)
     ui_base_url: str = "http://127.0.0.1:3000"

@@ -7,6 +7,12 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 from dagster import Definitions, in_process_executor  # noqa: E402
 
+from monitoring_pipelines.defs.alerting import (  # noqa: E402
+    ALERTING_ASSETS,
+    ALERTING_SENSORS,
+    alerting_resources,
+)
+from monitoring_pipelines.defs.dashboard import dashboard  # noqa: E402
 from monitoring_pipelines.defs.drift import drift_scores  # noqa: E402
 from monitoring_pipelines.defs.performance import performance_metrics  # noqa: E402
 from monitoring_pipelines.defs.reference import reference_profiles  # noqa: E402
@@ -34,10 +40,12 @@ defs = Definitions(
         subgroup_metrics,
         serving_metrics,
         shadow_comparisons,
+        *ALERTING_ASSETS,
+        dashboard,
     ],
     jobs=[monitoring_job, reference_job, label_refresh_job, dashboard_job],
     schedules=[nightly_monitoring, nightly_dashboard],
-    sensors=[register_models, label_arrivals],
-    resources=default_resources(),
+    sensors=[register_models, label_arrivals, *ALERTING_SENSORS],
+    resources={**default_resources(), **alerting_resources()},
     executor=in_process_executor,
 )

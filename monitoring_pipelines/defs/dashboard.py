@@ -1,0 +1,27 @@
+"""dashboard: the static site people look at, rebuilt after the nightly runs."""
+
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+
+from monitoring_pipelines.dashboard.render import render_dashboard
+from monitoring_pipelines.defs.resources import MonitoringResource
+
+
+@asset(
+    group_name="reporting",
+    kinds={"html", "altair"},
+    deps=[AssetKey("alerts"), AssetKey("backlog_items")],
+    description="Self-contained static site under <data_dir>/dashboard (index + one page per model): health, "
+    "drift over time, performance with CIs, subgroups, shadow vs champion, serving, outcomes, backlog. Opens "
+    "from disk with no network. Also publishes a read-only copy of the warehouse for analysts.",
+)
+def dashboard(context: AssetExecutionContext, monitoring: MonitoringResource) -> MaterializeResult:
+    config = monitoring.config
+    warehouse = monitoring.warehouse
+    analyst_copy = warehouse.publish_copy() if warehouse.path.exists() else None
+    result = render_dashboard(warehouse, config, config.data_dir / "dashboard")
+    return MaterializeResult(metadata={
+        "index": MetadataValue.path(str(result.index_path)),
+        "pages": MetadataValue.json({m: str(p) for m, p in result.model_pages.items()}),
+        "charts": result.charts,
+        "analyst_copy": MetadataValue.path(str(analyst_copy)) if analyst_copy else "none",
+    })
