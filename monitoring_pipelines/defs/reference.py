@@ -47,6 +47,8 @@ def load_reference_rows(config: MonitoringConfig, model: ModelConfig) -> tuple[p
     else:
         read = source_for(config, model).read_predictions(model, start, end)
         frame, read_files, problems = read.frame, read.files, read.problems
+    if "role" in frame.columns:  # the baseline is the champion's; shadow rows need no validation here
+        frame = frame[frame["role"].astype("string").str.lower() == "champion"].reset_index(drop=True)
     outcome = validate_day(frame, model, start, read_files, problems)
     if not outcome.usable:
         raise MissingReferenceError(
@@ -65,12 +67,17 @@ def reference_baselines(
     labels = known_labels(config, model, model.reference.start, model.reference.end)
     outcomes = known_outcomes(config, model, model.reference.start, model.reference.end)
     labelled = with_labels(rows, labels)
+    day_of = rows[["request_id", "partition_date"]].drop_duplicates("request_id")
+    labels_by_day = dict(tuple(labels.merge(day_of, on="request_id").groupby("partition_date")))
+    outcomes_by_day = dict(tuple(outcomes.merge(day_of, on="request_id").groupby("partition_date")))
     perf, outc, subgroup, overall = [], [], [], []
     thresholds = model.thresholds
     for day, day_rows in labelled.groupby("partition_date", sort=True):
-        perf.append(daily_performance(day_rows, labels, thresholds.performance).assign(day=day))
+        day_labels = labels_by_day.get(day, labels.iloc[:0])
+        perf.append(daily_performance(day_rows, day_labels, thresholds.performance).assign(day=day))
         if model.outcomes:
-            outc.append(daily_outcomes(day_rows, outcomes, model.outcomes).assign(day=day))
+            day_outcomes = outcomes_by_day.get(day, outcomes.iloc[:0])
+            outc.append(daily_outcomes(day_rows, day_outcomes, model.outcomes).assign(day=day))
         if model.segments:
             subgroup.append(
                 subgroup_metrics(
