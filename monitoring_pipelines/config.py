@@ -67,6 +67,13 @@ class DriftOverride(StrictModel):
     wasserstein: float | None = None
     js: float | None = None
     adaptive: bool | None = None
+    min_rows: int | None = None
+    null_rate_warning: float | None = None
+    null_rate_critical: float | None = None
+    unseen_warning: float | None = None
+    unseen_critical: float | None = None
+    out_of_range_warning: float | None = None
+    out_of_range_critical: float | None = None
     enabled: bool | None = None
 
 

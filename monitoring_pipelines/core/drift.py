@@ -599,7 +599,8 @@ def drift_checks(
 ) -> list[CheckOutcome]:
     """The three drift checks of a model-day, from ``compute_drift`` rows.
 
-    ``feature_drift``: one warning per drifted feature (its statistic furthest past threshold).
+    ``feature_drift``: one warning per drifted feature that is not critical (its statistic furthest
+    past threshold); a critical feature is reported by ``critical_drift`` only.
     ``critical_drift``: one critical per feature with PSI >= psi_critical, and per drifted
     prediction feature (``__score__``, ``__prediction_rate__``).
     ``data_quality``: one finding per (feature, statistic) among null-rate increase,
@@ -624,14 +625,17 @@ def drift_checks(
     for f, rows in by_feature.items():
         drifted = [r for s, r in rows.items() if s in EFFECT_STATISTICS and r["drifted"]]
         if drifted:
-            feature_findings.append(
-                _finding("feature_drift", "warning", _worst(drifted), evidence[f], "drifted")
-            )
+            # A feature is reported once: as critical when it is, else as a warning. Two checks on one
+            # subject would open two alerts (and two pages after escalation) for one movement.
             critical = [r for r in drifted if r["severity"] == "critical"]
             if critical:
                 why = "prediction drift" if f in PREDICTION_FEATURES else "critical drift"
                 critical_findings.append(
                     _finding("critical_drift", "critical", _worst(critical), evidence[f], why)
+                )
+            else:
+                feature_findings.append(
+                    _finding("feature_drift", "warning", _worst(drifted), evidence[f], "drifted")
                 )
         for s in QUALITY_STATISTICS:
             r = rows.get(s)
