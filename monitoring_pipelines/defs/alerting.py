@@ -167,7 +167,8 @@ def backlog_items(
     deps=[alerts, backlog_items],
     description="Monitoring KPIs over all models: mean time to detect / acknowledge / resolve, alerts per "
     "model-week (the noise budget), share of alerts acknowledged, of findings with a backlog item and of "
-    "incidents detected by monitoring first. Written to data/kpis.json.",
+    "incidents detected by monitoring first. Written to monitoring.monitoring_kpis, "
+    "monitoring.alert_volume_weekly and data/kpis.json.",
 )
 def monitoring_kpis(context: AssetExecutionContext, monitoring: MonitoringResource) -> MaterializeResult:
     kpis, path = svc.compute_kpis(monitoring.warehouse, monitoring.config)
