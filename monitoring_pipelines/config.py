@@ -138,6 +138,7 @@ class ShadowThresholds(StrictModel):
     window_days: int = Field(7, ge=1)
     alpha: float = Field(0.05, gt=0, lt=1)
     segment_tolerance: float = Field(0.02, ge=0)
+    min_improvement: float = Field(0.005, ge=0)
     min_coverage: float = Field(0.95, ge=0, le=1)
     min_segment_n: int = Field(200, ge=1)
     bootstrap_samples: int = Field(1000, ge=100)

@@ -641,9 +641,14 @@ def promotion_recommendation(
         low = _num(prim["ci_low"]) if prim is not None else None
         high = _num(prim["ci_high"]) if prim is not None else None
         better = worse = False
+        clears_margin = True
         if delta is not None and p is not None and p < thresholds.alpha:
             better = delta > 0 if higher else delta < 0
             worse = not better and delta != 0
+            # Re-testing an overlapping window every day makes "significant" cheap for an equally good
+            # shadow; promotion also needs the whole CI past a minimum improvement.
+            bound = low if higher else (-high if high is not None else None)
+            clears_margin = bound is not None and bound > thresholds.min_improvement
 
         harmed = []
         seg = rows[
@@ -687,6 +692,12 @@ def promotion_recommendation(
             reasons.append(f"shadow is significantly worse on {metric} (delta {delta:+.4f}, p={p:.3g})")
         elif harmed or breaches:
             verdict = "do_not_promote"
+        elif better and not clears_margin:
+            verdict = "keep_collecting"
+            reasons.append(
+                f"shadow is better on {metric} (delta {delta:+.4f}, p={p:.3g}) but its CI does not yet clear "
+                f"the minimum improvement {thresholds.min_improvement}"
+            )
         elif better:
             verdict = "promote"
             reasons.append(f"shadow is significantly better on {metric} (delta {delta:+.4f}, p={p:.3g})")
