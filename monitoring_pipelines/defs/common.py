@@ -3,7 +3,10 @@ reference profile, and the way its checks are reported."""
 
 import warnings
 
-from dagster import AssetDep, AssetKey, BetaWarning, MultiToSingleDimensionPartitionMapping
+from dagster import AssetDep, AssetKey, BetaWarning, MultiToSingleDimensionPartitionMapping, asset
+
+from monitoring_pipelines.defs.checks import check_specs
+from monitoring_pipelines.defs.partitions import model_day_partitions
 
 # The model-dimension mapping is the documented way to depend on a per-model asset from date×model
 # assets; its "beta" label is not news to an operator reading our logs.
@@ -23,3 +26,19 @@ def bands_for(baselines, domain: str):
     if baselines.empty:
         return baselines
     return baselines[baselines["domain"] == domain].reset_index(drop=True)
+
+
+def metric_asset(name: str, checks: dict[str, str], description: str, needs_reference: bool = True,
+                 kinds: frozenset[str] = frozenset({"duckdb", "scipy"})):
+    """The decorator every metric asset shares: date×model partitions, the warehouse pool, the snapshot
+    (and reference) dependency, and its checks declared up front so the UI lists them."""
+    return asset(
+        name=name,
+        partitions_def=model_day_partitions,
+        group_name="metrics",
+        pool=WAREHOUSE_POOL,
+        kinds=set(kinds),
+        deps=[SNAPSHOT_DEP, REFERENCE_DEP] if needs_reference else [SNAPSHOT_DEP],
+        check_specs=check_specs(name, checks),
+        description=description,
+    )

@@ -1,12 +1,12 @@
 """drift_scores: every feature, the score and the decision rate against the reference profile."""
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
 from monitoring_pipelines.core.drift import compute_drift, drift_checks
-from monitoring_pipelines.defs.checks import check_specs, record_checks
-from monitoring_pipelines.defs.common import REFERENCE_DEP, SNAPSHOT_DEP, WAREHOUSE_POOL
+from monitoring_pipelines.defs.checks import record_checks
+from monitoring_pipelines.defs.common import metric_asset
 from monitoring_pipelines.defs.data import snapshot_rows
-from monitoring_pipelines.defs.partitions import model_day_partitions, split_key
+from monitoring_pipelines.defs.partitions import split_key
 from monitoring_pipelines.defs.reference import latest_profile
 from monitoring_pipelines.defs.resources import MonitoringResource
 
@@ -21,13 +21,9 @@ DRIFT_CHECKS = {
 }
 
 
-@asset(
-    partitions_def=model_day_partitions,
-    group_name="metrics",
-    pool=WAREHOUSE_POOL,
-    kinds={"duckdb", "scipy"},
-    deps=[SNAPSHOT_DEP, REFERENCE_DEP],
-    check_specs=check_specs("drift_scores", DRIFT_CHECKS),
+@metric_asset(
+    "drift_scores",
+    DRIFT_CHECKS,
     description="PSI, JS, normalized Wasserstein, KS / chi-squared with BH-adjusted p-values, null-rate "
     "change, unseen and out-of-range shares for every feature, __score__ and __prediction_rate__.",
 )

@@ -1,14 +1,14 @@
 """performance_metrics: measured metrics as labels land, CBPE estimates before, business outcomes."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
 from monitoring_pipelines.core.outcomes import daily_outcomes, outcome_checks
 from monitoring_pipelines.core.performance import daily_performance, markdown_table, performance_checks
-from monitoring_pipelines.defs.checks import check_specs, record_checks
-from monitoring_pipelines.defs.common import REFERENCE_DEP, SNAPSHOT_DEP, WAREHOUSE_POOL, bands_for
+from monitoring_pipelines.defs.checks import record_checks
+from monitoring_pipelines.defs.common import bands_for, metric_asset
 from monitoring_pipelines.defs.data import known_labels, known_outcomes, snapshot_rows
-from monitoring_pipelines.defs.partitions import model_day_partitions, split_key
+from monitoring_pipelines.defs.partitions import split_key
 from monitoring_pipelines.defs.reference import latest_baselines
 from monitoring_pipelines.defs.resources import MonitoringResource
 
@@ -20,13 +20,9 @@ PERFORMANCE_CHECKS = {
 }
 
 
-@asset(
-    partitions_def=model_day_partitions,
-    group_name="metrics",
-    pool=WAREHOUSE_POOL,
-    kinds={"duckdb", "scipy"},
-    deps=[SNAPSHOT_DEP, REFERENCE_DEP],
-    check_specs=check_specs("performance_metrics", PERFORMANCE_CHECKS),
+@metric_asset(
+    "performance_metrics",
+    PERFORMANCE_CHECKS,
     description="Champion metrics of a model-day with 95 % CIs: measured on the labels known so far "
     "(estimated = false) and estimated from calibrated scores (estimated = true); plus outcome:<name> rows.",
 )

@@ -1,14 +1,14 @@
 """serving_metrics: latency percentiles, traffic and errors per role and version against SLOs."""
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
 from monitoring_pipelines.core.performance import markdown_table
 from monitoring_pipelines.core.serving import serving_checks
 from monitoring_pipelines.core.serving import serving_metrics as compute_serving
-from monitoring_pipelines.defs.checks import check_specs, record_checks
-from monitoring_pipelines.defs.common import SNAPSHOT_DEP, WAREHOUSE_POOL
+from monitoring_pipelines.defs.checks import record_checks
+from monitoring_pipelines.defs.common import metric_asset
 from monitoring_pipelines.defs.data import snapshot_rows
-from monitoring_pipelines.defs.partitions import model_day_partitions, split_key
+from monitoring_pipelines.defs.partitions import split_key
 from monitoring_pipelines.defs.resources import MonitoringResource
 
 SERVING_CHECKS = {
@@ -17,15 +17,13 @@ SERVING_CHECKS = {
 }
 
 
-@asset(
-    partitions_def=model_day_partitions,
-    group_name="metrics",
-    pool=WAREHOUSE_POOL,
-    kinds={"duckdb"},
-    deps=[SNAPSHOT_DEP],
-    check_specs=check_specs("serving_metrics", SERVING_CHECKS),
+@metric_asset(
+    "serving_metrics",
+    SERVING_CHECKS,
     description="Latency p50/p95/p99, requests, peak requests per hour and error rate of a model-day, "
     "per role and version plus a model-wide row (role = 'all').",
+    needs_reference=False,
+    kinds=frozenset({"duckdb"}),
 )
 def serving_metrics(context: AssetExecutionContext, monitoring: MonitoringResource):
     model_name, day = split_key(context.partition_key)

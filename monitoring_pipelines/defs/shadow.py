@@ -4,15 +4,15 @@ import datetime as dt
 import json
 
 import pandas as pd
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
 from monitoring_pipelines.core.findings import CheckOutcome
 from monitoring_pipelines.core.shadow import promotion_recommendation, shadow_checks
 from monitoring_pipelines.core.shadow import shadow_comparisons as compare
-from monitoring_pipelines.defs.checks import check_specs, record_checks
-from monitoring_pipelines.defs.common import SNAPSHOT_DEP, WAREHOUSE_POOL
+from monitoring_pipelines.defs.checks import record_checks
+from monitoring_pipelines.defs.common import metric_asset
 from monitoring_pipelines.defs.data import known_labels, snapshot_rows
-from monitoring_pipelines.defs.partitions import model_day_partitions, split_key
+from monitoring_pipelines.defs.partitions import split_key
 from monitoring_pipelines.defs.resources import MonitoringResource
 from monitoring_pipelines.storage.warehouse import TABLES
 
@@ -25,15 +25,12 @@ SHADOW_CHECKS = {
 }
 
 
-@asset(
-    partitions_def=model_day_partitions,
-    group_name="metrics",
-    pool=WAREHOUSE_POOL,
-    kinds={"duckdb", "scipy"},
-    deps=[SNAPSHOT_DEP],
-    check_specs=check_specs("shadow_comparisons", SHADOW_CHECKS),
+@metric_asset(
+    "shadow_comparisons",
+    SHADOW_CHECKS,
     description="Champion vs each shadow version on the same request_ids: agreement, flips, score "
     "correlation, latency and errors; with labels, paired metric deltas with CIs and p-values, per segment.",
+    needs_reference=False,
 )
 def shadow_comparisons(context: AssetExecutionContext, monitoring: MonitoringResource):
     model_name, day = split_key(context.partition_key)

@@ -1,6 +1,6 @@
 """subgroup_metrics: every segment value (and configured intersections) with CIs, gaps and parity."""
 
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
 from monitoring_pipelines.core.fairness import (
     overall_metrics,
@@ -9,10 +9,10 @@ from monitoring_pipelines.core.fairness import (
 from monitoring_pipelines.core.fairness import (
     subgroup_metrics as compute_subgroups,
 )
-from monitoring_pipelines.defs.checks import check_specs, record_checks
-from monitoring_pipelines.defs.common import REFERENCE_DEP, SNAPSHOT_DEP, WAREHOUSE_POOL, bands_for
+from monitoring_pipelines.defs.checks import record_checks
+from monitoring_pipelines.defs.common import bands_for, metric_asset
 from monitoring_pipelines.defs.data import known_labels, snapshot_rows, with_labels
-from monitoring_pipelines.defs.partitions import model_day_partitions, split_key
+from monitoring_pipelines.defs.partitions import split_key
 from monitoring_pipelines.defs.reference import latest_baselines
 from monitoring_pipelines.defs.resources import MonitoringResource
 from monitoring_pipelines.storage.warehouse import TABLES
@@ -25,13 +25,9 @@ SUBGROUP_CHECKS = {
 }
 
 
-@asset(
-    partitions_def=model_day_partitions,
-    group_name="metrics",
-    pool=WAREHOUSE_POOL,
-    kinds={"duckdb", "scipy"},
-    deps=[SNAPSHOT_DEP, REFERENCE_DEP],
-    check_specs=check_specs("subgroup_metrics", SUBGROUP_CHECKS),
+@metric_asset(
+    "subgroup_metrics",
+    SUBGROUP_CHECKS,
     description="Disaggregated metrics per segment value: n, positive rate, TPR, FPR, precision, AUC, "
     "calibration with CIs, the gap and ratio to the overall value, parity differences per segment.",
 )
