@@ -29,6 +29,8 @@ class RunReport:
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     alerts: dict[str, int] = field(default_factory=dict)
+    top_alerts: list[str] = field(default_factory=list)
+    pending_notifications: int = 0
     dashboard: str | None = None
     warehouse: str = ""
 
@@ -45,6 +47,14 @@ class RunReport:
         lines += [f"  FAILED: {f}" for f in self.failed[:10]]
         if self.alerts:
             lines.append("open alerts: " + ", ".join(f"{k} {v}" for k, v in sorted(self.alerts.items())))
+            lines += [f"  {a}" for a in self.top_alerts]
+        else:
+            lines.append("open alerts: none")
+        if self.pending_notifications:
+            lines.append(
+                f"notifications waiting in the outbox: {self.pending_notifications} "
+                "(configure a channel, e.g. MONITORING_WEBHOOK_URL, then `monitoring-pipelines deliver`)"
+            )
         lines.append(f"warehouse: {self.warehouse}")
         if self.dashboard:
             lines.append(f"dashboard: {self.dashboard}")
@@ -185,16 +195,40 @@ def run_range(
         else:
             report.failed.append(f"dashboard: {message}")
     report.seconds = time.monotonic() - began
-    report.alerts = _open_alerts(config)
+    report.alerts, report.top_alerts, report.pending_notifications = _open_alerts(config)
     index = config.data_dir / "dashboard" / "index.html"
     report.dashboard = str(index) if index.exists() else None
     return report
 
 
-def _open_alerts(config: MonitoringConfig) -> dict[str, int]:
+def _open_alerts(config: MonitoringConfig, limit: int = 12) -> tuple[dict[str, int], list[str], int]:
+    """Open alerts by severity, the worst and newest few as one line each, and the outbox backlog."""
     from monitoring_pipelines.storage.warehouse import Warehouse
 
-    frame = Warehouse(config.warehouse).query(
-        "SELECT severity, count(*) AS n FROM monitoring.alerts WHERE status <> 'resolved' GROUP BY severity"
+    warehouse = Warehouse(config.warehouse)
+    frame = warehouse.query(
+        "SELECT model_name, partition_date, first_seen_date, severity, check_name, subject, metric, value, "
+        "threshold FROM monitoring.alerts WHERE status <> 'resolved' "
+        "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, partition_date DESC"
     )
-    return {} if frame.empty else dict(zip(frame["severity"], frame["n"].astype(int), strict=True))
+    if frame.empty:
+        counts: dict[str, int] = {}
+        lines: list[str] = []
+    else:
+        counts = frame["severity"].value_counts().astype(int).to_dict()
+        lines = [
+            f"{r.severity:8} {r.model_name} {r.check_name} {r.subject}: {r.metric} {_num(r.value)} "
+            f"(threshold {_num(r.threshold)}) since {str(r.first_seen_date)[:10]}, last {str(r.partition_date)[:10]}"
+            for r in frame.head(limit).itertuples()
+        ]
+        if len(frame) > limit:
+            lines.append(f"... and {len(frame) - limit} more: `monitoring-pipelines alerts list`")
+    pending = warehouse.query("SELECT count(*) AS n FROM monitoring.notifications WHERE status = 'pending'")
+    return counts, lines, 0 if pending.empty else int(pending["n"].iloc[0])
+
+
+def _num(value: object) -> str:
+    try:
+        return f"{float(value):.4g}"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "n/a"

@@ -369,7 +369,9 @@ def performance_checks(
                     check_name="performance_degradation",
                     severity="warning",
                     metric=metric,
-                    subject=metric,
+                    # One subject for the whole check: a degraded model moves several metrics at once,
+                    # and one alert (listing them) is what on-call should get, not one page per metric.
+                    subject="model",
                     value=value,
                     threshold=limit,
                     message=f"{text} is {side} its reference band {band_text}",
