@@ -149,6 +149,7 @@ class ServingThresholds(StrictModel):
     p99_latency_critical_ms: float = Field(1000.0, gt=0)
     error_rate_warning: float = Field(0.01, ge=0, le=1)
     error_rate_critical: float = Field(0.05, ge=0, le=1)
+    min_requests: int = Field(100, ge=1)
 
 
 class OutcomeThresholds(StrictModel):

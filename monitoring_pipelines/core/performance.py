@@ -322,8 +322,8 @@ def performance_checks(
     the reference window's daily rows, keyed by metric and estimated). Per metric the measured row is
     used when it has n >= min_labelled and a measured band exists, else the estimated row against the
     estimated band (said in the evidence). Degradation: outside the band on the worse side (compare_to_band).
-    Critical: worse than the band mean by more than critical_drops[metric] (auc defaults to
-    auc_critical_drop) with the interval excluding the mean. positive_rate is not checked (DIRECTIONLESS).
+    Critical: outside the band as well, and worse than the band mean by more than critical_drops[metric]
+    (auc defaults to auc_critical_drop) with the interval excluding the mean. positive_rate is not checked (DIRECTIONLESS).
     """
     if today is None or not set(PERFORMANCE_COLUMNS) <= set(today.columns):
         today = pd.DataFrame({column: [] for column in PERFORMANCE_COLUMNS})
@@ -381,7 +381,9 @@ def performance_checks(
         drop = drops.get(metric)
         worse_by = (mean - value) if hib else (value - mean)
         ci_excludes = not np.isfinite(hi if hib else lo) or ((hi < mean) if hib else (lo > mean))
-        if drop is not None and np.isfinite(worse_by) and worse_by > drop and ci_excludes:
+        # Critical is degradation that is also large: outside the band (so not the day-to-day noise of a
+        # small day) and worse than the mean by more than the critical drop.
+        if drop is not None and breach and np.isfinite(worse_by) and worse_by > drop and ci_excludes:
             status = "critical"
             limit = mean - drop if hib else mean + drop
             crit.append(

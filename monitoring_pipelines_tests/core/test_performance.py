@@ -449,3 +449,17 @@ def test_compare_to_band_directions() -> None:
     assert compare_to_band(0.9, 0.88, 0.92, 0.8, 0.01, 3, "two_sided")[0]
     assert not compare_to_band(0.7, 0.68, 0.72, 0.8, float("nan"), 3, "higher_is_better")[0]
     assert set(HIGHER_IS_BETTER) == set(METRICS)
+
+
+def test_a_small_day_inside_its_band_is_not_a_critical_drop() -> None:
+    # n=279: AUC 0.70 vs a reference mean of 0.774 is more than the 0.05 critical drop and its CI
+    # excludes the mean, but the reference band (σ 0.033 on days this size) says such days happen.
+    bands = pd.DataFrame({"metric": ["auc"], "estimated": [False], "mean": [0.774], "std": [0.0331],
+                          "n_days": [28]})
+    today = pd.DataFrame({"metric": ["auc"], "value": [0.7012], "ci_low": [0.6256], "ci_high": [0.7673],
+                          "n": [279], "labelled_fraction": [1.0], "estimated": [False]})
+    outcomes = performance_checks(today, bands, PerformanceThresholds())
+    assert all(o.passed for o in outcomes)
+    far = today.assign(value=0.62, ci_low=0.55, ci_high=0.69)
+    found = findings_by_check(performance_checks(far, bands, PerformanceThresholds()))
+    assert [f.metric for f in found["performance_critical_drop"]] == ["auc"]
