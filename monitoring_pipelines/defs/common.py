@@ -3,7 +3,15 @@ reference profile, and the way its checks are reported."""
 
 import warnings
 
-from dagster import AssetDep, AssetKey, BetaWarning, MultiToSingleDimensionPartitionMapping, asset
+from dagster import (
+    AssetDep,
+    AssetKey,
+    BetaWarning,
+    MultiToSingleDimensionPartitionMapping,
+    TableColumnDep,
+    TableColumnLineage,
+    asset,
+)
 
 from monitoring_pipelines.defs.checks import check_specs
 from monitoring_pipelines.defs.partitions import model_day_partitions
@@ -41,4 +49,15 @@ def metric_asset(name: str, checks: dict[str, str], description: str, needs_refe
         deps=[SNAPSHOT_DEP, REFERENCE_DEP] if needs_reference else [SNAPSHOT_DEP],
         check_specs=check_specs(name, checks),
         description=description,
+    )
+
+
+def column_lineage(deps_by_column: dict[str, list[str]]) -> TableColumnLineage:
+    """Which prediction_snapshots columns each output column is computed from, for the UI's lineage."""
+    snapshot = AssetKey("prediction_snapshots")
+    return TableColumnLineage(
+        deps_by_column={
+            column: [TableColumnDep(asset_key=snapshot, column_name=source) for source in sources]
+            for column, sources in deps_by_column.items()
+        }
     )

@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
 from monitoring_pipelines.core.drift import compute_drift, drift_checks
 from monitoring_pipelines.defs.checks import record_checks
-from monitoring_pipelines.defs.common import metric_asset
+from monitoring_pipelines.defs.common import column_lineage, metric_asset
 from monitoring_pipelines.defs.data import snapshot_rows
 from monitoring_pipelines.defs.partitions import split_key
 from monitoring_pipelines.defs.reference import latest_profile
@@ -45,6 +45,9 @@ def drift_scores(context: AssetExecutionContext, monitoring: MonitoringResource)
             "profile_version": profile.version,
             "rows_compared": len(current),
             "drifted_features": MetadataValue.text(", ".join(drifted) or "none"),
+        "dagster/column_lineage": column_lineage(
+            {"value": [*model.features.all, "score", "prediction"], "n_current": model.features.all}
+        ),
             "summary": MetadataValue.md(_summary(drift)),
         }
     )

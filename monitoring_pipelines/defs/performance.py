@@ -6,7 +6,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 from monitoring_pipelines.core.outcomes import daily_outcomes, outcome_checks
 from monitoring_pipelines.core.performance import daily_performance, markdown_table, performance_checks
 from monitoring_pipelines.defs.checks import record_checks
-from monitoring_pipelines.defs.common import bands_for, metric_asset
+from monitoring_pipelines.defs.common import bands_for, column_lineage, metric_asset
 from monitoring_pipelines.defs.data import known_labels, known_outcomes, snapshot_rows
 from monitoring_pipelines.defs.partitions import split_key
 from monitoring_pipelines.defs.reference import latest_baselines
@@ -53,6 +53,8 @@ def performance_metrics(context: AssetExecutionContext, monitoring: MonitoringRe
         metadata={
             "dagster/row_count": len(rows),
             "labelled_fraction": labelled,
+        "dagster/column_lineage": column_lineage({"value": ["score", "prediction", "request_id"],
+                                                  "n": ["request_id"]}),
             "measured_metrics": len(measured),
             "metrics": MetadataValue.md(
                 markdown_table(

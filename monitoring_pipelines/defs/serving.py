@@ -6,7 +6,7 @@ from monitoring_pipelines.core.performance import markdown_table
 from monitoring_pipelines.core.serving import serving_checks
 from monitoring_pipelines.core.serving import serving_metrics as compute_serving
 from monitoring_pipelines.defs.checks import record_checks
-from monitoring_pipelines.defs.common import metric_asset
+from monitoring_pipelines.defs.common import column_lineage, metric_asset
 from monitoring_pipelines.defs.data import snapshot_rows
 from monitoring_pipelines.defs.partitions import split_key
 from monitoring_pipelines.defs.resources import MonitoringResource
@@ -39,6 +39,12 @@ def serving_metrics(context: AssetExecutionContext, monitoring: MonitoringResour
     yield MaterializeResult(
         metadata={
             "dagster/row_count": len(metrics),
+        "dagster/column_lineage": column_lineage({
+            "role": ["role"], "model_version": ["model_version"],
+            **{f"latency_{q}_ms": ["latency_ms"] for q in ("p50", "p95", "p99")},
+            "requests": ["request_id"], "peak_requests_per_hour": ["ts"], "error_rate": ["status"],
+            "errors": ["status"],
+        }),
             "serving": MetadataValue.md(markdown_table(metrics.to_dict("records"), list(metrics.columns))),
         }
     )

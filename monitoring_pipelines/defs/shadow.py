@@ -14,7 +14,7 @@ from monitoring_pipelines.core.shadow import (
 )
 from monitoring_pipelines.core.shadow import shadow_comparisons as compare
 from monitoring_pipelines.defs.checks import record_checks
-from monitoring_pipelines.defs.common import metric_asset
+from monitoring_pipelines.defs.common import column_lineage, metric_asset
 from monitoring_pipelines.defs.data import known_labels, snapshot_rows
 from monitoring_pipelines.defs.partitions import split_key
 from monitoring_pipelines.defs.resources import MonitoringResource
@@ -71,6 +71,12 @@ def shadow_comparisons(context: AssetExecutionContext, monitoring: MonitoringRes
     checks = record_checks(warehouse, "shadow_comparisons", outcomes, model_name, day, context.run_id)
     yield MaterializeResult(metadata={
         "dagster/row_count": len(table),
+        "dagster/column_lineage": column_lineage({
+            "champion_version": ["model_version", "role"], "shadow_version": ["model_version", "role"],
+            "segment_value": list(model.segments),
+            "champion_value": ["score", "prediction", "latency_ms", "status"],
+            "shadow_value": ["score", "prediction", "latency_ms", "status"],
+        }),
         "shadow_verdict": MetadataValue.md(recommendations_markdown(recommendations)),
     })
     yield from checks

@@ -10,7 +10,7 @@ from monitoring_pipelines.core.fairness import (
     subgroup_metrics as compute_subgroups,
 )
 from monitoring_pipelines.defs.checks import record_checks
-from monitoring_pipelines.defs.common import bands_for, metric_asset
+from monitoring_pipelines.defs.common import bands_for, column_lineage, metric_asset
 from monitoring_pipelines.defs.data import known_labels, snapshot_rows, with_labels
 from monitoring_pipelines.defs.partitions import split_key
 from monitoring_pipelines.defs.reference import latest_baselines
@@ -54,6 +54,9 @@ def subgroup_metrics(context: AssetExecutionContext, monitoring: MonitoringResou
         metadata={
             "dagster/row_count": len(table),
             "segments": MetadataValue.text(", ".join(model.segments) or "none"),
+        "dagster/column_lineage": column_lineage(
+            {"segment_value": list(model.segments), "value": ["score", "prediction", "request_id"]}
+        ),
             "failing_segments": MetadataValue.text(", ".join(failing) or "none"),
             "labelled_rows": int(rows["label"].notna().sum()) if len(rows) else 0,
         }

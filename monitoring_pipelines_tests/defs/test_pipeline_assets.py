@@ -135,3 +135,6 @@ def test_a_unit_bug_fires_critical_drift(project):
     assert "income" in checks["critical_drift"].metadata["failed_subjects"].value
     rows = project["warehouse"].partition("drift_scores", "credit_default", day)
     assert set(rows.loc[rows["drifted"].astype(bool), "feature"]) == {"income"}
+    lineage = result.asset_materializations_for_node("drift_scores")[0].metadata["dagster/column_lineage"]
+    sources = {d.column_name for d in lineage.column_lineage.deps_by_column["value"]}
+    assert {"income", "region", "score"} <= sources
