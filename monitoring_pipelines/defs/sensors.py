@@ -4,7 +4,6 @@ whose reference definition changed gets its reference profile rebuilt."""
 import datetime as dt
 import hashlib
 import json
-from pathlib import Path
 
 from dagster import (
     DefaultSensorStatus,
@@ -22,6 +21,7 @@ from monitoring_pipelines.defs.partitions import (
     model_partitions,
 )
 from monitoring_pipelines.defs.schedules import label_refresh_job, reference_job
+from monitoring_pipelines.storage.sources import source_for
 
 
 def reference_fingerprint(model: ModelConfig) -> str:
@@ -62,21 +62,6 @@ def register_models(context: SensorEvaluationContext):
     )
 
 
-def label_folder_fingerprints(data_dir: Path, model: str) -> dict[str, str]:
-    """Arrival day -> fingerprint (names, sizes, mtimes) of that day's label files."""
-    root = data_dir / "incoming" / model / "labels"
-    out: dict[str, str] = {}
-    if not root.is_dir():
-        return out
-    for folder in sorted(root.glob("date=*")):
-        files = sorted(p for p in folder.iterdir() if p.suffix in (".parquet", ".csv"))
-        if not files:
-            continue
-        stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-        out[folder.name.removeprefix("date=")] = hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
-    return out
-
-
 def days_touched_by_labels(arrival_days: list[str], label_delay_days: int, first: dt.date, last: dt.date) -> list[dt.date]:
     """Prediction days whose labels may have changed: up to label_delay_days before each arrival day."""
     days: set[dt.date] = set()
@@ -93,7 +78,8 @@ def days_touched_by_labels(arrival_days: list[str], label_delay_days: int, first
     job=label_refresh_job,
     minimum_interval_seconds=300,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Watches the label folders; when labels arrive or change for arrival day A, re-materializes "
+    description="Watches the label source (folders by arrival day, or the labels table grouped by the day of "
+    "label_ts); when labels arrive or change for arrival day A, re-materializes "
     "the label-dependent assets of the model-days A-1 … A-label_delay_days so metrics converge as labels land.",
 )
 def label_arrivals(context: SensorEvaluationContext):
@@ -103,9 +89,9 @@ def label_arrivals(context: SensorEvaluationContext):
     yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     run_requests = []
     for model in config.models:
-        if model.source != "files" or model.name not in known:
+        if model.name not in known:
             continue
-        current = label_folder_fingerprints(config.data_dir, model.name)
+        current = source_for(config, model).label_arrivals(model, PARTITIONS_START)
         previous = seen.get(model.name)
         seen[model.name] = current
         if previous is None:  # first look: remember, do not re-run history

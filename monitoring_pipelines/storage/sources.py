@@ -7,6 +7,7 @@ day reads its own folder and the next one, then keeps rows whose `ts` falls on t
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ class Source(Protocol):
     def read_predictions(self, model: ModelConfig, start: dt.date, end: dt.date) -> SourceRead: ...
 
     def read_labels(self, model: ModelConfig, arrived_from: dt.date, arrived_to: dt.date) -> pd.DataFrame: ...
+
+    def label_arrivals(self, model: ModelConfig, since: dt.date) -> dict[str, str]: ...
 
     def read_outcomes(self, model: ModelConfig, start: dt.date, end: dt.date) -> pd.DataFrame: ...
 
@@ -134,6 +137,20 @@ class FileSource:
         return SourceRead(frame=frame, files=[str(p) for p in own + late], problems=problems,
                           rows_outside_window=outside)
 
+    def label_arrivals(self, model: ModelConfig, since: dt.date) -> dict[str, str]:
+        """Arrival day -> fingerprint (names, sizes, mtimes) of that day's label files, from `since` on."""
+        root = self.data_dir / "incoming" / model.name / "labels"
+        out: dict[str, str] = {}
+        if not root.is_dir():
+            return out
+        for folder in sorted(root.glob("date=*")):
+            day = folder.name.removeprefix("date=")
+            files = sorted(p for p in folder.iterdir() if p.suffix in (".parquet", ".csv"))
+            if files and day >= since.isoformat():
+                stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+                out[day] = hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
+        return out
+
     def read_labels(self, model: ModelConfig, arrived_from: dt.date, arrived_to: dt.date) -> pd.DataFrame:
         frame, problems = self.read_files(self._files(model.name, "labels", arrived_from, arrived_to))
         if problems:
@@ -201,6 +218,24 @@ class SqlSource:
         origin = f"{_redact(self.url)}/{self.predictions_table}"
         problems = [] if len(frame) else [f"no prediction rows for {model.name} in {origin} on {start}..{end}"]
         return SourceRead(frame=frame, files=[origin], problems=problems, rows_outside_window=outside)
+
+    def label_arrivals(self, model: ModelConfig, since: dt.date) -> dict[str, str]:
+        """Arrival day -> fingerprint (row count and latest label_ts) of the labels table, from `since` on."""
+        if not self.labels_table:
+            return {}
+        day = sa.func.date(sa.column("label_ts"))
+        stmt = (
+            sa.select(day.label("day"), sa.func.count().label("n"), sa.func.max(sa.column("label_ts")).label("last"))
+            .select_from(self._table(self.labels_table))
+            .where(sa.column("label_ts") >= sa.bindparam("since", dt.datetime.combine(since, dt.time())))
+            .group_by(day)
+        )
+        try:
+            with self.engine.connect() as con:
+                rows = con.execute(stmt).all()
+        except sa.exc.SQLAlchemyError as exc:
+            raise SourceError(f"{_redact(self.url)} table {self.labels_table}: {str(exc).splitlines()[0]}") from exc
+        return {str(r.day)[:10]: hashlib.sha256(f"{r.n}|{r.last}".encode()).hexdigest()[:16] for r in rows}
 
     def read_labels(self, model: ModelConfig, arrived_from: dt.date, arrived_to: dt.date) -> pd.DataFrame:
         if not self.labels_table:

@@ -60,3 +60,23 @@ def test_nightly_schedule_targets_yesterday_for_every_model(tmp_path, config_dic
         requests = nightly_monitoring(build_schedule_context(instance=instance, scheduled_execution_time=when))
         assert sorted(str(r.partition_key) for r in requests) == [
             "2026-07-01|churn_propensity", "2026-07-01|credit_default"]
+
+
+def test_label_sensor_watches_a_sql_labels_table(tmp_path, config_dict, write_config, monkeypatch):
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'labels.db'}"
+    engine = sa.create_engine(url)
+    _labels().to_sql("labels", engine, index=False)
+    model = config_dict["models"][0]
+    model.update(source="sql", sql={"url": url, "predictions_table": "predictions", "labels_table": "labels"})
+    monkeypatch.setenv("MONITORING_CONFIG", str(write_config(config_dict)))
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("models", ["credit_default"])
+        first = label_arrivals(build_sensor_context(instance=instance))
+        assert first.run_requests == []
+        late = _labels(3).assign(request_id=["x1", "x2", "x3"], label_ts=pd.Timestamp("2026-06-14 09:00", tz="UTC"))
+        late.to_sql("labels", engine, index=False, if_exists="append")
+        changed = label_arrivals(build_sensor_context(instance=instance, cursor=first.cursor))
+        keys = sorted(str(r.partition_key) for r in changed.run_requests)
+        assert keys == [f"2026-06-{d:02d}|credit_default" for d in range(7, 14)]
