@@ -9,7 +9,7 @@ from monitoring_pipelines.defs.resources import MonitoringResource
 @asset(
     group_name="reporting",
     kinds={"html", "altair"},
-    deps=[AssetKey("alerts"), AssetKey("backlog_items")],
+    deps=[AssetKey("alerts"), AssetKey("backlog_items"), AssetKey("monitoring_kpis")],
     description="Self-contained static site under <data_dir>/dashboard (index + one page per model): health, "
     "drift over time, performance with CIs, subgroups, shadow vs champion, serving, outcomes, backlog. Opens "
     "from disk with no network. Also publishes a read-only copy of the warehouse for analysts.",
