@@ -1023,10 +1023,21 @@ def _evidence(raw: Any) -> str:
     except ValueError:
         data = text
     if isinstance(data, dict):
-        text = "; ".join(
-            f"{k}: {_fmt(v) if isinstance(v, float) else json.dumps(v, ensure_ascii=False, default=str)}"
-            for k, v in data.items()
-        )
+        # Plain facts only (numbers, words, short intervals): nested detail stays in the warehouse and
+        # the Dagster UI, where it can be read in full.
+        def plain(value: Any) -> str | None:
+            if isinstance(value, bool) or value is None:
+                return None if value is None else str(value).lower()
+            if isinstance(value, float):
+                return _fmt(value)
+            if isinstance(value, (int, str)):
+                return str(value)[:40]
+            if isinstance(value, list) and 0 < len(value) <= 2 and all(isinstance(v, (int, float)) for v in value):
+                return "[" + ", ".join(_fmt(float(v)) for v in value) + "]"
+            return None
+
+        pairs = [(k, plain(v)) for k, v in data.items()]
+        text = "; ".join(f"{k}: {v}" for k, v in pairs if v is not None)
     elif not isinstance(data, str):
         text = json.dumps(data, ensure_ascii=False, default=str)
     if len(text) > 240:

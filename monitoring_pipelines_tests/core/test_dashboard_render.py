@@ -302,7 +302,7 @@ def test_open_alerts_table_names_model_day_metric_evidence_threshold(site) -> No
     for header in ("Model", "Since", "Last day", "Metric", "Threshold", "Evidence", "Status"):
         assert f"<th>{header}</th>" in table
     assert "credit_default" in table and "2026-06-20" in table and "psi" in table
-    assert "top_bin: &quot;income &gt; 90k&quot;" in table
+    assert "top_bin: income &gt; 90k" in table and "psi: 0.4" in table
     assert "acknowledged" in table and "Shadow v2 beats champion v1" in table
     assert "SHOULD NOT APPEAR" not in page  # resolved alerts are history, not health
 
