@@ -46,6 +46,19 @@ def snapshot_rows(
     return frame
 
 
+def snapshot_sql(model: ModelConfig, columns: list[str] | None = None) -> str:
+    """The champion, status 'ok' rows of one model-day (parameters: model_name, partition_date)."""
+    cols = columns or [*model.input_columns, "score", "prediction"]
+    return (f"SELECT {', '.join(quote_ident(c) for c in cols)} FROM monitoring.prediction_snapshots "
+            "WHERE model_name = ? AND partition_date = ? AND role = 'champion' AND status = 'ok'")
+
+
+def snapshot_count(warehouse: Warehouse, model: ModelConfig, day: dt.date) -> int:
+    frame = warehouse.query(f"SELECT count(*) AS n FROM ({snapshot_sql(model, ['prediction_id'])})",
+                            [model.name, day])
+    return 0 if frame.empty else int(frame["n"].iloc[0])
+
+
 def known_labels(config: MonitoringConfig, model: ModelConfig, start: dt.date, end: dt.date | None = None,
                  today: dt.date | None = None) -> pd.DataFrame:
     """Labels for predictions of [start, end] that have arrived by now (label folders by arrival day)."""

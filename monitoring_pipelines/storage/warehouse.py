@@ -398,6 +398,23 @@ class Warehouse:
                 return pd.DataFrame(columns=list(TABLES[table]))
             return con.execute(f"SELECT * FROM {qualified(table)}{clause}", list(params or [])).df()
 
+    def export_parquet(self, sql: str, params: Sequence[Any], path: str | Path, batch_rows: int = 500_000) -> int:
+        """Stream a query's result to a Parquet file in batches: a large day leaves the warehouse without
+        ever being whole in Python memory, and the lock is held only for the copy."""
+        import pyarrow.parquet as pq
+
+        written = 0
+        with self.connect(read_only=True) as con:
+            relation = con.sql(sql, params=list(params))
+            # DuckDB 2 renamed the relation's record-batch reader to to_arrow_reader.
+            stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
+            reader = stream(batch_rows)
+            with pq.ParquetWriter(str(path), reader.schema) as writer:
+                for batch in reader:
+                    writer.write_batch(batch)
+                    written += batch.num_rows
+        return written
+
     def partition(self, table: str, model_name: str, partition_date: dt.date) -> pd.DataFrame:
         return self.table(table, "model_name = ? AND partition_date = ?", [model_name, partition_date])
 

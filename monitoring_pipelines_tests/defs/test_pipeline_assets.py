@@ -138,3 +138,22 @@ def test_a_unit_bug_fires_critical_drift(project):
     lineage = result.asset_materializations_for_node("drift_scores")[0].metadata["dagster/column_lineage"]
     sources = {d.column_name for d in lineage.column_lineage.deps_by_column["value"]}
     assert {"income", "region", "score"} <= sources
+
+
+def test_large_day_path_gives_the_same_drift(project, monkeypatch):
+    import monitoring_pipelines.defs.drift as drift_defs
+
+    day = START + dt.timedelta(days=6)
+    frame = project["frames"][day].copy()
+    frame["income"] = frame["income"] * 1.5
+    write_parquet(project["config"].data_dir, "credit_default", day, frame)
+    _run(project, day, [prediction_snapshots, drift_scores])
+    columns = ["feature", "statistic", "value", "p_value", "drifted", "severity"]
+    small = project["warehouse"].partition("drift_scores", "credit_default", day)[columns]
+    monkeypatch.setattr(drift_defs, "LARGE_DAY_ROWS", 0)
+    result = _run(project, day, [drift_scores])
+    assert result.asset_materializations_for_node("drift_scores")[0].metadata["large_day_path"].value is True
+    large = project["warehouse"].partition("drift_scores", "credit_default", day)[columns]
+    key = ["feature", "statistic"]
+    pd.testing.assert_frame_equal(small.sort_values(key).reset_index(drop=True),
+                                  large.sort_values(key).reset_index(drop=True), check_exact=False, rtol=1e-9)
