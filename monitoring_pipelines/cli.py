@@ -111,18 +111,23 @@ def cmd_deliver(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    config_help = "config YAML (default: $MONITORING_CONFIG or data/demo_config.yaml)"
     parser = argparse.ArgumentParser(prog="monitoring-pipelines", description=__doc__)
-    parser.add_argument("--config", help="config YAML (default: $MONITORING_CONFIG or data/demo_config.yaml)")
+    parser.add_argument("--config", help=config_help)
+    # --config is also accepted after the command (`run --config x.yaml …`); SUPPRESS keeps the value
+    # given before the command when it is not repeated.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sim = sub.add_parser("simulate", help="write realistic demo traffic with documented incidents")
+    sim = sub.add_parser("simulate", parents=[common], help="write realistic demo traffic with documented incidents")
     sim.add_argument("--days", type=int, default=90)
     sim.add_argument("--requests", type=int, default=5000, help="champion requests per day (credit_default)")
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--out", help="data directory to write incoming/ under (default: the config's data_dir)")
     sim.set_defaults(func=cmd_simulate)
 
-    run = sub.add_parser("run", help="materialize every monitoring asset and check for each model-day")
+    run = sub.add_parser("run", parents=[common], help="materialize every monitoring asset and check for each model-day")
     run.add_argument("--start", type=_date, required=True)
     run.add_argument("--end", type=_date, required=True)
     run.add_argument("--model", action="append", help="limit to this model (repeatable)")
@@ -130,31 +135,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-dashboard", action="store_true", help="skip the dashboard/KPI run at the end")
     run.set_defaults(func=cmd_run)
 
-    alerts = sub.add_parser("alerts", help="list, acknowledge or resolve alerts")
+    alerts = sub.add_parser("alerts", parents=[common], help="list, acknowledge or resolve alerts")
     asub = alerts.add_subparsers(dest="action", required=True)
-    lst = asub.add_parser("list")
+    lst = asub.add_parser("list", parents=[common])
     lst.add_argument("--status", choices=["open", "acknowledged", "resolved"])
     lst.add_argument("--model")
     for action in ("ack", "resolve"):
-        p = asub.add_parser(action)
+        p = asub.add_parser(action, parents=[common])
         p.add_argument("id")
     alerts.set_defaults(func=cmd_alerts)
 
-    items = sub.add_parser("items", help="backlog items: list, open (reported by a person), change status")
+    items = sub.add_parser("items", parents=[common], help="backlog items: list, open (reported by a person), change status")
     isub = items.add_subparsers(dest="action", required=True)
-    ilst = isub.add_parser("list")
+    ilst = isub.add_parser("list", parents=[common])
     ilst.add_argument("--status", choices=["open", "in_progress", "resolved"])
-    iopen = isub.add_parser("open")
+    iopen = isub.add_parser("open", parents=[common])
     iopen.add_argument("--model", required=True)
     iopen.add_argument("--title", required=True)
     iopen.add_argument("--severity", choices=["critical", "warning", "info"], default="warning")
     iopen.add_argument("--reported-by", default="user")
     for action in ("in-progress", "resolve", "reopen"):
-        p = isub.add_parser(action)
+        p = isub.add_parser(action, parents=[common])
         p.add_argument("id")
     items.set_defaults(func=cmd_items)
 
-    deliver = sub.add_parser("deliver", help="send pending notifications from the outbox")
+    deliver = sub.add_parser("deliver", parents=[common], help="send pending notifications from the outbox")
     deliver.set_defaults(func=cmd_deliver)
     return parser
 
