@@ -106,6 +106,22 @@ def _execute(job_name: str, partition_key: object, label: str) -> tuple[str, str
     return label, kind, "" if kind is None else _first_error(result)
 
 
+def _init_worker(progress_queue: object) -> None:
+    """Worker initializer: keep the progress queue, and on Linux ask the kernel to end this worker when
+    the CLI process dies, so a
+    killed `run` leaves no orphan computing (and holding the warehouse lock) in the background. SIGKILL,
+    because Dagster defers SIGTERM until a step ends; an interrupted write is a rolled-back transaction."""
+    import contextlib
+    import ctypes
+    import signal
+    import sys
+
+    _WORKER["progress"] = progress_queue
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+
+
 def _model_runs(model: str, days: list[dt.date]) -> list[tuple[str, object, str]]:
     from monitoring_pipelines.defs.partitions import model_day_key
 
@@ -114,8 +130,9 @@ def _model_runs(model: str, days: list[dt.date]) -> list[tuple[str, object, str]
     return runs
 
 
-def _run_model(model: str, days: list[dt.date], progress_queue=None) -> list[tuple[str, str | None, str]]:
+def _run_model(model: str, days: list[dt.date]) -> list[tuple[str, str | None, str]]:
     """A model's reference run, then its days in date order: alert state builds on earlier days."""
+    progress_queue = _WORKER.get("progress")
     outcomes = []
     for job_name, key, label in _model_runs(model, days):
         outcomes.append(_execute(job_name, key, label))
@@ -165,9 +182,9 @@ def run_range(
                     bar.update(1)
         else:
             ctx = mp.get_context("spawn")
-            with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                queue = manager.Queue()
-                futures = [pool.submit(_run_model, m, days, queue) for m in models]
+            queue = ctx.Queue()
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,)) as pool:
+                futures = [pool.submit(_run_model, m, days) for m in models]
                 while True:
                     try:
                         label = queue.get(timeout=0.5)
