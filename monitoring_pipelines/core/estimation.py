@@ -17,22 +17,14 @@ from scipy import stats
 from monitoring_pipelines.core.performance import (
     EPS,
     METRIC_COLUMNS,
+    METRICS,
     to_float_array,
     wilson_interval,
     z_value,
 )
 
 # ECE is left out: CBPE assumes calibrated scores, so the estimate would be ~0 by construction.
-ESTIMATED_METRICS: tuple[str, ...] = (
-    "auc",
-    "log_loss",
-    "brier",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "positive_rate",
-)
+ESTIMATED_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m != "ece")
 
 
 def estimate_metrics(score: np.ndarray, prediction: np.ndarray, confidence: float = 0.95) -> pd.DataFrame:

@@ -46,11 +46,13 @@ def shadow_comparisons(context: AssetExecutionContext, monitoring: MonitoringRes
     rows = snapshot_rows(warehouse, model, day, role=None, ok_only=False)
     recommendations = []
     if len(rows) and (rows["role"] == "shadow").any():
-        comparisons = compare(rows, known_labels(config, model, day), model.segments, thresholds.shadow)
-        # The verdict pools the last window_days days: one day's labels are too few to decide.
+        # The verdict pools the last window_days days: one day's labels are too few to decide. The pool's
+        # labels cover the day too, so they are read once; only the earlier days' rows are read again.
         start = day - dt.timedelta(days=thresholds.shadow.window_days - 1)
-        pooled = snapshot_rows(warehouse, model, start, day, role=None, ok_only=False)
         labels = known_labels(config, model, start, day)
+        comparisons = compare(rows, labels, model.segments, thresholds.shadow)
+        earlier = snapshot_rows(warehouse, model, start, day - dt.timedelta(days=1), role=None, ok_only=False)
+        pooled = pd.concat([earlier, rows], ignore_index=True) if len(earlier) else rows
         labelled_days = int(pooled.loc[pooled["request_id"].isin(labels["request_id"]), "partition_date"].nunique())
         recommendations = promotion_recommendation(
             compare(pooled, labels, model.segments, thresholds.shadow), thresholds.shadow, thresholds.serving,
