@@ -437,10 +437,12 @@ def compute_kpis(warehouse: Warehouse, config: MonitoringConfig) -> tuple[core_k
     kpi_columns = [c for c in TABLES["monitoring_kpis"] if c != "computed_at"]
     kpi_row = pd.DataFrame([{"computed_at": now, **{c: kpis.values.get(c) for c in kpi_columns}}])
     weekly = kpis.weekly.reindex(columns=list(TABLES["alert_volume_weekly"]))
-    warehouse.replace_many([
-        ("monitoring_kpis", kpi_row, "computed_at = ?", [now]),
-        ("alert_volume_weekly", weekly, "TRUE", []),
-    ])
+    warehouse.replace_many(
+        [
+            ("monitoring_kpis", kpi_row, "computed_at = ?", [now]),
+            ("alert_volume_weekly", weekly, "TRUE", []),
+        ]
+    )
     path = _write_atomic(
         Path(config.data_dir) / KPIS_FILE,
         json.dumps(kpis.to_dict(), indent=2, default=str, sort_keys=True) + "\n",

@@ -55,8 +55,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.end < args.start:
         print(f"--end {args.end} is before --start {args.start}", file=sys.stderr)
         return 2
-    report = run_range(config, args.start, args.end, models, progress=not args.quiet,
-                       dashboard=not args.no_dashboard)
+    report = run_range(
+        config, args.start, args.end, models, progress=not args.quiet, dashboard=not args.no_dashboard
+    )
     print(report.summary())
     return 0 if report.ok else 1
 
@@ -70,8 +71,22 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         if frame.empty:
             print("no alerts")
         else:
-            cols = [c for c in ("alert_id", "model_name", "partition_date", "severity", "status", "check_name",
-                                "subject", "metric", "value", "threshold") if c in frame.columns]
+            cols = [
+                c
+                for c in (
+                    "alert_id",
+                    "model_name",
+                    "partition_date",
+                    "severity",
+                    "status",
+                    "check_name",
+                    "subject",
+                    "metric",
+                    "value",
+                    "threshold",
+                )
+                if c in frame.columns
+            ]
             print(frame[cols].to_string(index=False, max_colwidth=40))
         return 0
     status = {"ack": "acknowledged", "resolve": "resolved"}[args.action]
@@ -89,8 +104,13 @@ def cmd_items(args: argparse.Namespace) -> int:
         print("no backlog items" if frame.empty else frame.to_string(index=False, max_colwidth=50))
         return 0
     if args.action == "open":
-        item_id = svc.open_item(config, model_name=args.model, title=args.title, severity=args.severity,
-                                reported_by=args.reported_by)
+        item_id = svc.open_item(
+            config,
+            model_name=args.model,
+            title=args.title,
+            severity=args.severity,
+            reported_by=args.reported_by,
+        )
         print(f"backlog item {item_id} opened")
         return 0
     status = {"in-progress": "in_progress", "resolve": "resolved", "reopen": "open"}[args.action]
@@ -104,8 +124,11 @@ def cmd_deliver(args: argparse.Namespace) -> int:
     from monitoring_pipelines.storage.warehouse import Warehouse
 
     config = load_config(args.config)
-    stats = deliver_pending(Warehouse(config.warehouse), max_attempts=config.alerting.max_attempts,
-                            retry_base_seconds=config.alerting.retry_base_seconds)
+    stats = deliver_pending(
+        Warehouse(config.warehouse),
+        max_attempts=config.alerting.max_attempts,
+        retry_base_seconds=config.alerting.retry_base_seconds,
+    )
     print(stats)
     return 0
 
@@ -120,14 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sim = sub.add_parser("simulate", parents=[common], help="write realistic demo traffic with documented incidents")
+    sim = sub.add_parser(
+        "simulate", parents=[common], help="write realistic demo traffic with documented incidents"
+    )
     sim.add_argument("--days", type=int, default=90)
     sim.add_argument("--requests", type=int, default=5000, help="champion requests per day (credit_default)")
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--out", help="data directory to write incoming/ under (default: the config's data_dir)")
     sim.set_defaults(func=cmd_simulate)
 
-    run = sub.add_parser("run", parents=[common], help="materialize every monitoring asset and check for each model-day")
+    run = sub.add_parser(
+        "run", parents=[common], help="materialize every monitoring asset and check for each model-day"
+    )
     run.add_argument("--start", type=_date, required=True)
     run.add_argument("--end", type=_date, required=True)
     run.add_argument("--model", action="append", help="limit to this model (repeatable)")
@@ -145,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("id")
     alerts.set_defaults(func=cmd_alerts)
 
-    items = sub.add_parser("items", parents=[common], help="backlog items: list, open (reported by a person), change status")
+    items = sub.add_parser(
+        "items", parents=[common], help="backlog items: list, open (reported by a person), change status"
+    )
     isub = items.add_subparsers(dest="action", required=True)
     ilst = isub.add_parser("list", parents=[common])
     ilst.add_argument("--status", choices=["open", "in_progress", "resolved"])

@@ -280,7 +280,9 @@ class ModelConfig(StrictModel):
                     raise ValueError(f"segment_intersections names {name!r}, which is not in segments")
         numeric_segments = set(self.segments) & set(self.features.numeric)
         if numeric_segments:
-            raise ValueError(f"segment {sorted(numeric_segments)[0]!r} is a numeric feature; segments are strings")
+            raise ValueError(
+                f"segment {sorted(numeric_segments)[0]!r} is a numeric feature; segments are strings"
+            )
         if self.source == "sql" and self.sql is None:
             raise ValueError("source: sql needs a sql: block (url, predictions_table)")
         for feature in self.thresholds.drift.features:

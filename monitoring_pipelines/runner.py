@@ -77,7 +77,11 @@ def _failure_kind(result) -> str | None:
 def _first_error(result) -> str:
     """The step and the root cause's message, not Dagster's wrapper ("Error occurred while executing")."""
     for event in result.all_events:
-        if event.is_step_failure and event.event_specific_data is not None and event.event_specific_data.error:
+        if (
+            event.is_step_failure
+            and event.event_specific_data is not None
+            and event.event_specific_data.error
+        ):
             error = event.event_specific_data.error
             while error.cause is not None:
                 error = error.cause
@@ -99,8 +103,11 @@ def _execute(job_name: str, partition_key: object, label: str) -> tuple[str, str
     job = _WORKER["defs"].resolve_job_def(job_name)  # type: ignore[attr-defined]
     kwargs = {"partition_key": partition_key} if partition_key is not None else {}
     result = job.execute_in_process(
-        instance=_WORKER["instance"], raise_on_error=False, tags={"monitoring/source": "cli"},
-        run_config=QUIET, **kwargs,
+        instance=_WORKER["instance"],
+        raise_on_error=False,
+        tags={"monitoring/source": "cli"},
+        run_config=QUIET,
+        **kwargs,
     )
     kind = _failure_kind(result)
     return label, kind, "" if kind is None else _first_error(result)
@@ -183,7 +190,9 @@ def run_range(
         else:
             ctx = mp.get_context("spawn")
             queue = ctx.Queue()
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,)) as pool:
+            with ProcessPoolExecutor(
+                workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,)
+            ) as pool:
                 futures = [pool.submit(_run_model, m, days) for m in models]
                 while True:
                     try:

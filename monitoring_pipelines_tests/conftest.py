@@ -45,21 +45,39 @@ def synthetic_day(
     if hour is not None and n:
         ts = ts.where(rng.random(n) < 0.99, pd.Timestamp(day, tz="UTC") + pd.Timedelta(hours=hour))
     score = rng.random(n)
-    return pd.DataFrame({
-        "prediction_id": [f"{day:%Y%m%d}-{seed}-{i}" for i in range(n)],
-        "request_id": [f"r{day:%Y%m%d}-{seed}-{i}" for i in range(n)],
-        "model_name": model_name, "model_version": "v3", "role": "champion", "ts": ts,
-        "score": score, "prediction": (score >= 0.5).astype(int), "latency_ms": rng.gamma(4, 10, n),
-        "status": "ok",
-        "income": rng.lognormal(10.8, 0.4, n), "debt_ratio": rng.beta(2, 5, n), "utilization": rng.beta(2, 3, n),
-        "age": rng.integers(18, 90, n).astype(float), "num_accounts": rng.poisson(3, n).astype(float),
-        "region": rng.choice(["north", "south", "east", "west"], n), "product": rng.choice(["card", "loan"], n),
-        "age_band": rng.choice(["18-25", "26-40", "41-64", "65+"], n), "sex": rng.choice(["F", "M"], n),
-    })
+    return pd.DataFrame(
+        {
+            "prediction_id": [f"{day:%Y%m%d}-{seed}-{i}" for i in range(n)],
+            "request_id": [f"r{day:%Y%m%d}-{seed}-{i}" for i in range(n)],
+            "model_name": model_name,
+            "model_version": "v3",
+            "role": "champion",
+            "ts": ts,
+            "score": score,
+            "prediction": (score >= 0.5).astype(int),
+            "latency_ms": rng.gamma(4, 10, n),
+            "status": "ok",
+            "income": rng.lognormal(10.8, 0.4, n),
+            "debt_ratio": rng.beta(2, 5, n),
+            "utilization": rng.beta(2, 3, n),
+            "age": rng.integers(18, 90, n).astype(float),
+            "num_accounts": rng.poisson(3, n).astype(float),
+            "region": rng.choice(["north", "south", "east", "west"], n),
+            "product": rng.choice(["card", "loan"], n),
+            "age_band": rng.choice(["18-25", "26-40", "41-64", "65+"], n),
+            "sex": rng.choice(["F", "M"], n),
+        }
+    )
 
 
-def write_parquet(data_dir: Path, model: str, folder_day: dt.date, frame: pd.DataFrame,
-                  kind: str = "predictions", name: str = "part-0.parquet") -> Path:
+def write_parquet(
+    data_dir: Path,
+    model: str,
+    folder_day: dt.date,
+    frame: pd.DataFrame,
+    kind: str = "predictions",
+    name: str = "part-0.parquet",
+) -> Path:
     folder = data_dir / "incoming" / model / kind / f"date={folder_day.isoformat()}"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name

@@ -747,19 +747,42 @@ def promotion_recommendation(
 
 
 RECOMMENDATION_COLUMNS = [
-    "champion_version", "shadow_version", "verdict", "primary_metric", "delta", "ci_low", "ci_high",
-    "p_value", "days_pooled", "days_needed", "n", "harmed_segments", "slo_breaches", "reasons",
+    "champion_version",
+    "shadow_version",
+    "verdict",
+    "primary_metric",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "days_pooled",
+    "days_needed",
+    "n",
+    "harmed_segments",
+    "slo_breaches",
+    "reasons",
 ]
 
 
 def recommendation_rows(recommendations: Sequence[Recommendation]) -> pd.DataFrame:
     """`shadow_recommendations` rows (without model_name / partition_date); lists as JSON text."""
     rows = [
-        {"champion_version": r.champion_version, "shadow_version": r.shadow_version, "verdict": r.verdict,
-         "primary_metric": r.metric, "delta": r.delta, "ci_low": r.ci_low, "ci_high": r.ci_high,
-         "p_value": r.p_value, "days_pooled": r.days, "days_needed": r.days_needed, "n": r.n,
-         "harmed_segments": json.dumps(r.harmed_segments, default=str),
-         "slo_breaches": json.dumps(r.slo_breaches, default=str), "reasons": json.dumps(r.reasons)}
+        {
+            "champion_version": r.champion_version,
+            "shadow_version": r.shadow_version,
+            "verdict": r.verdict,
+            "primary_metric": r.metric,
+            "delta": r.delta,
+            "ci_low": r.ci_low,
+            "ci_high": r.ci_high,
+            "p_value": r.p_value,
+            "days_pooled": r.days,
+            "days_needed": r.days_needed,
+            "n": r.n,
+            "harmed_segments": json.dumps(r.harmed_segments, default=str),
+            "slo_breaches": json.dumps(r.slo_breaches, default=str),
+            "reasons": json.dumps(r.reasons),
+        }
         for r in recommendations
     ]
     return pd.DataFrame(rows, columns=RECOMMENDATION_COLUMNS)
@@ -771,14 +794,17 @@ def recommendations_markdown(recommendations: Sequence[Recommendation]) -> str:
     def signed(value: float | None) -> str:
         return "n/a" if value is None or not math.isfinite(value) else f"{value:+.4f}"
 
-    return "\n".join(
-        f"- **{r.shadow_version} vs {r.champion_version}: {r.verdict.replace('_', ' ')}** — "
-        f"{r.metric} Δ {signed(r.delta)} (95 % CI {signed(r.ci_low)} … {signed(r.ci_high)}), "
-        f"{r.days} labelled days"
-        + (f", ~{r.days_needed} more days needed" if r.days_needed else "")
-        + ("; " + "; ".join(r.reasons) if r.reasons else "")
-        for r in recommendations
-    ) or "no shadow scored this day"
+    return (
+        "\n".join(
+            f"- **{r.shadow_version} vs {r.champion_version}: {r.verdict.replace('_', ' ')}** — "
+            f"{r.metric} Δ {signed(r.delta)} (95 % CI {signed(r.ci_low)} … {signed(r.ci_high)}), "
+            f"{r.days} labelled days"
+            + (f", ~{r.days_needed} more days needed" if r.days_needed else "")
+            + ("; " + "; ".join(r.reasons) if r.reasons else "")
+            for r in recommendations
+        )
+        or "no shadow scored this day"
+    )
 
 
 # --------------------------------------------------------------------------- checks

@@ -1032,7 +1032,11 @@ def _evidence(raw: Any) -> str:
                 return _fmt(value)
             if isinstance(value, (int, str)):
                 return str(value)[:40]
-            if isinstance(value, list) and 0 < len(value) <= 2 and all(isinstance(v, (int, float)) for v in value):
+            if (
+                isinstance(value, list)
+                and 0 < len(value) <= 2
+                and all(isinstance(v, (int, float)) for v in value)
+            ):
                 return "[" + ", ".join(_fmt(float(v)) for v in value) + "]"
             return None
 

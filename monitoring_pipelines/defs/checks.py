@@ -121,7 +121,9 @@ def record_checks(
     return them as Dagster check results for the UI."""
     rows = check_rows(asset_name, outcomes, model_name, partition_date, run_id)
     warehouse.replace_where(
-        "check_results", rows, "model_name = ? AND partition_date = ? AND asset = ?",
+        "check_results",
+        rows,
+        "model_name = ? AND partition_date = ? AND asset = ?",
         [model_name, partition_date, asset_name],
     )
     return [to_check_result(asset_name, o) for o in outcomes]

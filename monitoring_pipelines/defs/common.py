@@ -36,8 +36,13 @@ def bands_for(baselines, domain: str):
     return baselines[baselines["domain"] == domain].reset_index(drop=True)
 
 
-def metric_asset(name: str, checks: dict[str, str], description: str, needs_reference: bool = True,
-                 kinds: frozenset[str] = frozenset({"duckdb", "scipy"})):
+def metric_asset(
+    name: str,
+    checks: dict[str, str],
+    description: str,
+    needs_reference: bool = True,
+    kinds: frozenset[str] = frozenset({"duckdb", "scipy"}),
+):
     """The decorator every metric asset shares: date×model partitions, the warehouse pool, the snapshot
     (and reference) dependency, and its checks declared up front so the UI lists them."""
     return asset(

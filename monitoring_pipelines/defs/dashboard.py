@@ -19,9 +19,11 @@ def dashboard(context: AssetExecutionContext, monitoring: MonitoringResource) ->
     warehouse = monitoring.warehouse
     analyst_copy = warehouse.publish_copy() if warehouse.path.exists() else None
     result = render_dashboard(warehouse, config, config.data_dir / "dashboard")
-    return MaterializeResult(metadata={
-        "index": MetadataValue.path(str(result.index_path)),
-        "pages": MetadataValue.json({m: str(p) for m, p in result.model_pages.items()}),
-        "charts": result.charts,
-        "analyst_copy": MetadataValue.path(str(analyst_copy)) if analyst_copy else "none",
-    })
+    return MaterializeResult(
+        metadata={
+            "index": MetadataValue.path(str(result.index_path)),
+            "pages": MetadataValue.json({m: str(p) for m, p in result.model_pages.items()}),
+            "charts": result.charts,
+            "analyst_copy": MetadataValue.path(str(analyst_copy)) if analyst_copy else "none",
+        }
+    )

@@ -28,8 +28,19 @@ def snapshot_rows(
 ) -> pd.DataFrame:
     """Validated rows of one model over [start, end] with the model's own input columns."""
     end = end or start
-    columns = ["partition_date", "prediction_id", "request_id", "model_version", "role", "ts", "score",
-               "prediction", "latency_ms", "status", *model.input_columns]
+    columns = [
+        "partition_date",
+        "prediction_id",
+        "request_id",
+        "model_version",
+        "role",
+        "ts",
+        "score",
+        "prediction",
+        "latency_ms",
+        "status",
+        *model.input_columns,
+    ]
     where = ["model_name = ?", "partition_date BETWEEN ? AND ?"]
     params: list[object] = [model.name, start, end]
     if role:
@@ -37,8 +48,10 @@ def snapshot_rows(
         params.append(role)
     if ok_only:
         where.append("status = 'ok'")
-    sql = (f"SELECT {', '.join(quote_ident(c) for c in columns)} FROM monitoring.prediction_snapshots "
-           f"WHERE {' AND '.join(where)}")
+    sql = (
+        f"SELECT {', '.join(quote_ident(c) for c in columns)} FROM monitoring.prediction_snapshots "
+        f"WHERE {' AND '.join(where)}"
+    )
     frame = warehouse.query(sql, params)
     if frame.empty:
         return pd.DataFrame(columns=columns)
@@ -49,18 +62,26 @@ def snapshot_rows(
 def snapshot_sql(model: ModelConfig, columns: list[str] | None = None) -> str:
     """The champion, status 'ok' rows of one model-day (parameters: model_name, partition_date)."""
     cols = columns or [*model.input_columns, "score", "prediction"]
-    return (f"SELECT {', '.join(quote_ident(c) for c in cols)} FROM monitoring.prediction_snapshots "
-            "WHERE model_name = ? AND partition_date = ? AND role = 'champion' AND status = 'ok'")
+    return (
+        f"SELECT {', '.join(quote_ident(c) for c in cols)} FROM monitoring.prediction_snapshots "
+        "WHERE model_name = ? AND partition_date = ? AND role = 'champion' AND status = 'ok'"
+    )
 
 
 def snapshot_count(warehouse: Warehouse, model: ModelConfig, day: dt.date) -> int:
-    frame = warehouse.query(f"SELECT count(*) AS n FROM ({snapshot_sql(model, ['prediction_id'])})",
-                            [model.name, day])
+    frame = warehouse.query(
+        f"SELECT count(*) AS n FROM ({snapshot_sql(model, ['prediction_id'])})", [model.name, day]
+    )
     return 0 if frame.empty else int(frame["n"].iloc[0])
 
 
-def known_labels(config: MonitoringConfig, model: ModelConfig, start: dt.date, end: dt.date | None = None,
-                 today: dt.date | None = None) -> pd.DataFrame:
+def known_labels(
+    config: MonitoringConfig,
+    model: ModelConfig,
+    start: dt.date,
+    end: dt.date | None = None,
+    today: dt.date | None = None,
+) -> pd.DataFrame:
     """Labels for predictions of [start, end] that have arrived by now (label folders by arrival day)."""
     end = end or start
     today = today or dt.datetime.now(dt.UTC).date()
@@ -70,13 +91,20 @@ def known_labels(config: MonitoringConfig, model: ModelConfig, start: dt.date, e
     return source_for(config, model).read_labels(model, start, arrived_to)
 
 
-def known_outcomes(config: MonitoringConfig, model: ModelConfig, start: dt.date, end: dt.date | None = None,
-                   today: dt.date | None = None) -> pd.DataFrame:
+def known_outcomes(
+    config: MonitoringConfig,
+    model: ModelConfig,
+    start: dt.date,
+    end: dt.date | None = None,
+    today: dt.date | None = None,
+) -> pd.DataFrame:
     end = end or start
     today = today or dt.datetime.now(dt.UTC).date()
     if not model.outcomes:
         return source_for(config, model).read_outcomes(model, start, start - dt.timedelta(days=1))
-    return source_for(config, model).read_outcomes(model, start, min(today, end + dt.timedelta(days=label_lookahead_days(model))))
+    return source_for(config, model).read_outcomes(
+        model, start, min(today, end + dt.timedelta(days=label_lookahead_days(model)))
+    )
 
 
 def with_labels(frame: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:

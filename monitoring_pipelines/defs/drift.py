@@ -56,11 +56,11 @@ def drift_scores(context: AssetExecutionContext, monitoring: MonitoringResource)
             "dagster/row_count": len(drift),
             "profile_version": profile.version,
             "rows_compared": rows,
-        "large_day_path": rows > LARGE_DAY_ROWS,
+            "large_day_path": rows > LARGE_DAY_ROWS,
             "drifted_features": MetadataValue.text(", ".join(drifted) or "none"),
-        "dagster/column_lineage": column_lineage(
-            {"value": [*model.features.all, "score", "prediction"], "n_current": model.features.all}
-        ),
+            "dagster/column_lineage": column_lineage(
+                {"value": [*model.features.all, "score", "prediction"], "n_current": model.features.all}
+            ),
             "summary": MetadataValue.md(_summary(drift)),
         }
     )
@@ -74,7 +74,11 @@ LARGE_DAY_MEMORY_LIMIT = "512MB"
 
 
 def _large_day_drift(
-    warehouse: Warehouse, model: ModelConfig, day: dt.date, profile: ReferenceProfile, thresholds: DriftThresholds
+    warehouse: Warehouse,
+    model: ModelConfig,
+    day: dt.date,
+    profile: ReferenceProfile,
+    thresholds: DriftThresholds,
 ) -> pd.DataFrame:
     with tempfile.TemporaryDirectory(prefix="mp-drift-") as tmp:
         path = Path(tmp) / "day.parquet"

@@ -53,8 +53,9 @@ def performance_metrics(context: AssetExecutionContext, monitoring: MonitoringRe
         metadata={
             "dagster/row_count": len(rows),
             "labelled_fraction": labelled,
-        "dagster/column_lineage": column_lineage({"value": ["score", "prediction", "request_id"],
-                                                  "n": ["request_id"]}),
+            "dagster/column_lineage": column_lineage(
+                {"value": ["score", "prediction", "request_id"], "n": ["request_id"]}
+            ),
             "measured_metrics": len(measured),
             "metrics": MetadataValue.md(
                 markdown_table(

@@ -26,7 +26,9 @@ monitoring_job = define_asset_job(
 
 label_refresh_job = define_asset_job(
     "label_refresh_job",
-    selection=AssetSelection.assets("performance_metrics", "subgroup_metrics", "shadow_comparisons").downstream()
+    selection=AssetSelection.assets(
+        "performance_metrics", "subgroup_metrics", "shadow_comparisons"
+    ).downstream()
     - AssetSelection.groups("reporting"),
     partitions_def=model_day_partitions,
     description="Recompute the label-dependent metrics of a model-day (and the alerts after them) when "
@@ -60,8 +62,11 @@ def nightly_monitoring(context: ScheduleEvaluationContext):
     if not models:
         return SkipReason("no model partitions registered yet (the register_models sensor adds them)")
     return [
-        RunRequest(run_key=f"{model}|{day.isoformat()}", partition_key=model_day_key(model, day),
-                   tags={"monitoring/model": model, "monitoring/date": day.isoformat()})
+        RunRequest(
+            run_key=f"{model}|{day.isoformat()}",
+            partition_key=model_day_key(model, day),
+            tags={"monitoring/model": model, "monitoring/date": day.isoformat()},
+        )
         for model in models
     ]
 

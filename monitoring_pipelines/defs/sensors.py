@@ -53,7 +53,9 @@ def register_models(context: SensorEvaluationContext):
     for model in config.models:
         fingerprint = reference_fingerprint(model)
         if seen.get(model.name) != fingerprint:
-            run_requests.append(RunRequest(run_key=f"reference|{model.name}|{fingerprint}", partition_key=model.name))
+            run_requests.append(
+                RunRequest(run_key=f"reference|{model.name}|{fingerprint}", partition_key=model.name)
+            )
             seen[model.name] = fingerprint
     return SensorResult(
         run_requests=run_requests,
@@ -62,7 +64,9 @@ def register_models(context: SensorEvaluationContext):
     )
 
 
-def days_touched_by_labels(arrival_days: list[str], label_delay_days: int, first: dt.date, last: dt.date) -> list[dt.date]:
+def days_touched_by_labels(
+    arrival_days: list[str], label_delay_days: int, first: dt.date, last: dt.date
+) -> list[dt.date]:
     """Prediction days whose labels may have changed: up to label_delay_days before each arrival day."""
     days: set[dt.date] = set()
     for text in arrival_days:
@@ -98,10 +102,14 @@ def label_arrivals(context: SensorEvaluationContext):
             continue
         changed = [day for day, fp in current.items() if previous.get(day) != fp]
         for day in days_touched_by_labels(changed, model.label_delay_days, PARTITIONS_START, yesterday):
-            tag = hashlib.sha256("|".join(f"{d}:{current[d]}" for d in sorted(changed)).encode()).hexdigest()[:12]
-            run_requests.append(RunRequest(
-                run_key=f"labels|{model.name}|{day.isoformat()}|{tag}",
-                partition_key=model_day_key(model.name, day),
-                tags={"monitoring/trigger": "label_arrival"},
-            ))
+            tag = hashlib.sha256("|".join(f"{d}:{current[d]}" for d in sorted(changed)).encode()).hexdigest()[
+                :12
+            ]
+            run_requests.append(
+                RunRequest(
+                    run_key=f"labels|{model.name}|{day.isoformat()}|{tag}",
+                    partition_key=model_day_key(model.name, day),
+                    tags={"monitoring/trigger": "label_arrival"},
+                )
+            )
     return SensorResult(run_requests=run_requests, cursor=json.dumps(seen, sort_keys=True))

@@ -39,12 +39,17 @@ def serving_metrics(context: AssetExecutionContext, monitoring: MonitoringResour
     yield MaterializeResult(
         metadata={
             "dagster/row_count": len(metrics),
-        "dagster/column_lineage": column_lineage({
-            "role": ["role"], "model_version": ["model_version"],
-            **{f"latency_{q}_ms": ["latency_ms"] for q in ("p50", "p95", "p99")},
-            "requests": ["request_id"], "peak_requests_per_hour": ["ts"], "error_rate": ["status"],
-            "errors": ["status"],
-        }),
+            "dagster/column_lineage": column_lineage(
+                {
+                    "role": ["role"],
+                    "model_version": ["model_version"],
+                    **{f"latency_{q}_ms": ["latency_ms"] for q in ("p50", "p95", "p99")},
+                    "requests": ["request_id"],
+                    "peak_requests_per_hour": ["ts"],
+                    "error_rate": ["status"],
+                    "errors": ["status"],
+                }
+            ),
             "serving": MetadataValue.md(markdown_table(metrics.to_dict("records"), list(metrics.columns))),
         }
     )

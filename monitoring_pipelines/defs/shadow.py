@@ -53,9 +53,13 @@ def shadow_comparisons(context: AssetExecutionContext, monitoring: MonitoringRes
         comparisons = compare(rows, labels, model.segments, thresholds.shadow)
         earlier = snapshot_rows(warehouse, model, start, day - dt.timedelta(days=1), role=None, ok_only=False)
         pooled = pd.concat([earlier, rows], ignore_index=True) if len(earlier) else rows
-        labelled_days = int(pooled.loc[pooled["request_id"].isin(labels["request_id"]), "partition_date"].nunique())
+        labelled_days = int(
+            pooled.loc[pooled["request_id"].isin(labels["request_id"]), "partition_date"].nunique()
+        )
         recommendations = promotion_recommendation(
-            compare(pooled, labels, model.segments, thresholds.shadow), thresholds.shadow, thresholds.serving,
+            compare(pooled, labels, model.segments, thresholds.shadow),
+            thresholds.shadow,
+            thresholds.serving,
             days=labelled_days,
         )
         outcomes = shadow_checks(comparisons, recommendations, thresholds.shadow)
@@ -65,20 +69,29 @@ def shadow_comparisons(context: AssetExecutionContext, monitoring: MonitoringRes
 
     table = comparisons.reindex(columns=[c for c in TABLES["shadow_comparisons"] if c in comparisons.columns])
     warehouse.replace_partitions(
-        {"shadow_comparisons": table.assign(model_name=model_name, partition_date=day),
-         "shadow_recommendations": recommendation_rows(recommendations).assign(
-             model_name=model_name, partition_date=day)},
-        model_name, day,
+        {
+            "shadow_comparisons": table.assign(model_name=model_name, partition_date=day),
+            "shadow_recommendations": recommendation_rows(recommendations).assign(
+                model_name=model_name, partition_date=day
+            ),
+        },
+        model_name,
+        day,
     )
     checks = record_checks(warehouse, "shadow_comparisons", outcomes, model_name, day, context.run_id)
-    yield MaterializeResult(metadata={
-        "dagster/row_count": len(table),
-        "dagster/column_lineage": column_lineage({
-            "champion_version": ["model_version", "role"], "shadow_version": ["model_version", "role"],
-            "segment_value": list(model.segments),
-            "champion_value": ["score", "prediction", "latency_ms", "status"],
-            "shadow_value": ["score", "prediction", "latency_ms", "status"],
-        }),
-        "shadow_verdict": MetadataValue.md(recommendations_markdown(recommendations)),
-    })
+    yield MaterializeResult(
+        metadata={
+            "dagster/row_count": len(table),
+            "dagster/column_lineage": column_lineage(
+                {
+                    "champion_version": ["model_version", "role"],
+                    "shadow_version": ["model_version", "role"],
+                    "segment_value": list(model.segments),
+                    "champion_value": ["score", "prediction", "latency_ms", "status"],
+                    "shadow_value": ["score", "prediction", "latency_ms", "status"],
+                }
+            ),
+            "shadow_verdict": MetadataValue.md(recommendations_markdown(recommendations)),
+        }
+    )
     yield from checks

@@ -49,12 +49,17 @@ def prediction_snapshots(context: AssetExecutionContext, monitoring: MonitoringR
         {**dict.fromkeys(model.features.numeric, "DOUBLE"), **dict.fromkeys(model.string_columns, "VARCHAR")},
     )
     warehouse.replace_partitions(
-        {"prediction_snapshots": snapshot, "quarantined_predictions": quarantined,
-         "validation_results": outcome.results},
-        model_name, day,
+        {
+            "prediction_snapshots": snapshot,
+            "quarantined_predictions": quarantined,
+            "validation_results": outcome.results,
+        },
+        model_name,
+        day,
     )
-    checks = record_checks(warehouse, "prediction_snapshots", validation_checks(outcome, model),
-                           model_name, day, context.run_id)
+    checks = record_checks(
+        warehouse, "prediction_snapshots", validation_checks(outcome, model), model_name, day, context.run_id
+    )
 
     by_reason = (
         quarantined["reason"].str.split("; ").explode().value_counts().to_dict() if len(quarantined) else {}

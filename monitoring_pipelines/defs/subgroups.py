@@ -54,9 +54,9 @@ def subgroup_metrics(context: AssetExecutionContext, monitoring: MonitoringResou
         metadata={
             "dagster/row_count": len(table),
             "segments": MetadataValue.text(", ".join(model.segments) or "none"),
-        "dagster/column_lineage": column_lineage(
-            {"segment_value": list(model.segments), "value": ["score", "prediction", "request_id"]}
-        ),
+            "dagster/column_lineage": column_lineage(
+                {"segment_value": list(model.segments), "value": ["score", "prediction", "request_id"]}
+            ),
             "failing_segments": MetadataValue.text(", ".join(failing) or "none"),
             "labelled_rows": int(rows["label"].notna().sum()) if len(rows) else 0,
         }

@@ -118,13 +118,16 @@ class FileSource:
 
     def read_predictions(self, model: ModelConfig, start: dt.date, end: dt.date) -> SourceRead:
         own = self._files(model.name, "predictions", start, end)
-        late = self._files(model.name, "predictions", end + dt.timedelta(days=1), end + dt.timedelta(days=LATE_FOLDERS))
+        late = self._files(
+            model.name, "predictions", end + dt.timedelta(days=1), end + dt.timedelta(days=LATE_FOLDERS)
+        )
         problems: list[str] = []
         if not own:
             # A few late rows in the next folder do not make a day: its own log is missing.
             problems.append(
                 f"no prediction files for {model.name} in "
-                f"{self._folder(model.name, 'predictions', start)}" + (f" (through {end})" if end != start else "")
+                f"{self._folder(model.name, 'predictions', start)}"
+                + (f" (through {end})" if end != start else "")
             )
             return SourceRead(frame=pd.DataFrame(), files=[], problems=problems)
         frame, problems = self.read_files(own + late)
@@ -134,8 +137,9 @@ class FileSource:
             foreign = (parsed.isna() | bad) & ~frame["source_file"].isin([str(p) for p in own])
             frame = frame.loc[~foreign]
         frame, outside = restrict_to_window(frame, start, end)
-        return SourceRead(frame=frame, files=[str(p) for p in own + late], problems=problems,
-                          rows_outside_window=outside)
+        return SourceRead(
+            frame=frame, files=[str(p) for p in own + late], problems=problems, rows_outside_window=outside
+        )
 
     def label_arrivals(self, model: ModelConfig, since: dt.date) -> dict[str, str]:
         """Arrival day -> fingerprint (names, sizes, mtimes) of that day's label files, from `since` on."""
@@ -168,8 +172,14 @@ class SqlSource:
     """Any SQLAlchemy database holding the same columns. Table names are validated identifiers
     (config), dates are bound parameters, and rows stream in chunks."""
 
-    def __init__(self, url: str, predictions_table: str, labels_table: str | None,
-                 outcomes_table: str | None, chunk_rows: int = 200_000) -> None:
+    def __init__(
+        self,
+        url: str,
+        predictions_table: str,
+        labels_table: str | None,
+        outcomes_table: str | None,
+        chunk_rows: int = 200_000,
+    ) -> None:
         self.url = _expand_env(url)
         self.predictions_table = predictions_table
         self.labels_table = labels_table
@@ -216,7 +226,9 @@ class SqlSource:
             return SourceRead(frame=pd.DataFrame(), files=[], problems=[str(exc)])
         frame, outside = restrict_to_window(frame, start, end)
         origin = f"{_redact(self.url)}/{self.predictions_table}"
-        problems = [] if len(frame) else [f"no prediction rows for {model.name} in {origin} on {start}..{end}"]
+        problems = (
+            [] if len(frame) else [f"no prediction rows for {model.name} in {origin} on {start}..{end}"]
+        )
         return SourceRead(frame=frame, files=[origin], problems=problems, rows_outside_window=outside)
 
     def label_arrivals(self, model: ModelConfig, since: dt.date) -> dict[str, str]:
@@ -225,7 +237,9 @@ class SqlSource:
             return {}
         day = sa.func.date(sa.column("label_ts"))
         stmt = (
-            sa.select(day.label("day"), sa.func.count().label("n"), sa.func.max(sa.column("label_ts")).label("last"))
+            sa.select(
+                day.label("day"), sa.func.count().label("n"), sa.func.max(sa.column("label_ts")).label("last")
+            )
             .select_from(self._table(self.labels_table))
             .where(sa.column("label_ts") >= sa.bindparam("since", dt.datetime.combine(since, dt.time())))
             .group_by(day)
@@ -234,7 +248,9 @@ class SqlSource:
             with self.engine.connect() as con:
                 rows = con.execute(stmt).all()
         except sa.exc.SQLAlchemyError as exc:
-            raise SourceError(f"{_redact(self.url)} table {self.labels_table}: {str(exc).splitlines()[0]}") from exc
+            raise SourceError(
+                f"{_redact(self.url)} table {self.labels_table}: {str(exc).splitlines()[0]}"
+            ) from exc
         return {str(r.day)[:10]: hashlib.sha256(f"{r.n}|{r.last}".encode()).hexdigest()[:16] for r in rows}
 
     def read_labels(self, model: ModelConfig, arrived_from: dt.date, arrived_to: dt.date) -> pd.DataFrame:
@@ -242,7 +258,8 @@ class SqlSource:
             return normalize_labels(pd.DataFrame())
         where = sa.and_(
             sa.column("label_ts") >= sa.bindparam("lo", dt.datetime.combine(arrived_from, dt.time())),
-            sa.column("label_ts") < sa.bindparam("hi", dt.datetime.combine(arrived_to + dt.timedelta(days=1), dt.time())),
+            sa.column("label_ts")
+            < sa.bindparam("hi", dt.datetime.combine(arrived_to + dt.timedelta(days=1), dt.time())),
         )
         return normalize_labels(self._select(self.labels_table, where))
 
@@ -260,8 +277,13 @@ def normalize_labels(frame: pd.DataFrame) -> pd.DataFrame:
     """request_id, label (0/1), label_ts (UTC); the latest label of a request wins."""
     cols = ["request_id", "label", "label_ts"]
     if frame.empty:
-        return pd.DataFrame({"request_id": pd.Series(dtype="string"), "label": pd.Series(dtype="float64"),
-                             "label_ts": pd.Series(dtype="datetime64[us, UTC]")})
+        return pd.DataFrame(
+            {
+                "request_id": pd.Series(dtype="string"),
+                "label": pd.Series(dtype="float64"),
+                "label_ts": pd.Series(dtype="datetime64[us, UTC]"),
+            }
+        )
     missing = [c for c in cols if c not in frame.columns]
     if missing:
         raise SourceError(f"label rows lack columns {missing}")
@@ -277,8 +299,14 @@ def normalize_labels(frame: pd.DataFrame) -> pd.DataFrame:
 def normalize_outcomes(frame: pd.DataFrame) -> pd.DataFrame:
     cols = ["request_id", "outcome", "value", "ts"]
     if frame.empty:
-        return pd.DataFrame({"request_id": pd.Series(dtype="string"), "outcome": pd.Series(dtype="string"),
-                             "value": pd.Series(dtype="float64"), "ts": pd.Series(dtype="datetime64[us, UTC]")})
+        return pd.DataFrame(
+            {
+                "request_id": pd.Series(dtype="string"),
+                "outcome": pd.Series(dtype="string"),
+                "value": pd.Series(dtype="float64"),
+                "ts": pd.Series(dtype="datetime64[us, UTC]"),
+            }
+        )
     missing = [c for c in cols if c not in frame.columns]
     if missing:
         raise SourceError(f"outcome rows lack columns {missing}")
@@ -292,8 +320,13 @@ def normalize_outcomes(frame: pd.DataFrame) -> pd.DataFrame:
 
 def source_for(config: MonitoringConfig, model: ModelConfig) -> Source:
     if model.source == "sql" and model.sql is not None:
-        return SqlSource(model.sql.url, model.sql.predictions_table, model.sql.labels_table,
-                         model.sql.outcomes_table, model.sql.chunk_rows)
+        return SqlSource(
+            model.sql.url,
+            model.sql.predictions_table,
+            model.sql.labels_table,
+            model.sql.outcomes_table,
+            model.sql.chunk_rows,
+        )
     return FileSource(config.data_dir)
 
 

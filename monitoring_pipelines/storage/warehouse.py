@@ -398,7 +398,9 @@ class Warehouse:
                 return pd.DataFrame(columns=list(TABLES[table]))
             return con.execute(f"SELECT * FROM {qualified(table)}{clause}", list(params or [])).df()
 
-    def export_parquet(self, sql: str, params: Sequence[Any], path: str | Path, batch_rows: int = 500_000) -> int:
+    def export_parquet(
+        self, sql: str, params: Sequence[Any], path: str | Path, batch_rows: int = 500_000
+    ) -> int:
         """Stream a query's result to a Parquet file in batches: a large day leaves the warehouse without
         ever being whole in Python memory, and the lock is held only for the copy."""
         import pyarrow.parquet as pq
@@ -523,4 +525,6 @@ def _create_schema(con: duckdb.DuckDBPyConnection) -> None:
         existing = _columns(con, table)
         for c, t in columns.items():
             if c not in existing:
-                con.execute(f"ALTER TABLE {qualified(table)} ADD COLUMN {quote_ident(c)} {t.replace(' NOT NULL', '')}")
+                con.execute(
+                    f"ALTER TABLE {qualified(table)} ADD COLUMN {quote_ident(c)} {t.replace(' NOT NULL', '')}"
+                )

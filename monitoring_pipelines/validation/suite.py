@@ -29,7 +29,15 @@ ROLES = ("champion", "shadow")
 STATUSES = ("ok", "error")
 FINITE = 1.7976931348623157e308
 BASE_COLUMNS = [
-    "prediction_id", "request_id", "model_version", "role", "ts", "score", "prediction", "latency_ms", "status",
+    "prediction_id",
+    "request_id",
+    "model_version",
+    "role",
+    "ts",
+    "score",
+    "prediction",
+    "latency_ms",
+    "status",
 ]
 
 
@@ -86,29 +94,90 @@ def build_rules(model: ModelConfig, expected_rows: tuple[int, int] | None = None
     for col in ("prediction_id", "request_id", "model_version", "role", "ts"):
         rules.append(Rule(f"{col} not null", col, True, False, E.ExpectColumnValuesToNotBeNull(column=col)))
     rules += [
-        Rule("prediction_id unique", "prediction_id", True, False,
-             E.ExpectColumnValuesToBeUnique(column="prediction_id")),
-        Rule("model_name matches", "model_name", True, False,
-             E.ExpectColumnValuesToBeInSet(column="model_name", value_set=[model.name])),
-        Rule("role in set", "role", True, False, E.ExpectColumnValuesToBeInSet(column="role", value_set=list(ROLES))),
-        Rule("status in set", "status", True, False,
-             E.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES))),
-        Rule("score not null for ok rows", "score", True, False, E.ExpectColumnValuesToNotBeNull(column="score", **ok)),
-        Rule("score in [0, 1]", "score", True, False,
-             E.ExpectColumnValuesToBeBetween(column="score", min_value=0.0, max_value=1.0, **ok)),
-        Rule("prediction not null for ok rows", "prediction", True, False,
-             E.ExpectColumnValuesToNotBeNull(column="prediction", **ok)),
-        Rule("prediction in {0, 1}", "prediction", True, False,
-             E.ExpectColumnValuesToBeInSet(column="prediction", value_set=[0, 1], **ok)),
-        Rule("latency_ms >= 0", "latency_ms", True, False,
-             E.ExpectColumnValuesToBeBetween(column="latency_ms", min_value=0.0, max_value=FINITE)),
+        Rule(
+            "prediction_id unique",
+            "prediction_id",
+            True,
+            False,
+            E.ExpectColumnValuesToBeUnique(column="prediction_id"),
+        ),
+        Rule(
+            "model_name matches",
+            "model_name",
+            True,
+            False,
+            E.ExpectColumnValuesToBeInSet(column="model_name", value_set=[model.name]),
+        ),
+        Rule(
+            "role in set",
+            "role",
+            True,
+            False,
+            E.ExpectColumnValuesToBeInSet(column="role", value_set=list(ROLES)),
+        ),
+        Rule(
+            "status in set",
+            "status",
+            True,
+            False,
+            E.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES)),
+        ),
+        Rule(
+            "score not null for ok rows",
+            "score",
+            True,
+            False,
+            E.ExpectColumnValuesToNotBeNull(column="score", **ok),
+        ),
+        Rule(
+            "score in [0, 1]",
+            "score",
+            True,
+            False,
+            E.ExpectColumnValuesToBeBetween(column="score", min_value=0.0, max_value=1.0, **ok),
+        ),
+        Rule(
+            "prediction not null for ok rows",
+            "prediction",
+            True,
+            False,
+            E.ExpectColumnValuesToNotBeNull(column="prediction", **ok),
+        ),
+        Rule(
+            "prediction in {0, 1}",
+            "prediction",
+            True,
+            False,
+            E.ExpectColumnValuesToBeInSet(column="prediction", value_set=[0, 1], **ok),
+        ),
+        Rule(
+            "latency_ms >= 0",
+            "latency_ms",
+            True,
+            False,
+            E.ExpectColumnValuesToBeBetween(column="latency_ms", min_value=0.0, max_value=FINITE),
+        ),
     ]
     for col in model.features.numeric:
-        rules.append(Rule(f"{col} finite", col, True, False,
-                          E.ExpectColumnValuesToBeBetween(column=col, min_value=-FINITE, max_value=FINITE)))
+        rules.append(
+            Rule(
+                f"{col} finite",
+                col,
+                True,
+                False,
+                E.ExpectColumnValuesToBeBetween(column=col, min_value=-FINITE, max_value=FINITE),
+            )
+        )
     lo, hi = expected_rows or model.expected_rows or (1, None)
-    rules.append(Rule("row count within bounds", None, False, False,
-                      E.ExpectTableRowCountToBeBetween(min_value=lo, max_value=hi)))
+    rules.append(
+        Rule(
+            "row count within bounds",
+            None,
+            False,
+            False,
+            E.ExpectTableRowCountToBeBetween(min_value=lo, max_value=hi),
+        )
+    )
     return rules
 
 
@@ -159,8 +228,11 @@ def validate_day(
     read_rows = len(raw)
     if problems:
         return ValidationOutcome(
-            valid=pd.DataFrame(), quarantined=pd.DataFrame(), results=_problem_results(model, partition_date, problems),
-            problems=problems, read_rows=read_rows,
+            valid=pd.DataFrame(),
+            quarantined=pd.DataFrame(),
+            results=_problem_results(model, partition_date, problems),
+            problems=problems,
+            read_rows=read_rows,
         )
     raw = raw.reset_index(drop=True)
     frame, type_reasons = _coerce(raw, model)
@@ -169,12 +241,24 @@ def validate_day(
     # Unique prediction_id: the first occurrence of an id is kept, later ones are quarantined.
     dup_rule = "prediction_id unique"
     first = ~frame["prediction_id"].duplicated(keep="first")
-    row_reasons = row_reasons.where(~(first & row_reasons.str.contains(dup_rule, regex=False)),
-                                    row_reasons.str.replace(f"{dup_rule}; ", "", regex=False))
+    row_reasons = row_reasons.where(
+        ~(first & row_reasons.str.contains(dup_rule, regex=False)),
+        row_reasons.str.replace(f"{dup_rule}; ", "", regex=False),
+    )
     reasons = (type_reasons + row_reasons).str.strip().str.rstrip(";")
     bad = reasons != ""
-    columns = ["prediction_id", "request_id", "model_version", "role", "ts", "score", "prediction", "latency_ms",
-               "status", *model.input_columns]
+    columns = [
+        "prediction_id",
+        "request_id",
+        "model_version",
+        "role",
+        "ts",
+        "score",
+        "prediction",
+        "latency_ms",
+        "status",
+        *model.input_columns,
+    ]
     if "source_file" in frame.columns:
         columns.append("source_file")
     valid = frame.loc[~bad, columns].copy()
@@ -182,9 +266,16 @@ def validate_day(
     quarantined = frame.loc[bad, [c for c in columns if c not in model.input_columns]].copy()
     quarantined["reason"] = reasons[bad]
     raw_rows = raw.loc[bad].drop(columns=["source_file"], errors="ignore")
-    quarantined["raw"] = raw_rows.apply(lambda r: json.dumps(r.to_dict(), default=str), axis=1) if bad.any() else []
-    return ValidationOutcome(valid=valid.reset_index(drop=True), quarantined=quarantined.reset_index(drop=True),
-                             results=results, problems=[], read_rows=read_rows)
+    quarantined["raw"] = (
+        raw_rows.apply(lambda r: json.dumps(r.to_dict(), default=str), axis=1) if bad.any() else []
+    )
+    return ValidationOutcome(
+        valid=valid.reset_index(drop=True),
+        quarantined=quarantined.reset_index(drop=True),
+        results=results,
+        problems=[],
+        read_rows=read_rows,
+    )
 
 
 def _run_suite(
@@ -214,31 +305,51 @@ def _run_suite(
         else:
             success = bool(result.success)
             unexpected = result.result.get("unexpected_count")
-            details = {k: result.result.get(k) for k in ("observed_value", "partial_unexpected_list")
-                       if result.result.get(k) is not None}
+            details = {
+                k: result.result.get(k)
+                for k in ("observed_value", "partial_unexpected_list")
+                if result.result.get(k) is not None
+            }
             if rule.row_level and not success:
                 idx = result.result.get("unexpected_index_list") or []
                 positions = [i if isinstance(i, (int, np.integer)) else i.get("index") for i in idx]
                 hit = pd.Index(positions).intersection(frame.index)
                 reasons.loc[hit] = reasons.loc[hit] + f"{rule.name}; "
-        rows.append({
-            "model_name": model.name, "partition_date": partition_date, "expectation": rule.name,
-            "column_name": rule.column, "success": success,
-            "unexpected_count": None if unexpected is None else int(unexpected),
-            "element_count": result.result.get("element_count", len(frame)),
-            "unexpected_percent": result.result.get("unexpected_percent"),
-            "blocking": rule.blocking, "details": json.dumps(details, default=str),
-        })
+        rows.append(
+            {
+                "model_name": model.name,
+                "partition_date": partition_date,
+                "expectation": rule.name,
+                "column_name": rule.column,
+                "success": success,
+                "unexpected_count": None if unexpected is None else int(unexpected),
+                "element_count": result.result.get("element_count", len(frame)),
+                "unexpected_percent": result.result.get("unexpected_percent"),
+                "blocking": rule.blocking,
+                "details": json.dumps(details, default=str),
+            }
+        )
     return pd.DataFrame(rows), reasons
 
 
 def _problem_results(model: ModelConfig, partition_date: dt.date, problems: list[str]) -> pd.DataFrame:
-    return pd.DataFrame([
-        {"model_name": model.name, "partition_date": partition_date, "expectation": "day is usable",
-         "column_name": None, "success": False, "unexpected_count": None, "element_count": 0,
-         "unexpected_percent": None, "blocking": True, "details": json.dumps({"problem": p})}
-        for p in problems
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "model_name": model.name,
+                "partition_date": partition_date,
+                "expectation": "day is usable",
+                "column_name": None,
+                "success": False,
+                "unexpected_count": None,
+                "element_count": 0,
+                "unexpected_percent": None,
+                "blocking": True,
+                "details": json.dumps({"problem": p}),
+            }
+            for p in problems
+        ]
+    )
 
 
 def results_markdown(results: pd.DataFrame) -> str:
@@ -260,8 +371,16 @@ def validation_checks(outcome: ValidationOutcome, model: ModelConfig) -> list[Ch
     usable = CheckOutcome(
         check_name="snapshot_usable",
         findings=[
-            Finding("snapshot_usable", "critical", "day_usable", "model", None, None, problem,
-                    {"problem": problem})
+            Finding(
+                "snapshot_usable",
+                "critical",
+                "day_usable",
+                "model",
+                None,
+                None,
+                problem,
+                {"problem": problem},
+            )
             for problem in outcome.problems
         ],
         metadata={"read_rows": outcome.read_rows},
@@ -275,16 +394,32 @@ def validation_checks(outcome: ValidationOutcome, model: ModelConfig) -> list[Ch
             if r.success or r.blocking:
                 continue
             count = None if pd.isna(r.unexpected_count) else int(r.unexpected_count)
-            findings.append(Finding(
-                "validation", severity if count else "warning", "unexpected_count", r.expectation,
-                None if count is None else float(count), 0.0,
-                f"{model.name}: expectation '{r.expectation}' failed"
-                + (f" on {count} of {outcome.read_rows} rows (quarantined)" if count else f" ({r.details})"),
-                {"expectation": r.expectation, "column": r.column_name, "unexpected_count": count,
-                 "read_rows": outcome.read_rows, "quarantined_share": round(share, 6)},
-            ))
+            findings.append(
+                Finding(
+                    "validation",
+                    severity if count else "warning",
+                    "unexpected_count",
+                    r.expectation,
+                    None if count is None else float(count),
+                    0.0,
+                    f"{model.name}: expectation '{r.expectation}' failed"
+                    + (
+                        f" on {count} of {outcome.read_rows} rows (quarantined)"
+                        if count
+                        else f" ({r.details})"
+                    ),
+                    {
+                        "expectation": r.expectation,
+                        "column": r.column_name,
+                        "unexpected_count": count,
+                        "read_rows": outcome.read_rows,
+                        "quarantined_share": round(share, 6),
+                    },
+                )
+            )
     validation = CheckOutcome(
-        check_name="validation", findings=findings,
+        check_name="validation",
+        findings=findings,
         metadata={"validation_md": results_markdown(outcome.results)},
         description=f"{len(outcome.quarantined)} of {outcome.read_rows} rows quarantined",
     )

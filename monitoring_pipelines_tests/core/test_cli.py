@@ -17,8 +17,10 @@ def test_bad_inputs_exit_with_a_clear_message(tmp_path, config_dict, write_confi
     monkeypatch.setenv("MONITORING_CONFIG", config)
     assert main(["--config", config, "run", "--start", "2026-06-02", "--end", "2026-06-01"]) == 2
     assert "before --start" in capsys.readouterr().err
-    assert main(["--config", config, "run", "--start", "2026-06-01", "--end", "2026-06-01",
-                 "--model", "nope"]) == 2
+    assert (
+        main(["--config", config, "run", "--start", "2026-06-01", "--end", "2026-06-01", "--model", "nope"])
+        == 2
+    )
     assert "'nope' is not in the config" in capsys.readouterr().err
     assert main(["--config", str(tmp_path / "missing.yaml"), "alerts", "list"]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -454,10 +454,20 @@ def test_compare_to_band_directions() -> None:
 def test_a_small_day_inside_its_band_is_not_a_critical_drop() -> None:
     # n=279: AUC 0.70 vs a reference mean of 0.774 is more than the 0.05 critical drop and its CI
     # excludes the mean, but the reference band (σ 0.033 on days this size) says such days happen.
-    bands = pd.DataFrame({"metric": ["auc"], "estimated": [False], "mean": [0.774], "std": [0.0331],
-                          "n_days": [28]})
-    today = pd.DataFrame({"metric": ["auc"], "value": [0.7012], "ci_low": [0.6256], "ci_high": [0.7673],
-                          "n": [279], "labelled_fraction": [1.0], "estimated": [False]})
+    bands = pd.DataFrame(
+        {"metric": ["auc"], "estimated": [False], "mean": [0.774], "std": [0.0331], "n_days": [28]}
+    )
+    today = pd.DataFrame(
+        {
+            "metric": ["auc"],
+            "value": [0.7012],
+            "ci_low": [0.6256],
+            "ci_high": [0.7673],
+            "n": [279],
+            "labelled_fraction": [1.0],
+            "estimated": [False],
+        }
+    )
     outcomes = performance_checks(today, bands, PerformanceThresholds())
     assert all(o.passed for o in outcomes)
     far = today.assign(value=0.62, ci_low=0.55, ci_high=0.69)

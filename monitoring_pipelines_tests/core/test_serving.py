@@ -131,8 +131,18 @@ def test_small_days_do_not_breach_on_sampling_noise() -> None:
     # 3 errors in 255 requests is 1.2 %, above a 1 % SLO by point estimate, but its Wilson lower bound
     # (about 0.4 %) is not: no error-rate finding (the slow p99 still is one). 60 errors in 1000 (6 %)
     # has a lower bound of about 4.7 %: a warning, not critical; 90 in 1000 is critical.
-    few = pd.DataFrame([{"role": "champion", "model_version": "v1", "requests": 255, "errors": 3,
-                         "error_rate": 3 / 255, "latency_p99_ms": 5000.0}])
+    few = pd.DataFrame(
+        [
+            {
+                "role": "champion",
+                "model_version": "v1",
+                "requests": 255,
+                "errors": 3,
+                "error_rate": 3 / 255,
+                "latency_p99_ms": 5000.0,
+            }
+        ]
+    )
     assert {f.metric for f in serving_checks(few, thresholds)[0].findings} == {"latency_p99_ms"}
     tiny = few.assign(requests=40, errors=0, error_rate=0.0)
     assert serving_checks(tiny, thresholds)[0].passed  # a p99 of 40 requests is not judged

@@ -53,16 +53,38 @@ def postgres_url() -> Iterator[str]:
         os.chown(root, user.pw_uid, user.pw_gid)
         prefix = ["runuser", "-u", "postgres", "--"]
     data, port = os.path.join(root, "data"), _free_port()
-    subprocess.run([*prefix, initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*prefix, initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*prefix, pg_ctl, "-D", data, "-o", options, "-w", "-t", "60", "-l",
-                    os.path.join(root, "log"), "start"], check=True, capture_output=True, timeout=90)
+    subprocess.run(
+        [
+            *prefix,
+            pg_ctl,
+            "-D",
+            data,
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            os.path.join(root, "log"),
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=90,
+    )
     try:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*prefix, pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"], capture_output=True,
-                       timeout=60)
+        subprocess.run(
+            [*prefix, pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"], capture_output=True, timeout=60
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -72,8 +94,13 @@ def test_postgres_source_reads_one_utc_day_with_bound_parameters(postgres_url, w
     frames = [synthetic_day(DAY + dt.timedelta(days=k), 150, seed=k + 1) for k in (-1, 0, 1)]
     other = synthetic_day(DAY, 30, seed=9, model_name="churn_propensity")
     pd.concat([*frames, other]).to_sql("predictions", engine, index=False, if_exists="replace")
-    labels = pd.DataFrame({"request_id": frames[1]["request_id"], "label": 0,
-                           "label_ts": pd.Timestamp(DAY + dt.timedelta(days=4), tz="UTC")})
+    labels = pd.DataFrame(
+        {
+            "request_id": frames[1]["request_id"],
+            "label": 0,
+            "label_ts": pd.Timestamp(DAY + dt.timedelta(days=4), tz="UTC"),
+        }
+    )
     labels.to_sql("labels", engine, index=False, if_exists="replace")
     source = SqlSource(postgres_url, "predictions", "labels", None, chunk_rows=1000)
     read = source.read_predictions(model, DAY, DAY)

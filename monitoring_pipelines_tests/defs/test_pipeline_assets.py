@@ -22,15 +22,22 @@ from monitoring_pipelines.storage.warehouse import Warehouse
 from monitoring_pipelines_tests.conftest import synthetic_day, write_parquet
 
 START = dt.date(2026, 6, 1)
-DAY_ASSETS = [prediction_snapshots, drift_scores, performance_metrics, subgroup_metrics, serving_metrics,
-              shadow_comparisons]
+DAY_ASSETS = [
+    prediction_snapshots,
+    drift_scores,
+    performance_metrics,
+    subgroup_metrics,
+    serving_metrics,
+    shadow_comparisons,
+]
 
 
 def _labels(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     y = (rng.random(len(frame)) < frame["score"].to_numpy()).astype(int)
-    return pd.DataFrame({"request_id": frame["request_id"], "label": y,
-                         "label_ts": frame["ts"] + pd.Timedelta(days=3)})
+    return pd.DataFrame(
+        {"request_id": frame["request_id"], "label": y, "label_ts": frame["ts"] + pd.Timedelta(days=3)}
+    )
 
 
 @pytest.fixture
@@ -45,35 +52,61 @@ def project(tmp_path, config_dict, write_config):
         write_parquet(config.data_dir, "credit_default", day, frames[day])
     for day in list(frames)[:4]:  # reference days are labelled
         labels = _labels(frames[day], 99)
-        write_parquet(config.data_dir, "credit_default", day + dt.timedelta(days=3), labels, kind="labels",
-                      name=f"labels-{day}.parquet")
+        write_parquet(
+            config.data_dir,
+            "credit_default",
+            day + dt.timedelta(days=3),
+            labels,
+            kind="labels",
+            name=f"labels-{day}.parquet",
+        )
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("models", ["credit_default", "churn_propensity"])
     resources = {"monitoring": MonitoringResource(config_path=str(config_path))}
-    result = materialize([reference_profiles], partition_key="credit_default", resources=resources,
-                         instance=instance)
+    result = materialize(
+        [reference_profiles], partition_key="credit_default", resources=resources, instance=instance
+    )
     assert result.success
-    return {"config": config, "instance": instance, "resources": resources, "frames": frames,
-            "warehouse": Warehouse(config.warehouse)}
+    return {
+        "config": config,
+        "instance": instance,
+        "resources": resources,
+        "frames": frames,
+        "warehouse": Warehouse(config.warehouse),
+    }
 
 
 def _run(project, day: dt.date, assets=DAY_ASSETS, raise_on_error=True):
     key = MultiPartitionKey({"date": day.isoformat(), "model": "credit_default"})
-    return materialize(assets, partition_key=key, resources=project["resources"], instance=project["instance"],
-                       raise_on_error=raise_on_error)
+    return materialize(
+        assets,
+        partition_key=key,
+        resources=project["resources"],
+        instance=project["instance"],
+        raise_on_error=raise_on_error,
+    )
 
 
 def _count(warehouse: Warehouse, table: str, day: dt.date) -> int:
-    return int(warehouse.query(f"SELECT count(*) AS n FROM monitoring.{table} WHERE partition_date = ?",
-                               [day])["n"][0])
+    return int(
+        warehouse.query(f"SELECT count(*) AS n FROM monitoring.{table} WHERE partition_date = ?", [day])["n"][
+            0
+        ]
+    )
 
 
 def test_rerunning_a_partition_replaces_every_table(project):
     day = START + dt.timedelta(days=5)
     _run(project, day)
     wh = project["warehouse"]
-    tables = ["prediction_snapshots", "drift_scores", "performance_metrics", "subgroup_metrics",
-              "serving_metrics", "check_results"]
+    tables = [
+        "prediction_snapshots",
+        "drift_scores",
+        "performance_metrics",
+        "subgroup_metrics",
+        "serving_metrics",
+        "check_results",
+    ]
     first = {t: _count(wh, t, day) for t in tables}
     _run(project, day)
     assert {t: _count(wh, t, day) for t in tables} == first
@@ -96,14 +129,18 @@ def test_valid_plus_quarantined_equals_rows_read(project, tmp_path):
 
 def test_unusable_day_blocks_downstream_assets(project):
     day = START + dt.timedelta(days=6)
-    write_parquet(project["config"].data_dir, "credit_default", day,
-                  project["frames"][day].drop(columns=["score"]))
+    write_parquet(
+        project["config"].data_dir, "credit_default", day, project["frames"][day].drop(columns=["score"])
+    )
     result = _run(project, day, raise_on_error=False)
     assert not result.success
     usable = [e for e in result.get_asset_check_evaluations() if e.check_name == "snapshot_usable"][0]
     assert not usable.passed and "score" in usable.description
-    materialized = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()
-                    for m in [m.event_specific_data.materialization]}
+    materialized = {
+        m.asset_key.to_user_string()
+        for m in result.get_asset_materialization_events()
+        for m in [m.event_specific_data.materialization]
+    }
     assert materialized == {"prediction_snapshots"}
     assert _count(project["warehouse"], "drift_scores", day) == 0
 
@@ -115,8 +152,13 @@ def test_late_labels_turn_estimates_into_measurements(project):
     before = wh.partition("performance_metrics", "credit_default", day)
     before = before[~before["metric"].str.startswith("outcome:")]
     assert before["estimated"].all() and (before["metric"] == "auc").any()
-    write_parquet(project["config"].data_dir, "credit_default", day + dt.timedelta(days=2),
-                  _labels(project["frames"][day], 5), kind="labels")
+    write_parquet(
+        project["config"].data_dir,
+        "credit_default",
+        day + dt.timedelta(days=2),
+        _labels(project["frames"][day], 5),
+        kind="labels",
+    )
     _run(project, day, [prediction_snapshots, performance_metrics])
     after = wh.partition("performance_metrics", "credit_default", day)
     measured = after[~after["estimated"].astype(bool) & ~after["metric"].str.startswith("outcome:")]
@@ -155,5 +197,9 @@ def test_large_day_path_gives_the_same_drift(project, monkeypatch):
     assert result.asset_materializations_for_node("drift_scores")[0].metadata["large_day_path"].value is True
     large = project["warehouse"].partition("drift_scores", "credit_default", day)[columns]
     key = ["feature", "statistic"]
-    pd.testing.assert_frame_equal(small.sort_values(key).reset_index(drop=True),
-                                  large.sort_values(key).reset_index(drop=True), check_exact=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(
+        small.sort_values(key).reset_index(drop=True),
+        large.sort_values(key).reset_index(drop=True),
+        check_exact=False,
+        rtol=1e-9,
+    )

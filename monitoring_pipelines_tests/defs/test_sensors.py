@@ -19,11 +19,18 @@ def test_labels_arriving_on_a_day_touch_the_days_before_it():
 
 
 def _labels(n: int = 5) -> pd.DataFrame:
-    return pd.DataFrame({"request_id": [f"r{i}" for i in range(n)], "label": 1,
-                         "label_ts": pd.Timestamp("2026-06-10", tz="UTC")})
+    return pd.DataFrame(
+        {
+            "request_id": [f"r{i}" for i in range(n)],
+            "label": 1,
+            "label_ts": pd.Timestamp("2026-06-10", tz="UTC"),
+        }
+    )
 
 
-def test_label_sensor_requests_reruns_only_for_changed_arrivals(tmp_path, config_dict, write_config, monkeypatch):
+def test_label_sensor_requests_reruns_only_for_changed_arrivals(
+    tmp_path, config_dict, write_config, monkeypatch
+):
     path = write_config(config_dict)
     monkeypatch.setenv("MONITORING_CONFIG", str(path))
     data_dir = tmp_path / "data"
@@ -40,7 +47,9 @@ def test_label_sensor_requests_reruns_only_for_changed_arrivals(tmp_path, config
         assert keys == [f"2026-06-{d:02d}|credit_default" for d in range(5, 12)]
 
 
-def test_register_models_adds_partitions_and_requests_reference(tmp_path, config_dict, write_config, monkeypatch):
+def test_register_models_adds_partitions_and_requests_reference(
+    tmp_path, config_dict, write_config, monkeypatch
+):
     monkeypatch.setenv("MONITORING_CONFIG", str(write_config(config_dict)))
     with DagsterInstance.ephemeral() as instance:
         result = register_models(build_sensor_context(instance=instance))
@@ -57,9 +66,13 @@ def test_nightly_schedule_targets_yesterday_for_every_model(tmp_path, config_dic
     with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
         instance.add_dynamic_partitions("models", ["credit_default", "churn_propensity"])
         when = dt.datetime(2026, 7, 2, 2, 15, tzinfo=dt.UTC)
-        requests = nightly_monitoring(build_schedule_context(instance=instance, scheduled_execution_time=when))
+        requests = nightly_monitoring(
+            build_schedule_context(instance=instance, scheduled_execution_time=when)
+        )
         assert sorted(str(r.partition_key) for r in requests) == [
-            "2026-07-01|churn_propensity", "2026-07-01|credit_default"]
+            "2026-07-01|churn_propensity",
+            "2026-07-01|credit_default",
+        ]
 
 
 def test_label_sensor_watches_a_sql_labels_table(tmp_path, config_dict, write_config, monkeypatch):
@@ -75,7 +88,9 @@ def test_label_sensor_watches_a_sql_labels_table(tmp_path, config_dict, write_co
         instance.add_dynamic_partitions("models", ["credit_default"])
         first = label_arrivals(build_sensor_context(instance=instance))
         assert first.run_requests == []
-        late = _labels(3).assign(request_id=["x1", "x2", "x3"], label_ts=pd.Timestamp("2026-06-14 09:00", tz="UTC"))
+        late = _labels(3).assign(
+            request_id=["x1", "x2", "x3"], label_ts=pd.Timestamp("2026-06-14 09:00", tz="UTC")
+        )
         late.to_sql("labels", engine, index=False, if_exists="append")
         changed = label_arrivals(build_sensor_context(instance=instance, cursor=first.cursor))
         keys = sorted(str(r.partition_key) for r in changed.run_requests)

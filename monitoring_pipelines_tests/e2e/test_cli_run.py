@@ -23,8 +23,14 @@ UNIT_BUG_DAY = dt.date(2026, 7, 6)  # day 35 of the demo: income logged in thous
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "monitoring_pipelines", *args], env=env, cwd=PROJECT,
-                          capture_output=True, text=True, timeout=1200)
+    return subprocess.run(
+        [sys.executable, "-m", "monitoring_pipelines", *args],
+        env=env,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +49,12 @@ def demo_run(tmp_path_factory):
     env.pop("MONITORING_WEBHOOK_URL", None)
     done = _cli(["run", "--start", "2026-06-01", "--end", UNIT_BUG_DAY.isoformat(), "--quiet"], env)
     assert done.returncode == 0, done.stdout + done.stderr
-    return {"env": env, "data": data, "warehouse": Warehouse(data / "warehouse.duckdb"), "stdout": done.stdout}
+    return {
+        "env": env,
+        "data": data,
+        "warehouse": Warehouse(data / "warehouse.duckdb"),
+        "stdout": done.stdout,
+    }
 
 
 def test_run_reports_every_step_and_the_dashboard(demo_run):
@@ -64,10 +75,12 @@ def test_unit_bug_day_raises_one_critical_alert_with_evidence(demo_run):
     assert str(alert["first_seen_date"])[:10] == UNIT_BUG_DAY.isoformat()
     assert alert["threshold"] > 0 and alert["value"] > alert["threshold"]
     notes = demo_run["warehouse"].query(
-        "SELECT * FROM monitoring.notifications WHERE dedup_key = ?", [alert["dedup_key"]])
+        "SELECT * FROM monitoring.notifications WHERE dedup_key = ?", [alert["dedup_key"]]
+    )
     assert list(notes["kind"]) == ["trigger"]  # the demo routes criticals to the webhook
-    items = demo_run["warehouse"].query("SELECT * FROM monitoring.backlog_items WHERE dedup_key = ?",
-                                        [alert["dedup_key"]])
+    items = demo_run["warehouse"].query(
+        "SELECT * FROM monitoring.backlog_items WHERE dedup_key = ?", [alert["dedup_key"]]
+    )
     assert len(items) == 1 and any(UNIT_BUG_DAY.isoformat() in p for p in items.iloc[0]["partitions"])
 
 
@@ -81,8 +94,11 @@ def test_quiet_model_pages_nobody(demo_run):
 def test_dirty_rows_are_quarantined_not_dropped(demo_run):
     day = dt.date(2026, 7, 1)
     wh = demo_run["warehouse"]
-    q = wh.query("SELECT reason, count(*) AS n FROM monitoring.quarantined_predictions "
-                 "WHERE model_name = 'credit_default' AND partition_date = ? GROUP BY reason", [day])
+    q = wh.query(
+        "SELECT reason, count(*) AS n FROM monitoring.quarantined_predictions "
+        "WHERE model_name = 'credit_default' AND partition_date = ? GROUP BY reason",
+        [day],
+    )
     reasons = dict(zip(q["reason"], q["n"], strict=True))
     assert reasons.get("score in [0, 1]", 0) == 40 and reasons.get("role in set", 0) == 10
     assert reasons.get("prediction_id unique", 0) == 10
@@ -90,11 +106,30 @@ def test_dirty_rows_are_quarantined_not_dropped(demo_run):
 
 def test_rerunning_a_day_changes_no_table(demo_run):
     wh = demo_run["warehouse"]
-    tables = ["prediction_snapshots", "drift_scores", "performance_metrics", "subgroup_metrics",
-              "shadow_comparisons", "serving_metrics", "alerts", "notifications", "backlog_items"]
+    tables = [
+        "prediction_snapshots",
+        "drift_scores",
+        "performance_metrics",
+        "subgroup_metrics",
+        "shadow_comparisons",
+        "serving_metrics",
+        "alerts",
+        "notifications",
+        "backlog_items",
+    ]
     before = {t: int(wh.query(f"SELECT count(*) AS n FROM monitoring.{t}")["n"][0]) for t in tables}
-    done = _cli(["run", "--start", UNIT_BUG_DAY.isoformat(), "--end", UNIT_BUG_DAY.isoformat(), "--quiet",
-                 "--no-dashboard"], demo_run["env"])
+    done = _cli(
+        [
+            "run",
+            "--start",
+            UNIT_BUG_DAY.isoformat(),
+            "--end",
+            UNIT_BUG_DAY.isoformat(),
+            "--quiet",
+            "--no-dashboard",
+        ],
+        demo_run["env"],
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     after = {t: int(wh.query(f"SELECT count(*) AS n FROM monitoring.{t}")["n"][0]) for t in tables}
     assert after == before

@@ -57,8 +57,13 @@ def test_partition_run_launched_over_graphql_succeeds(tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "MONITORING_CONFIG": str(config_path),
-           "DAGSTER_DISABLE_TELEMETRY": "1", "GX_ANALYTICS_ENABLED": "False"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "MONITORING_CONFIG": str(config_path),
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        "GX_ANALYTICS_ENABLED": "False",
+    }
     os.environ["DAGSTER_HOME"] = str(home)
     try:
         with DagsterInstance.get() as instance:
@@ -70,7 +75,11 @@ def test_partition_run_launched_over_graphql_succeeds(tmp_path):
     dagster = Path(sys.executable).with_name("dagster")
     proc = subprocess.Popen(
         [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(PROJECT / "workspace.yaml")],
-        cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         _wait_for(f"http://127.0.0.1:{port}/server_info", 180, proc)
@@ -78,7 +87,10 @@ def test_partition_run_launched_over_graphql_succeeds(tmp_path):
 
         def launch(job: str, tags: dict[str, str]) -> str:
             run_id = client.submit_job_execution(
-                job, repository_location_name="monitoring_pipelines", repository_name="__repository__", tags=tags
+                job,
+                repository_location_name="monitoring_pipelines",
+                repository_name="__repository__",
+                tags=tags,
             )
             deadline = time.monotonic() + 300
             status = None
@@ -93,8 +105,14 @@ def test_partition_run_launched_over_graphql_succeeds(tmp_path):
         # sensor would too, but not necessarily before our run).
         assert launch("reference_job", {"dagster/partition": "credit_default"}) == "SUCCESS"
         key = MultiPartitionKey({"date": DAY.isoformat(), "model": "credit_default"})
-        outcome = launch("monitoring_job", {"dagster/partition": str(key), "dagster/partition/date": DAY.isoformat(),
-                                            "dagster/partition/model": "credit_default"})
+        outcome = launch(
+            "monitoring_job",
+            {
+                "dagster/partition": str(key),
+                "dagster/partition/date": DAY.isoformat(),
+                "dagster/partition/model": "credit_default",
+            },
+        )
         assert outcome == "SUCCESS", outcome
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
