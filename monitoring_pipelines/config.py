@@ -67,7 +67,7 @@ class DriftOverride(StrictModel):
     wasserstein: float | None = None
     js: float | None = None
     adaptive: bool | None = None
-    min_rows: int | None = None
+    min_n: int | None = None
     null_rate_warning: float | None = None
     null_rate_critical: float | None = None
     unseen_warning: float | None = None
@@ -83,9 +83,9 @@ class DriftThresholds(StrictModel):
     wasserstein: float = Field(0.1, gt=0)
     js: float = Field(0.1, gt=0)
     fdr_alpha: float = Field(0.05, gt=0, lt=1)
-    min_rows: int = Field(500, ge=1)
+    min_n: int = Field(500, ge=1)
     adaptive: bool = True
-    adaptive_sigma: float = Field(3.0, ge=0)
+    band_k: float = Field(3.0, ge=0)
     null_rate_warning: float = Field(0.05, ge=0, le=1)
     null_rate_critical: float = Field(0.20, ge=0, le=1)
     unseen_warning: float = Field(0.01, ge=0, le=1)
@@ -118,7 +118,7 @@ class DriftThresholds(StrictModel):
 class PerformanceThresholds(StrictModel):
     band_k: float = Field(3.0, gt=0)
     auc_critical_drop: float = Field(0.05, gt=0)
-    min_labelled: int = Field(200, ge=1)
+    min_n: int = Field(200, ge=1)
     ece_bins: int = Field(10, ge=2)
     critical_drops: dict[str, float] = Field(default_factory=dict)
 
@@ -140,7 +140,7 @@ class ShadowThresholds(StrictModel):
     segment_tolerance: float = Field(0.02, ge=0)
     min_improvement: float = Field(0.005, ge=0)
     min_coverage: float = Field(0.95, ge=0, le=1)
-    min_segment_n: int = Field(200, ge=1)
+    min_n: int = Field(200, ge=1)
     bootstrap_samples: int = Field(1000, ge=100)
 
 
@@ -149,7 +149,7 @@ class ServingThresholds(StrictModel):
     p99_latency_critical_ms: float = Field(1000.0, gt=0)
     error_rate_warning: float = Field(0.01, ge=0, le=1)
     error_rate_critical: float = Field(0.05, ge=0, le=1)
-    min_requests: int = Field(100, ge=1)
+    min_n: int = Field(100, ge=1)
 
 
 class OutcomeThresholds(StrictModel):
@@ -392,13 +392,29 @@ class MonitoringConfig(StrictModel):
         return list(dict.fromkeys(c for m in self.models for c in m.string_columns))
 
 
+# Keys renamed when every minimum sample size became `min_n` and every k·σ band `band_k` (0.2).
+# A config that still uses an old name gets an error naming the new one (docs/configuration.md).
+RENAMED_KEYS: dict[str, str] = {
+    "min_rows": "min_n",
+    "min_labelled": "min_n",
+    "min_requests": "min_n",
+    "min_segment_n": "min_n",
+    "adaptive_sigma": "band_k",
+}
+
+
 def _format_errors(err: ValidationError, path: Path) -> str:
     lines = [f"invalid config {path}:"]
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            old = str(e["loc"][-1]) if e["loc"] else ""
+            msg = (
+                f"renamed to {RENAMED_KEYS[old]!r} (see 'Renamed keys' in docs/configuration.md)"
+                if old in RENAMED_KEYS
+                else "unknown key"
+            )
         lines.append(f"  {loc or '<top>'}: {msg}")
     return "\n".join(lines)
 

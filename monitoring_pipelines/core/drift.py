@@ -9,7 +9,7 @@ in docs/drift.md; in short, a feature is drifted only when
    reaches its threshold, AND
 2. its two-sample test (KS for numeric, chi-squared for categorical) is significant after
    Benjamini-Hochberg correction across the model's features for the day (``fdr_alpha``), AND
-3. the day has at least ``min_rows`` non-null values of the feature.
+3. the day has at least ``min_n`` non-null values of the feature.
 
 The effect-size gate is what keeps a million-row day quiet (every p-value is tiny there); the
 significance gate is what keeps a small day quiet (effect sizes are noisy there).
@@ -29,7 +29,7 @@ from scipy.spatial import distance
 
 from monitoring_pipelines.config import DriftThresholds, ModelConfig
 from monitoring_pipelines.core.baselines import summarize_days
-from monitoring_pipelines.core.findings import SEVERITY_RANK, CheckOutcome, Finding
+from monitoring_pipelines.core.findings import SEVERITY_RANK, CheckResult, Finding
 from monitoring_pipelines.core.profiles import (
     DAY_COLUMN,
     PREDICTION_FEATURES,
@@ -482,8 +482,8 @@ def decide(
     stat = out["statistic"].to_numpy()
     value = out["value"].to_numpy(dtype=float)
     feature = out["feature"].to_numpy()
-    min_rows = {f: thresholds.for_feature(f).min_rows for f in set(feature)}  # per feature if overridable
-    enough = out["n_current"].to_numpy() >= np.array([min_rows[f] for f in feature], dtype=np.int64)
+    min_n = {f: thresholds.for_feature(f).min_n for f in set(feature)}  # per feature if overridable
+    enough = out["n_current"].to_numpy() >= np.array([min_n[f] for f in feature], dtype=np.int64)
 
     # Significance: BH across the model's features (one test per feature) for the day.
     is_test = np.isin(stat, TEST_STATISTICS)
@@ -551,7 +551,7 @@ def reference_variability(
     """Day-to-day spread of every drift statistic inside the reference window.
 
     Each reference day (rows grouped by ``day_column``) is scored against the whole profile,
-    days with fewer than ``min_rows`` values of a feature are left out for that feature, and
+    days with fewer than ``min_n`` values of a feature are left out for that feature, and
     ``core.baselines.summarize_days`` gives per (feature, statistic): mean, std (ddof=1) and
     n_days. The day is part of the reference it is scored against, which shrinks its statistics
     by roughly (1 - 1/days)^2; adaptive thresholds are floored at the configured ones anyway.
@@ -562,7 +562,7 @@ def reference_variability(
     daily = []
     for day, rows in reference.groupby(day_values(reference[day_column]), sort=True):
         raw = raw_statistics(profile, rows)
-        raw = raw[raw["n_current"] >= thresholds.min_rows]
+        raw = raw[raw["n_current"] >= thresholds.min_n]
         daily.append(raw.assign(day=day)[["day", "feature", "statistic", "value"]])
     if not daily:
         return pd.DataFrame(columns=["feature", "statistic", "mean", "std", "n_days"])
@@ -596,7 +596,7 @@ _SEVERITY_ORDER = {"ok": -1, **SEVERITY_RANK}
 
 def drift_checks(
     drift: pd.DataFrame, thresholds: DriftThresholds, profile_version: str | None = None
-) -> list[CheckOutcome]:
+) -> list[CheckResult]:
     """The three drift checks of a model-day, from ``compute_drift`` rows.
 
     ``feature_drift``: one warning per drifted feature that is not critical (its statistic furthest
@@ -645,19 +645,19 @@ def drift_checks(
     meta = _metadata(records, by_feature, profile_version)
     effect_table = _table(by_feature, EFFECT_STATISTICS)
     return [
-        CheckOutcome(
+        CheckResult(
             "feature_drift",
             feature_findings + _too_few_rows(records, thresholds),
             {**meta, "worst_features": effect_table},
             "Features whose distribution moved: effect size past threshold and significant after BH.",
         ),
-        CheckOutcome(
+        CheckResult(
             "critical_drift",
             critical_findings,
             {**meta, "worst_features": effect_table},
             "PSI at or beyond psi_critical on a feature, or drift of the score / decision rate.",
         ),
-        CheckOutcome(
+        CheckResult(
             "data_quality",
             quality_findings,
             {**meta, "worst_features": _table(by_feature, QUALITY_STATISTICS)},
@@ -735,7 +735,7 @@ def _evidence(by_stat: dict[str, Record], profile_version: str | None) -> dict[s
 
 def _too_few_rows(records: list[Record], thresholds: DriftThresholds) -> list[Finding]:
     counts = [int(r["n_current"]) for r in records if r["statistic"] in EFFECT_STATISTICS]
-    if not counts or max(counts) >= thresholds.min_rows:
+    if not counts or max(counts) >= thresholds.min_n:
         return []
     n = max(counts)
     return [
@@ -745,8 +745,8 @@ def _too_few_rows(records: list[Record], thresholds: DriftThresholds) -> list[Fi
             metric="n_current",
             subject="model",
             value=float(n),
-            threshold=float(thresholds.min_rows),
-            message=f"drift not judged: at most {n} non-null values per feature, min_rows is {thresholds.min_rows}",
+            threshold=float(thresholds.min_n),
+            message=f"drift not judged: at most {n} non-null values per feature, min_n is {thresholds.min_n}",
         )
     ]
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import SubgroupThresholds
-from monitoring_pipelines.core.findings import CheckOutcome, Finding
+from monitoring_pipelines.core.findings import CheckResult, Finding
 from monitoring_pipelines.core.performance import auc_ci, wilson_interval, z_value
 
 ALL = "__all__"
@@ -466,7 +466,7 @@ def subgroup_checks(
     overall_bands: pd.DataFrame,
     thresholds: SubgroupThresholds,
     confidence: float = 0.95,
-) -> list[CheckOutcome]:
+) -> list[CheckResult]:
     """`fairness_gap` and `differential_degradation` outcomes for one model-day.
 
     `today` is this day's `subgroup_metrics`; `bands` are `summarize_days(reference subgroup rows,
@@ -479,7 +479,7 @@ def subgroup_checks(
     fair, fair_small = _fairness_findings(today, overall_rate, thresholds)
     degr, counts = _degradation_findings(today, bands, overall_today, overall_bands, thresholds, confidence)
     return [
-        CheckOutcome(
+        CheckResult(
             check_name="fairness_gap",
             findings=fair,
             metadata={
@@ -493,7 +493,7 @@ def subgroup_checks(
             description="Positive-rate ratio vs overall outside the four-fifths band, or a parity / "
             "equalized-odds difference whose CI lies above its threshold.",
         ),
-        CheckOutcome(
+        CheckResult(
             check_name="differential_degradation",
             findings=degr,
             metadata={

@@ -36,7 +36,7 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class CheckOutcome:
+class CheckResult:
     """The result of one check on one model-day; `passed` is False exactly when findings exist
     at warning or critical level. Info findings (e.g. a promotion recommendation) do not fail it."""
 

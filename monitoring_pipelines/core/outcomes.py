@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import OutcomeThresholds
-from monitoring_pipelines.core.findings import CheckOutcome, Finding
+from monitoring_pipelines.core.findings import CheckResult, Finding
 from monitoring_pipelines.core.performance import (
     PERFORMANCE_COLUMNS,
     compare_to_band,
@@ -88,7 +88,7 @@ def daily_outcomes(
 
 def outcome_checks(
     today: pd.DataFrame, bands: pd.DataFrame, thresholds: OutcomeThresholds
-) -> list[CheckOutcome]:
+) -> list[CheckResult]:
     """`business_outcome`: a warning per outcome outside its reference band mean ± band_k·σ (either side:
     whether more is better depends on the outcome), on at least min_n requests, with the day's interval
     excluding the reference mean (performance.compare_to_band). Without a band (fewer than two
@@ -146,7 +146,7 @@ def outcome_checks(
             {"metric": metric, "value": value, "band": f"[{low:.4g}, {high:.4g}]", "n": n, "status": status}
         )
     return [
-        CheckOutcome(
+        CheckResult(
             check_name="business_outcome",
             findings=findings,
             metadata={"summary": markdown_table(table, ["metric", "value", "band", "n", "status"])},

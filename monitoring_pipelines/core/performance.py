@@ -16,7 +16,7 @@ from scipy import special, stats
 
 from monitoring_pipelines.config import PerformanceThresholds
 from monitoring_pipelines.core.baselines import band_limits
-from monitoring_pipelines.core.findings import CheckOutcome, Finding
+from monitoring_pipelines.core.findings import CheckResult, Finding
 
 METRICS: tuple[str, ...] = (
     "auc",
@@ -315,12 +315,12 @@ def compare_to_band(
 
 def performance_checks(
     today: pd.DataFrame, bands: pd.DataFrame, thresholds: PerformanceThresholds
-) -> list[CheckOutcome]:
+) -> list[CheckResult]:
     """`performance_degradation` (warning) and `performance_critical_drop` (critical) for one model-day.
 
     `today`: daily_performance rows; `bands`: metric, estimated, mean, std, n_days (summarize_days over
     the reference window's daily rows, keyed by metric and estimated). Per metric the measured row is
-    used when it has n >= min_labelled and a measured band exists, else the estimated row against the
+    used when it has n >= min_n and a measured band exists, else the estimated row against the
     estimated band (said in the evidence). Degradation: outside the band on the worse side (compare_to_band).
     Critical: outside the band as well, and worse than the band mean by more than critical_drops[metric]
     (auc defaults to auc_critical_drop) with the interval excluding the mean. positive_rate is not checked (DIRECTIONLESS).
@@ -335,7 +335,7 @@ def performance_checks(
     for metric in METRICS:
         if metric in DIRECTIONLESS:
             continue
-        chosen = _choose_row(today, bands, metric, thresholds.min_labelled)
+        chosen = _choose_row(today, bands, metric, thresholds.min_n)
         if chosen is None:
             table.append({"metric": metric, "status": "no data or no reference band"})
             continue
@@ -414,13 +414,13 @@ def performance_checks(
         )
     summary = markdown_table(table, ["metric", "basis", "value", "ci", "band", "n", "status"])
     return [
-        CheckOutcome(
+        CheckResult(
             check_name="performance_degradation",
             findings=warn,
             metadata={"summary": summary},
             description=f"Metrics outside their reference band (mean ± {thresholds.band_k:g}·σ), CI excluding the mean",
         ),
-        CheckOutcome(
+        CheckResult(
             check_name="performance_critical_drop",
             findings=crit,
             metadata={"summary": summary},
@@ -563,7 +563,7 @@ def _latest_labels(labels: pd.DataFrame) -> tuple[pd.DataFrame, int]:
 
 
 def _choose_row(
-    today: pd.DataFrame, bands: pd.DataFrame, metric: str, min_labelled: int
+    today: pd.DataFrame, bands: pd.DataFrame, metric: str, min_n: int
 ) -> tuple[pd.Series, pd.Series, str] | None:
     is_estimated = today["estimated"].astype(bool)
     labelled = int(to_float_array(today.loc[~is_estimated, "n"]).max(initial=0))
@@ -571,8 +571,8 @@ def _choose_row(
     measured = rows[~rows["estimated"].astype(bool)]
     estimated = rows[rows["estimated"].astype(bool)]
     candidates: list[tuple[pd.DataFrame, bool, str]] = []
-    if labelled < min_labelled:
-        fallback = f"estimated (labelled n={labelled} < min_labelled {min_labelled})"
+    if labelled < min_n:
+        fallback = f"estimated (labelled n={labelled} < min_n {min_n})"
     elif measured.empty:
         fallback = f"estimated ({metric} not computable on the {labelled} labelled rows)"
     else:
@@ -611,7 +611,7 @@ def _band_text(mean: float, std: float, k: float, low: float, high: float, n_day
 
 
 def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """A small markdown table for CheckOutcome.metadata["summary"] (floats to 4 significant digits)."""
+    """A small markdown table for CheckResult.metadata["summary"] (floats to 4 significant digits)."""
 
     def cell(value: Any) -> str:
         if isinstance(value, float):

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import ServingThresholds
-from monitoring_pipelines.core.findings import SEVERITY_RANK, CheckOutcome, Finding, Severity
+from monitoring_pipelines.core.findings import SEVERITY_RANK, CheckResult, Finding, Severity
 from monitoring_pipelines.core.performance import markdown_table, wilson_interval
 
 ALL = "all"
@@ -69,12 +69,12 @@ def serving_metrics(day: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def serving_checks(metrics: pd.DataFrame, thresholds: ServingThresholds) -> list[CheckOutcome]:
+def serving_checks(metrics: pd.DataFrame, thresholds: ServingThresholds) -> list[CheckResult]:
     """`serving_slo`: p99 latency and error rate of each role:version against the SLOs.
 
     Above the warning level -> warning, above the critical level -> critical (strictly greater). The
     error rate is judged by its 95 % Wilson lower bound, so a breach is more than sampling noise; p99
-    latency only with at least `min_requests` requests.
+    latency only with at least `min_n` requests.
     A shadow serves no user, so its breaches are capped at warning: they matter for its promotion,
     not for anyone's pager. The model-wide "all" row is not checked (it repeats its parts).
     Findings are ordered critical first: latency and error rate of one role:version share a subject.
@@ -95,7 +95,7 @@ def serving_checks(metrics: pd.DataFrame, thresholds: ServingThresholds) -> list
             requests = int(row["requests"])
             if not np.isfinite(value) or requests == 0:
                 continue
-            if metric == "latency_p99_ms" and requests < thresholds.min_requests:
+            if metric == "latency_p99_ms" and requests < thresholds.min_n:
                 continue  # a p99 of a few dozen requests is its slowest request, not a percentile
             # An error-rate breach must be more than sampling noise: the rate's 95 % Wilson lower bound
             # has to clear the SLO (3 errors in 255 requests is 1.2 % but says nothing about a 1 % SLO).
@@ -148,7 +148,7 @@ def serving_checks(metrics: pd.DataFrame, thresholds: ServingThresholds) -> list
         )
     findings.sort(key=lambda f: -SEVERITY_RANK[f.severity])
     return [
-        CheckOutcome(
+        CheckResult(
             check_name="serving_slo",
             findings=findings,
             metadata={

@@ -30,7 +30,7 @@ from scipy import stats
 
 from monitoring_pipelines.config import ServingThresholds, ShadowThresholds
 from monitoring_pipelines.core.fairness import ALL, segment_values
-from monitoring_pipelines.core.findings import CheckOutcome, Finding
+from monitoring_pipelines.core.findings import CheckResult, Finding
 from monitoring_pipelines.core.performance import (
     EPS,
     HIGHER_IS_BETTER,
@@ -621,7 +621,7 @@ def promotion_recommendation(
     `days` says how many labelled days are in that pool (for days_needed). Rule, in order:
       1. no finite primary-metric delta -> keep_collecting (no labelled pairs yet);
       2. significantly worse on the primary metric (p < alpha) -> do_not_promote;
-      3. any segment value with n >= min_segment_n whose delta CI lies entirely beyond
+      3. any segment value with n >= min_n whose delta CI lies entirely beyond
          segment_tolerance on the worse side (significantly worse by more than the tolerance), or the
          shadow's p99 latency / error rate above the serving warning thresholds -> do_not_promote;
       4. significantly better (p < alpha) -> promote;
@@ -653,7 +653,7 @@ def promotion_recommendation(
 
         harmed = []
         seg = rows[
-            (rows["segment"] != ALL) & (rows["metric"] == metric) & (rows["n"] >= thresholds.min_segment_n)
+            (rows["segment"] != ALL) & (rows["metric"] == metric) & (rows["n"] >= thresholds.min_n)
         ]
         if not seg.empty:
             bound = seg["ci_high"] if higher else -seg["ci_low"]  # best plausible improvement
@@ -812,7 +812,7 @@ def recommendations_markdown(recommendations: Sequence[Recommendation]) -> str:
 
 def shadow_checks(
     comparisons: pd.DataFrame, recommendations: Sequence[Recommendation], thresholds: ShadowThresholds
-) -> list[CheckOutcome]:
+) -> list[CheckResult]:
     """`shadow_coverage` (warning), `shadow_harm` (warning) and `shadow_promotion` (info) outcomes.
 
     Coverage comes from the day's comparisons; harm and promotion from the pooled-window
@@ -927,23 +927,23 @@ def shadow_checks(
             )
     recs = [r.to_dict() for r in recommendations]
     return [
-        CheckOutcome(
+        CheckResult(
             check_name="shadow_coverage",
             findings=coverage_findings,
             metadata={"min_coverage": thresholds.min_coverage, "pairs": int(len(cover))},
             description="Share of requests scored by both champion and shadow below min_coverage.",
         ),
-        CheckOutcome(
+        CheckResult(
             check_name="shadow_harm",
             findings=harm_findings,
             metadata={
                 "segment_tolerance": thresholds.segment_tolerance,
-                "min_segment_n": thresholds.min_segment_n,
+                "min_n": thresholds.min_n,
             },
             description="A shadow significantly worse than the champion for a segment beyond the tolerance, "
             "or breaking serving thresholds, over the pooled window.",
         ),
-        CheckOutcome(
+        CheckResult(
             check_name="shadow_promotion",
             findings=promotion_findings,
             metadata={"recommendations": recs, "verdicts": {r["shadow_version"]: r["verdict"] for r in recs}},

@@ -3,7 +3,7 @@
 Thresholds come from ``DriftThresholds`` (model level, ``for_feature`` merges the per-feature
 override). With ``adaptive`` on and the statistic's reference-day band known (mean and std of
 the statistic over at least ``MIN_ADAPTIVE_DAYS`` reference days, each scored against the whole
-reference), the warning threshold becomes ``max(configured, mean + adaptive_sigma * std)``:
+reference), the warning threshold becomes ``max(configured, mean + band_k * std)``:
 adaptive thresholds only ever *raise* a threshold, for features that move a lot on ordinary
 days, never lower it below the configured default. A critical threshold is never below its
 warning threshold.
@@ -80,8 +80,8 @@ def resolve_threshold(
     floor = float("nan")
     warning = configured
     if merged.adaptive and band is not None and _finite(band) and band["n_days"] >= MIN_ADAPTIVE_DAYS:
-        floor = float(band["mean"] + merged.adaptive_sigma * band["std"])
-        warning = adaptive_threshold(configured, band["mean"], band["std"], merged.adaptive_sigma)
+        floor = float(band["mean"] + merged.band_k * band["std"])
+        warning = adaptive_threshold(configured, band["mean"], band["std"], merged.band_k)
         if warning > configured:
             source = "adaptive"
     if critical_field:

@@ -1,7 +1,7 @@
-"""From core CheckOutcomes to Dagster asset check results and `check_results` rows: one source, two sinks.
+"""From core CheckResults to Dagster asset check results and `check_results` rows: one source, two sinks.
 
 The warehouse copy is what the alerting asset reads (and what analysts query); the Dagster copy is
-what the UI shows. Both come from the same CheckOutcome object, so they cannot disagree.
+what the UI shows. Both come from the same CheckResult object, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
-from monitoring_pipelines.core.findings import CheckOutcome
+from monitoring_pipelines.core.findings import CheckResult
 from monitoring_pipelines.storage.warehouse import Warehouse
 
 
@@ -26,7 +26,7 @@ def check_specs(
     ]
 
 
-def to_check_result(asset_name: str, outcome: CheckOutcome) -> AssetCheckResult:
+def to_check_result(asset_name: str, outcome: CheckResult) -> AssetCheckResult:
     severity = AssetCheckSeverity.ERROR if outcome.severity == "critical" else AssetCheckSeverity.WARN
     findings = json.loads(json.dumps([f.to_dict() for f in outcome.findings], default=_json_default))
     metadata: dict[str, object] = {
@@ -56,7 +56,7 @@ def to_check_result(asset_name: str, outcome: CheckOutcome) -> AssetCheckResult:
 
 def check_rows(
     asset_name: str,
-    outcomes: Iterable[CheckOutcome],
+    outcomes: Iterable[CheckResult],
     model_name: str,
     partition_date: dt.date,
     run_id: str,
@@ -112,7 +112,7 @@ def _json_default(value: object) -> object:
 def record_checks(
     warehouse: Warehouse,
     asset_name: str,
-    outcomes: list[CheckOutcome],
+    outcomes: list[CheckResult],
     model_name: str,
     partition_date: dt.date,
     run_id: str,

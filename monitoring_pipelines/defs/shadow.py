@@ -5,7 +5,7 @@ import datetime as dt
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
-from monitoring_pipelines.core.findings import CheckOutcome
+from monitoring_pipelines.core.findings import CheckResult
 from monitoring_pipelines.core.shadow import (
     promotion_recommendation,
     recommendation_rows,
@@ -65,7 +65,7 @@ def shadow_comparisons(context: AssetExecutionContext, monitoring: MonitoringRes
         outcomes = shadow_checks(comparisons, recommendations, thresholds.shadow)
     else:
         comparisons = pd.DataFrame(columns=TABLES["shadow_comparisons"])
-        outcomes = [CheckOutcome(name, [], description="no shadow scored this day") for name in SHADOW_CHECKS]
+        outcomes = [CheckResult(name, [], description="no shadow scored this day") for name in SHADOW_CHECKS]
 
     table = comparisons.reindex(columns=[c for c in TABLES["shadow_comparisons"] if c in comparisons.columns])
     warehouse.replace_partitions(

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import ModelConfig
-from monitoring_pipelines.core.findings import CheckOutcome, Finding
+from monitoring_pipelines.core.findings import CheckResult, Finding
 from monitoring_pipelines.storage.sources import REQUIRED_COLUMNS
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -53,7 +53,7 @@ class Rule:
 
 
 @dataclass
-class ValidationOutcome:
+class DayValidation:
     valid: pd.DataFrame
     quarantined: pd.DataFrame
     results: pd.DataFrame
@@ -220,14 +220,14 @@ def validate_day(
     partition_date: dt.date,
     files: list[str],
     read_problems: list[str] | None = None,
-) -> ValidationOutcome:
+) -> DayValidation:
     """Split a day's raw rows into valid snapshot rows and quarantined rows, with GX results."""
     problems = list(read_problems or [])
     if not problems:
         problems = whole_day_problems(raw, model, files)
     read_rows = len(raw)
     if problems:
-        return ValidationOutcome(
+        return DayValidation(
             valid=pd.DataFrame(),
             quarantined=pd.DataFrame(),
             results=_problem_results(model, partition_date, problems),
@@ -269,7 +269,7 @@ def validate_day(
     quarantined["raw"] = (
         raw_rows.apply(lambda r: json.dumps(r.to_dict(), default=str), axis=1) if bad.any() else []
     )
-    return ValidationOutcome(
+    return DayValidation(
         valid=valid.reset_index(drop=True),
         quarantined=quarantined.reset_index(drop=True),
         results=results,
@@ -365,10 +365,10 @@ def results_markdown(results: pd.DataFrame) -> str:
 QUARANTINE_CRITICAL_SHARE = 0.10  # above this share of a day's rows quarantined, the day's data is suspect
 
 
-def validation_checks(outcome: ValidationOutcome, model: ModelConfig) -> list[CheckOutcome]:
+def validation_checks(outcome: DayValidation, model: ModelConfig) -> list[CheckResult]:
     """`snapshot_usable` (blocking: the day cannot be monitored) and `validation` (rows quarantined
     or expectations failed: a warning, critical when more than 10 % of the day is rejected)."""
-    usable = CheckOutcome(
+    usable = CheckResult(
         check_name="snapshot_usable",
         findings=[
             Finding(
@@ -417,7 +417,7 @@ def validation_checks(outcome: ValidationOutcome, model: ModelConfig) -> list[Ch
                     },
                 )
             )
-    validation = CheckOutcome(
+    validation = CheckResult(
         check_name="validation",
         findings=findings,
         metadata={"validation_md": results_markdown(outcome.results)},

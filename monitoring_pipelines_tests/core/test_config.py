@@ -16,7 +16,7 @@ def test_demo_config_loads_with_documented_defaults(write_config, config_dict):
     model = config.model("credit_default")
     assert model.thresholds.drift.psi_warning == 0.1
     assert model.thresholds.drift.psi_critical == 0.25
-    assert model.thresholds.drift.min_rows == 500
+    assert model.thresholds.drift.min_n == 500
     assert model.thresholds.subgroups.min_n == 200
     assert config.alerting.warning_persist_days == 2
     assert config.warehouse.is_absolute() and config.data_dir.is_absolute()
@@ -68,3 +68,13 @@ def test_env_overrides_paths(write_config, config_dict, monkeypatch, tmp_path):
 def test_missing_config_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_a_renamed_key_names_its_new_name(tmp_path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "models:\n  - name: m\n    features: {numeric: [x]}\n    reference: {start: 2026-01-01, end: 2026-01-02}\n"
+        "    thresholds: {drift: {min_rows: 100}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"thresholds\.drift\.min_rows: renamed to 'min_n'"):
+        load_config(path)

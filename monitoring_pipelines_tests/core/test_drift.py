@@ -377,7 +377,7 @@ def test_days_below_min_rows_are_not_judged() -> None:
         columns=D._RAW_COLUMNS,
     )
     assert not D.decide(raw, DriftThresholds()).loc[:, "drifted"].any()
-    assert D.decide(raw, DriftThresholds(min_rows=400))["drifted"].all()
+    assert D.decide(raw, DriftThresholds(min_n=400))["drifted"].all()
 
 
 def test_first_day_of_a_mean_shift_is_a_warning_on_that_feature_only(profile: ReferenceProfile) -> None:

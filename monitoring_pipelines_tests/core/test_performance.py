@@ -354,7 +354,7 @@ def test_score_degradation_is_seen_on_day_one_from_estimates(reference_bands: pd
     critical = found["performance_critical_drop"]
     assert [f.subject for f in critical] == ["auc"]
     finding = critical[0]
-    assert finding.evidence["estimated"] is True and "min_labelled" in finding.evidence["basis"]
+    assert finding.evidence["estimated"] is True and "min_n" in finding.evidence["basis"]
     assert finding.threshold == pytest.approx(finding.evidence["band_mean"] - 0.05)
     assert "auc" in finding.message and "CI" in finding.message and "band" in finding.message
 

@@ -46,7 +46,7 @@ def bands(feature: str, mean: float, std: float, n_days: int = 20, statistics=EF
 
 def test_defaults_are_the_documented_ones() -> None:
     t = DriftThresholds()
-    assert (t.psi_warning, t.psi_critical, t.wasserstein, t.js, t.min_rows) == (0.1, 0.25, 0.1, 0.1, 500)
+    assert (t.psi_warning, t.psi_critical, t.wasserstein, t.js, t.min_n) == (0.1, 0.25, 0.1, 0.1, 500)
     r = resolve_threshold(t, "age", "psi")
     assert (r.warning, r.critical, r.source) == (0.1, 0.25, "default")
     assert np.isnan(resolve_threshold(t, "age", "js").critical)
@@ -93,7 +93,7 @@ def test_adaptive_threshold_is_mean_plus_sigma_std_never_below_configured() -> N
     assert adaptive_threshold(0.1, 0.05, 0.02, 3.0) == pytest.approx(0.11)
     assert adaptive_threshold(0.1, 0.01, 0.01, 3.0) == 0.1
     assert adaptive_threshold(0.1, np.nan, 0.01, 3.0) == 0.1
-    t = DriftThresholds(adaptive_sigma=2.0)
+    t = DriftThresholds(band_k=2.0)
     r = resolve_threshold(t, "age", "psi", {"mean": 0.2, "std": 0.05, "n_days": 28})
     assert (r.warning, r.critical, r.source) == (pytest.approx(0.3), pytest.approx(0.3), "adaptive")
     quiet = resolve_threshold(t, "age", "psi", {"mean": 0.001, "std": 0.001, "n_days": 28})
