@@ -652,9 +652,7 @@ def promotion_recommendation(
             clears_margin = bound is not None and bound > thresholds.min_improvement
 
         harmed = []
-        seg = rows[
-            (rows["segment"] != ALL) & (rows["metric"] == metric) & (rows["n"] >= thresholds.min_n)
-        ]
+        seg = rows[(rows["segment"] != ALL) & (rows["metric"] == metric) & (rows["n"] >= thresholds.min_n)]
         if not seg.empty:
             bound = seg["ci_high"] if higher else -seg["ci_low"]  # best plausible improvement
             for _, r in seg[(bound < -thresholds.segment_tolerance).to_numpy()].iterrows():
