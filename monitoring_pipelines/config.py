@@ -302,6 +302,11 @@ class ModelConfig(StrictModel):
         return list(dict.fromkeys([*self.features.categorical, *self.segments]))
 
 
+# The alert channels, declared once: routes are checked against this and channels/ registers
+# one implementation per name.
+CHANNEL_NAMES: tuple[str, ...] = ("webhook", "slack", "pagerduty", "email")
+
+
 class AlertingConfig(StrictModel):
     routes: dict[Literal["critical", "warning", "info"], list[str]] = Field(
         default_factory=lambda: {"critical": [], "warning": [], "info": []}
@@ -321,7 +326,7 @@ class AlertingConfig(StrictModel):
     @field_validator("routes", "owner_routes")
     @classmethod
     def _channels(cls, value: dict[str, Any]) -> dict[str, Any]:
-        known = {"webhook", "slack", "pagerduty", "email"}
+        known = set(CHANNEL_NAMES)
 
         def check(routes: dict[str, list[str]]) -> None:
             for channels in routes.values():

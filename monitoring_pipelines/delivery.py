@@ -38,16 +38,9 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from monitoring_pipelines.channels import (
-    CHANNEL_NAMES,
-    NOTIFICATION_KINDS,
-    Channel,
-    DeliveryError,
-    channel_from_env,
-    env_secrets,
-    scrub,
-    to_json_bytes,
-)
+from monitoring_pipelines.channels import CHANNEL_NAMES, Channel, DeliveryError, channel_from_env
+from monitoring_pipelines.channels.message import NOTIFICATION_KINDS, to_json_bytes
+from monitoring_pipelines.channels.redaction import env_secrets, scrub
 from monitoring_pipelines.storage.warehouse import TABLES, Warehouse, qualified
 
 log = logging.getLogger(__name__)

@@ -19,16 +19,16 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
 
-from monitoring_pipelines.channels import (
-    DeliveryError,
+from monitoring_pipelines.channels.base import DeliveryError
+from monitoring_pipelines.channels.message import (
     alert_line,
     detail_fields,
     headline,
     link_items,
     reference_line,
-    scrub,
     truncate,
 )
+from monitoring_pipelines.channels.redaction import scrub
 
 SMTP_TIMEOUT_S = 15.0
 SUBJECT_CHARS = 200

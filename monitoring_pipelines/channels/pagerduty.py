@@ -16,14 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitoring_pipelines.channels import (
-    DeliveryError,
-    headline,
-    link_items,
-    post_json,
-    truncate,
-    url_problem,
-)
+from monitoring_pipelines.channels.base import DeliveryError
+from monitoring_pipelines.channels.http import post_json
+from monitoring_pipelines.channels.message import headline, link_items, truncate
+from monitoring_pipelines.channels.redaction import url_problem
 
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_CHARS = 1024

@@ -14,17 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitoring_pipelines.channels import (
-    DeliveryError,
+from monitoring_pipelines.channels.base import DeliveryError
+from monitoring_pipelines.channels.http import post_json
+from monitoring_pipelines.channels.message import (
     alert_line,
     detail_fields,
     headline,
     link_items,
-    post_json,
     reference_line,
     truncate,
-    url_problem,
 )
+from monitoring_pipelines.channels.redaction import url_problem
 
 HEADER_CHARS = 150
 SECTION_CHARS = 3000

@@ -16,7 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitoring_pipelines.channels import DeliveryError, post_json, to_json_bytes, url_problem
+from monitoring_pipelines.channels.base import DeliveryError
+from monitoring_pipelines.channels.http import post_json
+from monitoring_pipelines.channels.message import to_json_bytes
+from monitoring_pipelines.channels.redaction import url_problem
 
 SCHEMA_VERSION = 1
 

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from monitoring_pipelines.channels import route_channels
+from monitoring_pipelines.core.routing import route_channels
 from monitoring_pipelines.config import AlertingConfig
 from monitoring_pipelines.core.findings import SEVERITY_RANK
 

@@ -10,19 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from monitoring_pipelines.channels import (
-    CHANNEL_NAMES,
-    DeliveryError,
-    channel_from_env,
-    post_json,
-    redact_url,
-    route_channels,
-)
+from monitoring_pipelines import config
+from monitoring_pipelines.channels import CHANNEL_NAMES, REGISTRY, DeliveryError, channel_from_env
 from monitoring_pipelines.channels.email import EmailChannel
+from monitoring_pipelines.channels.http import post_json
 from monitoring_pipelines.channels.pagerduty import PagerDutyChannel
+from monitoring_pipelines.channels.redaction import redact_url
 from monitoring_pipelines.channels.slack import SlackChannel
 from monitoring_pipelines.channels.webhook import WebhookChannel
-from monitoring_pipelines.config import AlertingConfig
 from monitoring_pipelines_tests.receivers import HttpReceiver, SmtpServer, free_port
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefabcdef"
@@ -392,13 +387,10 @@ def test_channels_are_configured_only_by_their_variables() -> None:
         channel_from_env("carrier_pigeon", {})
 
 
-def test_owner_routes_replace_the_default_route_for_their_severities() -> None:
-    alerting = AlertingConfig(
-        routes={"critical": ["pagerduty", "slack"], "warning": ["slack"], "info": []},
-        owner_routes={"risk-ml": {"critical": ["email", "pagerduty", "email"], "info": ["webhook"]}},
-    )
-    assert route_channels(alerting, "critical", "risk-ml") == ["email", "pagerduty"]
-    assert route_channels(alerting, "warning", "risk-ml") == ["slack"]
-    assert route_channels(alerting, "info", "risk-ml") == ["webhook"]
-    assert route_channels(alerting, "critical", "growth-ml") == ["pagerduty", "slack"]
-    assert route_channels(alerting, "info", None) == []
+def test_the_registry_has_one_channel_per_configured_name() -> None:
+    # config.CHANNEL_NAMES is the one list of names: routes are validated against it and every
+    # name must build a channel of that name.
+    assert CHANNEL_NAMES is config.CHANNEL_NAMES
+    assert tuple(REGISTRY) == config.CHANNEL_NAMES
+    for name in config.CHANNEL_NAMES:
+        assert channel_from_env(name, {}).name == name
