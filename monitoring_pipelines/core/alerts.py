@@ -26,9 +26,9 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from monitoring_pipelines.core.routing import route_channels
 from monitoring_pipelines.config import AlertingConfig
 from monitoring_pipelines.core.findings import SEVERITY_RANK
+from monitoring_pipelines.core.routing import route_channels
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 PASS = -1  # level of a day on which the check ran and found nothing for the subject

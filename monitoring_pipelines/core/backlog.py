@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -33,6 +34,7 @@ from monitoring_pipelines.core.alerts import (
     run_url,
     stable_id,
 )
+from monitoring_pipelines.core.formatting import code_span, fmt, markdown_table
 
 ITEM_STATUSES = ("open", "in_progress", "resolved")
 ITEM_COLUMNS: list[str] = [
@@ -58,6 +60,9 @@ LIST_COLUMNS = ("alert_ids", "asset_keys", "partitions", "run_ids")
 JSON_COLUMNS = ("evidence", "links")
 TIMESTAMP_COLUMNS = ("created_at", "updated_at", "resolved_at")
 RUNS_SHOWN = 10  # runs listed in Markdown (the table keeps all)
+
+# A finding's value or threshold: 4 significant digits, '–' when missing, infinities as Python prints them.
+_number = partial(fmt, digits=4, infinity=("inf", "-inf"))
 
 
 def normalize_items(frame: pd.DataFrame | None) -> list[dict[str, Any]]:
@@ -363,8 +368,8 @@ def render_item_markdown(item: Mapping[str, Any]) -> str:
     latest = evidence.get("latest") or {}
     if latest:
         lines.append(
-            f"- **latest**: {latest.get('message') or ''} (value {_num(latest.get('value'))}, "
-            f"threshold {_num(latest.get('threshold'))}, {latest.get('partition_date')})"
+            f"- **latest**: {latest.get('message') or ''} (value {_number(latest.get('value'))}, "
+            f"threshold {_number(latest.get('threshold'))}, {latest.get('partition_date')})"
         )
     if evidence.get("description"):
         lines.append(f"- **description**: {evidence['description']}")
@@ -424,16 +429,25 @@ def render_backlog_markdown(items: pd.DataFrame, generated_at: pd.Timestamp | No
         f"{counts['open']} open, {counts['in_progress']} in progress, {counts['resolved']} resolved.",
         "Change an item with `monitoring-pipelines items in-progress|resolve|reopen ID`.",
         "",
-        "| item | status | severity | model | title | partitions | tracker |",
-        "|---|---|---|---|---|---|---|",
     ]
+    table = []
     for r in rows:
         parts = r["partitions"]
         span = f"{parts[0].split('|')[0]} → {parts[-1].split('|')[0]} ({len(parts)})" if parts else "–"
-        out.append(
-            f"| `{r['item_id']}` | {r['status']} | {r['severity']} | {r['model_name']} | "
-            f"{_cell(r['title'])} | {span} | {r['external_ref'] or '–'} |"
+        table.append(
+            (
+                code_span(r["item_id"]),
+                r["status"],
+                r["severity"],
+                r["model_name"],
+                r["title"],
+                span,
+                r["external_ref"] or "–",
+            )
         )
+    columns = ["item", "status", "severity", "model", "title", "partitions", "tracker"]
+    # item is a code span and tracker a link or issue reference: markdown already, not escaped
+    out.append(markdown_table(table, columns, formatters=str, markdown=("item", "tracker")))
     for status in ITEM_STATUSES:
         section = [r for r in rows if r["status"] == status]
         if not section:
@@ -442,16 +456,3 @@ def render_backlog_markdown(items: pd.DataFrame, generated_at: pd.Timestamp | No
         for r in section:
             out += [f"### {r['title']}", "", f"`{r['item_id']}`", "", render_item_markdown(r), ""]
     return "\n".join(out).rstrip() + "\n"
-
-
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _num(value: Any) -> str:
-    if value is None or is_missing(value):
-        return "–"
-    try:
-        return f"{float(value):.4g}"
-    except (TypeError, ValueError):
-        return str(value)

@@ -30,6 +30,7 @@ from scipy.spatial import distance
 from monitoring_pipelines.config import DriftThresholds, ModelConfig
 from monitoring_pipelines.core.baselines import summarize_days
 from monitoring_pipelines.core.findings import SEVERITY_RANK, CheckResult, Finding
+from monitoring_pipelines.core.formatting import code_span, fmt, json_float, markdown_table
 from monitoring_pipelines.core.profiles import (
     DAY_COLUMN,
     PREDICTION_FEATURES,
@@ -679,13 +680,13 @@ def _worst(rows: list[Record]) -> Record:
 
 def _finding(check: str, severity: str, r: Record, evidence: dict[str, Any], why: str = "") -> Finding:
     feature, stat = r["feature"], r["statistic"]
-    value, limit = _num(r["value"]), _num(r["threshold"])
-    critical = _num(r["threshold_critical"])
+    value, limit = json_float(r["value"]), json_float(r["threshold"])
+    critical = json_float(r["threshold_critical"])
     if severity == "critical" and critical is not None and value is not None and value >= critical:
         limit = critical  # the line that was crossed for this severity
-    text = f"{feature}: {stat} = {_fmt(value)} (threshold {_fmt(limit)}"
+    text = f"{feature}: {stat} = {fmt(value, 3)} (threshold {fmt(limit, 3)}"
     if check != "data_quality":
-        text += f", {evidence.get('test')} p_adj = {_fmt(evidence.get('p_value_adjusted'))}"
+        text += f", {evidence.get('test')} p_adj = {fmt(evidence.get('p_value_adjusted'), 3)}"
     text += f", n = {int(r['n_current'])} vs reference {int(r['n_reference'])})"
     return Finding(
         check_name=check,
@@ -710,24 +711,24 @@ def _evidence(by_stat: dict[str, Record], profile_version: str | None) -> dict[s
         "n_current": int(dist["n_current"]),
         "n_reference": int(dist["n_reference"]),
         "test": test.get("statistic"),
-        "p_value": _num(test.get("p_value")),
-        "p_value_adjusted": _num(test.get("p_value_adjusted")),
-        "statistics": {s: _num(r["value"]) for s, r in by_stat.items() if s not in ("mean", "std")},
-        "thresholds": {s: _num(r["threshold"]) for s, r in by_stat.items() if s in THRESHOLD_FIELDS},
+        "p_value": json_float(test.get("p_value")),
+        "p_value_adjusted": json_float(test.get("p_value_adjusted")),
+        "statistics": {s: json_float(r["value"]) for s, r in by_stat.items() if s not in ("mean", "std")},
+        "thresholds": {s: json_float(r["threshold"]) for s, r in by_stat.items() if s in THRESHOLD_FIELDS},
         "reference": {},
         "current": {},
     }
     for s in ("mean", "std"):
         if s in by_stat:
-            evidence["reference"][s] = _num(by_stat[s]["reference_value"])
-            evidence["current"][s] = _num(by_stat[s]["value"])
+            evidence["reference"][s] = json_float(by_stat[s]["reference_value"])
+            evidence["current"][s] = json_float(by_stat[s]["value"])
     if "null_rate_change" in by_stat:
         r = by_stat["null_rate_change"]
         evidence["n_rows_current"] = int(r["n_current"])
         evidence["n_rows_reference"] = int(r["n_reference"])
-        evidence["reference"]["null_rate"] = _num(r["reference_value"])
-        evidence["current"]["null_rate"] = _num(r["value"] + r["reference_value"])
-    bounds = {s: _num(r["error_bound"]) for s, r in by_stat.items() if np.isfinite(r["error_bound"])}
+        evidence["reference"]["null_rate"] = json_float(r["reference_value"])
+        evidence["current"]["null_rate"] = json_float(r["value"] + r["reference_value"])
+    bounds = {s: json_float(r["error_bound"]) for s, r in by_stat.items() if np.isfinite(r["error_bound"])}
     if bounds:
         evidence["sketch_error_bound"] = bounds
     return evidence
@@ -776,31 +777,18 @@ def _table(by_feature: dict[str, dict[str, Record]], statistics: tuple[str, ...]
     scored.sort(key=lambda t: -t[0])
     with_p = statistics == EFFECT_STATISTICS
     head = ["feature", *statistics, *(["p_adj"] if with_p else []), "severity"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    table = []
     for _, f in scored[:WORST_FEATURES_SHOWN]:
         rows = by_feature[f]
-        cells = [f"`{f}`"]
+        cells = [code_span(f)]
         for s in statistics:
             r = rows.get(s)
             flag = " ⚠" if r is not None and r["drifted"] else ""
-            cells.append(f"{_fmt(r['value'])} / {_fmt(r['threshold'])}{flag}" if r is not None else "–")
+            cells.append(f"{fmt(r['value'], 3)} / {fmt(r['threshold'], 3)}{flag}" if r is not None else "–")
         if with_p:
             test = rows.get("ks") or rows.get("chi2")
-            cells.append(_fmt(test["p_value_adjusted"]) if test else "–")
+            cells.append(fmt(test["p_value_adjusted"], 3) if test else "–")
         severities = [rows[s]["severity"] for s in statistics if s in rows]
         cells.append(max(severities, key=_SEVERITY_ORDER.__getitem__))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _num(value: Any) -> float | None:
-    """JSON-safe float: None for missing or non-finite."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if np.isfinite(value) else None
-
-
-def _fmt(value: Any) -> str:
-    value = _num(value)
-    return "–" if value is None else f"{value:.3g}"
+        table.append(cells)
+    return markdown_table(table, head, markdown=["feature"])

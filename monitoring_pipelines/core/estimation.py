@@ -14,14 +14,22 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from monitoring_pipelines.core.performance import (
-    EPS,
-    METRIC_COLUMNS,
-    METRICS,
-    to_float_array,
-    wilson_interval,
-    z_value,
+from monitoring_pipelines.core.stats import EPS, to_float_array, wilson_interval, z_value
+
+# The metrics of performance_metrics, in table order, and the columns of one metric row. Defined here
+# because performance.py imports this module (for estimate_metrics) and takes both from it.
+METRICS: tuple[str, ...] = (
+    "auc",
+    "log_loss",
+    "brier",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "positive_rate",
+    "ece",
 )
+METRIC_COLUMNS = ["metric", "value", "ci_low", "ci_high", "n"]
 
 # ECE is left out: CBPE assumes calibrated scores, so the estimate would be ~0 by construction.
 ESTIMATED_METRICS: tuple[str, ...] = tuple(m for m in METRICS if m != "ece")

@@ -17,13 +17,21 @@ See docs/fairness.md for the definitions and the reasons behind each default.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import SubgroupThresholds
 from monitoring_pipelines.core.findings import CheckResult, Finding
-from monitoring_pipelines.core.performance import auc_ci, wilson_interval, z_value
+from monitoring_pipelines.core.formatting import fmt, json_float
+from monitoring_pipelines.core.stats import (
+    auc_ci,
+    newcombe_difference,
+    proportion_interval,
+    to_float_array,
+    z_value,
+)
 
 ALL = "__all__"
 MISSING = "__missing__"
@@ -74,27 +82,12 @@ def segment_values(day: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
 def _prepare(day: pd.DataFrame, columns: Sequence[str] = ()) -> pd.DataFrame:
     """Numeric score/prediction/label and the segment columns; rows without a usable score or
     decision are dropped."""
-    score = pd.to_numeric(day["score"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    pred = pd.to_numeric(day["prediction"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    if "label" in day.columns:
-        label = pd.to_numeric(day["label"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    else:
-        label = np.full(len(day), np.nan)
+    score = to_float_array(day["score"])
+    pred = to_float_array(day["prediction"])
+    label = to_float_array(day["label"]) if "label" in day.columns else np.full(len(day), np.nan)
     keep = np.isfinite(score) & np.isfinite(pred)
     kept = day.loc[keep, list(dict.fromkeys(columns))]
     return kept.assign(_score=score[keep], _pred=pred[keep], _label=label[keep])
-
-
-def _wilson(
-    successes: np.ndarray, n: np.ndarray, confidence: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Proportion and Wilson interval, NaN where the denominator is zero."""
-    successes = np.asarray(successes, dtype=float)
-    n = np.asarray(n, dtype=float)
-    low, high = wilson_interval(successes, n, confidence)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        value = np.where(n > 0, successes / np.where(n > 0, n, 1.0), np.nan)
-    return value, low, high
 
 
 def _group_metrics(base: pd.DataFrame, keys: np.ndarray, confidence: float) -> pd.DataFrame:
@@ -123,11 +116,11 @@ def _group_metrics(base: pd.DataFrame, keys: np.ndarray, confidence: float) -> p
     n_pos, n_neg, pp = count(pos), count(neg), count(flagged)
     tp, fp = count(flagged & pos), count(flagged & neg)
     results: dict[str, tuple[np.ndarray, ...]] = {
-        "positive_rate": (*_wilson(pp, rows, confidence), rows),
-        "label_rate": (*_wilson(n_pos, n_lab, confidence), n_lab),
-        "recall": (*_wilson(tp, n_pos, confidence), n_pos),
-        "fpr": (*_wilson(fp, n_neg, confidence), n_neg),
-        "precision": (*_wilson(tp, tp + fp, confidence), tp + fp),
+        "positive_rate": (*proportion_interval(pp, rows, confidence), rows),
+        "label_rate": (*proportion_interval(n_pos, n_lab, confidence), n_lab),
+        "recall": (*proportion_interval(tp, n_pos, confidence), n_pos),
+        "fpr": (*proportion_interval(fp, n_neg, confidence), n_neg),
+        "precision": (*proportion_interval(tp, tp + fp, confidence), tp + fp),
     }
 
     auc = np.full((3, groups), np.nan)
@@ -172,18 +165,13 @@ def overall_metrics(day: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame
     return rows[OVERALL_COLUMNS].reset_index(drop=True)
 
 
-def _newcombe(p1: float, l1: float, u1: float, p2: float, l2: float, u2: float) -> tuple[float, float, float]:
-    """Difference p1 - p2 of independent proportions with Newcombe's hybrid score interval
-    (method 10, Newcombe 1998) built from the two Wilson intervals."""
-    d = p1 - p2
-    return d, d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
-
-
 def _range_diff(rows: pd.DataFrame) -> tuple[float, float, float]:
     """Largest minus smallest value among rows, with the Newcombe CI of that difference."""
     hi = rows.loc[rows["value"].idxmax()]
     lo = rows.loc[rows["value"].idxmin()]
-    return _newcombe(hi["value"], hi["ci_low"], hi["ci_high"], lo["value"], lo["ci_low"], lo["ci_high"])
+    return newcombe_difference(
+        hi["value"], hi["ci_low"], hi["ci_high"], lo["value"], lo["ci_low"], lo["ci_high"]
+    )
 
 
 def _summary_rows(seg: str, rows: pd.DataFrame, overall_rate: float, min_n: int) -> list[dict]:
@@ -277,8 +265,8 @@ def subgroup_metrics(
 # --------------------------------------------------------------------------- checks
 
 
-def _fmt(x: float) -> str:
-    return "n/a" if x is None or not np.isfinite(x) else f"{x:.3f}"
+# Numbers in messages: three decimals, "n/a" when missing.
+_show = partial(fmt, digits=3, style="f", missing="n/a")
 
 
 def _fairness_findings(
@@ -307,8 +295,8 @@ def _fairness_findings(
                     value=float(r["ratio"]),
                     threshold=float(bound),
                     message=(
-                        f"positive rate of {r['segment']}={r['segment_value']} is {_fmt(r['value'])} vs "
-                        f"{_fmt(overall_rate)} overall: ratio {_fmt(r['ratio'])} (CI {_fmt(lo)}-{_fmt(hi)}) "
+                        f"positive rate of {r['segment']}={r['segment_value']} is {_show(r['value'])} vs "
+                        f"{_show(overall_rate)} overall: ratio {_show(r['ratio'])} (CI {_show(lo)}-{_show(hi)}) "
                         f"outside the four-fifths band {t.disparity_low}-{t.disparity_high} ({int(r['rows'])} rows)"
                     ),
                     evidence={
@@ -343,8 +331,8 @@ def _fairness_findings(
                 value=float(r["value"]),
                 threshold=float(limit),
                 message=(
-                    f"{r['metric']} across {r['segment']} is {_fmt(r['value'])} "
-                    f"(CI {_fmt(r['ci_low'])}-{_fmt(r['ci_high'])}) > {limit}; {extremes}"
+                    f"{r['metric']} across {r['segment']} is {_show(r['value'])} "
+                    f"(CI {_show(r['ci_low'])}-{_show(r['ci_high'])}) > {limit}; {extremes}"
                 ),
                 evidence={
                     "segment": r["segment"],
@@ -371,7 +359,7 @@ def _extremes(values: pd.DataFrame, metric: str | None, min_n: int) -> str:
             hi = rows.loc[rows["value"].idxmax()]
             lo = rows.loc[rows["value"].idxmin()]
             parts.append(
-                f"{m} highest {hi['segment_value']} {_fmt(hi['value'])}, lowest {lo['segment_value']} {_fmt(lo['value'])}"
+                f"{m} highest {hi['segment_value']} {_show(hi['value'])}, lowest {lo['segment_value']} {_show(lo['value'])}"
             )
     return "; ".join(parts)
 
@@ -431,10 +419,10 @@ def _degradation_findings(
                 value=float(value[i]),
                 threshold=float(limit),
                 message=(
-                    f"{r['metric']} of {subject} is {_fmt(value[i])} (CI {_fmt(r['ci_low'])}-{_fmt(r['ci_high'])}) "
-                    f"against its reference {_fmt(mean[i])} ± {_fmt(std[i])}: it fell {_fmt(seg_drop[i])} while the "
-                    f"overall {r['metric']} fell {_fmt(overall_drop[i])}; the excess {_fmt(differential[i])} is beyond "
-                    f"{t.band_k}·{_fmt(spread[i])} + margin {t.degradation_margin} "
+                    f"{r['metric']} of {subject} is {_show(value[i])} (CI {_show(r['ci_low'])}-{_show(r['ci_high'])}) "
+                    f"against its reference {_show(mean[i])} ± {_show(std[i])}: it fell {_show(seg_drop[i])} while the "
+                    f"overall {r['metric']} fell {_show(overall_drop[i])}; the excess {_show(differential[i])} is beyond "
+                    f"{t.band_k}·{_show(spread[i])} + margin {t.degradation_margin} "
                     f"({int(r['labelled'])} labelled of {int(r['rows'])} rows)"
                 ),
                 evidence={
@@ -445,7 +433,7 @@ def _degradation_findings(
                     "metric_n": int(r["n"]),
                     "ci": [float(r["ci_low"]), float(r["ci_high"])],
                     "reference_mean": float(mean[i]),
-                    "reference_std": None if not np.isfinite(std[i]) else float(std[i]),
+                    "reference_std": json_float(std[i]),
                     "reference_days": int(r["n_days"]) if np.isfinite(r["n_days"]) else 0,
                     "segment_drop": float(seg_drop[i]),
                     "overall_drop": float(overall_drop[i]),

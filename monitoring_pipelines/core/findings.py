@@ -36,6 +36,18 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class CheckSpec:
+    """A check as the module that decides it declares it: its name, the worst severity it raises, and a
+    description built from the config's defaults. The Dagster layer turns these into AssetCheckSpecs;
+    nothing else restates them."""
+
+    name: str
+    severity: Severity
+    description: str
+    blocking: bool = False
+
+
+@dataclass(frozen=True)
 class CheckResult:
     """The result of one check on one model-day; `passed` is False exactly when findings exist
     at warning or critical level. Info findings (e.g. a promotion recommendation) do not fail it."""

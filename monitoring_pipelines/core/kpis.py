@@ -15,6 +15,7 @@ import pandas as pd
 
 from monitoring_pipelines.core.alerts import as_date, is_human_resolved, level_of, normalize_alerts, records
 from monitoring_pipelines.core.backlog import normalize_items
+from monitoring_pipelines.core.formatting import fmt, markdown_table
 
 WEEKLY_COLUMNS = ["model_name", "week", "alerts", "detected", "notified", "critical", "warning", "info"]
 
@@ -141,22 +142,16 @@ def _ratio(num: int, den: int) -> float | None:
 
 def kpi_markdown(kpis: Kpis, weeks: int = 8) -> str:
     """The KPIs and the last `weeks` weeks of alert volume as Markdown for the Dagster UI."""
-    lines = ["| KPI | value |", "|---|---|"]
-    lines += [f"| {k} | {_fmt(v)} |" for k, v in kpis.values.items()]
+    text = markdown_table(
+        list(kpis.values.items()), ["KPI", "value"], formatters={"value": lambda v: fmt(v, 3, ints=True)}
+    )
     if len(kpis.weekly):
         recent = sorted(kpis.weekly["week"].unique())[-weeks:]
-        lines += [
-            "",
-            "| model | week | alerts | detected | notified | critical | warning | info |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for rec in records(kpis.weekly[kpis.weekly["week"].isin(recent)]):
-            lines.append(
-                "| {model_name} | {week} | {alerts} | {detected} | {notified} | {critical} | {warning} | "
-                "{info} |".format(**rec)
-            )
-    return "\n".join(lines)
-
-
-def _fmt(value: Any) -> str:
-    return "–" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value))
+        weekly = markdown_table(
+            records(kpis.weekly[kpis.weekly["week"].isin(recent)]),
+            WEEKLY_COLUMNS,
+            headers={"model_name": "model"},
+            formatters=str,
+        )
+        text += "\n\n" + weekly
+    return text

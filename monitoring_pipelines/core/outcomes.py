@@ -14,14 +14,9 @@ import pandas as pd
 
 from monitoring_pipelines.config import OutcomeThresholds
 from monitoring_pipelines.core.findings import CheckResult, Finding
-from monitoring_pipelines.core.performance import (
-    PERFORMANCE_COLUMNS,
-    compare_to_band,
-    markdown_table,
-    to_float_array,
-    wilson_interval,
-    z_value,
-)
+from monitoring_pipelines.core.formatting import json_float, markdown_table
+from monitoring_pipelines.core.performance import PERFORMANCE_COLUMNS, compare_to_band
+from monitoring_pipelines.core.stats import normal_mean_interval, to_float_array, wilson_interval
 
 PREFIX = "outcome:"
 
@@ -68,10 +63,9 @@ def daily_outcomes(
     binary = stats["binary"].to_numpy(dtype=float, na_value=0.0) == 1.0
     successes = np.where(binary, stats["total"].to_numpy(dtype=float, na_value=0.0), 0.0)
     w_low, w_high = wilson_interval(successes, n, confidence)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        half = z_value(confidence) * sd / np.sqrt(n)
-    low = np.where(binary, w_low, mean - half)
-    high = np.where(binary, w_high, mean + half)
+    m_low, m_high = normal_mean_interval(mean, sd, n, confidence)
+    low = np.where(binary, w_low, m_low)
+    high = np.where(binary, w_high, m_high)
     out = pd.DataFrame(
         {
             "metric": [f"{PREFIX}{name}" for name in names],
@@ -131,14 +125,14 @@ def outcome_checks(
                     ),
                     evidence={
                         "n": n,
-                        "ci": [_j(lo), _j(hi)],
-                        "band_mean": _j(mean),
-                        "band_std": _j(std),
+                        "ci": [json_float(lo), json_float(hi)],
+                        "band_mean": json_float(mean),
+                        "band_std": json_float(std),
                         "band_k": thresholds.band_k,
                         "band": [low, high],
                         "n_days": n_days,
                         "estimated": False,
-                        "labelled_fraction": _j(float(row.get("labelled_fraction", np.nan))),
+                        "labelled_fraction": json_float(float(row.get("labelled_fraction", np.nan))),
                     },
                 )
             )
@@ -165,7 +159,3 @@ def _band(bands: pd.DataFrame, metric: str) -> pd.Series | None:
     if found.empty or not np.isfinite(float(found["mean"].iloc[0])):
         return None
     return found.iloc[0]
-
-
-def _j(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None

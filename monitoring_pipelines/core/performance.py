@@ -12,23 +12,25 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
 
 from monitoring_pipelines.config import PerformanceThresholds
 from monitoring_pipelines.core.baselines import band_limits
+from monitoring_pipelines.core.estimation import METRIC_COLUMNS, METRICS, estimate_metrics
 from monitoring_pipelines.core.findings import CheckResult, Finding
-
-METRICS: tuple[str, ...] = (
-    "auc",
-    "log_loss",
-    "brier",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "positive_rate",
-    "ece",
+from monitoring_pipelines.core.formatting import json_float, markdown_table
+from monitoring_pipelines.core.stats import (
+    auc_ci,
+    finite_pairs,
+    log_loss_terms,
+    mean_interval,
+    proportion_interval,
+    to_float_array,
+    z_value,
 )
+
+# markdown_table is used here and, until they import it from core.formatting, by defs/performance.py and
+# defs/serving.py through this module.
+
 # positive_rate (share of rows the logged decision calls positive) has no better direction; it is
 # listed True only so every metric has a key. The checks treat it as directionless and skip it
 # (its shifts are prediction drift, reported by the drift checks as `__prediction_rate__`).
@@ -45,9 +47,7 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 }
 DIRECTIONLESS: frozenset[str] = frozenset({"positive_rate"})
 PERFORMANCE_COLUMNS = ["metric", "value", "ci_low", "ci_high", "n", "labelled_fraction", "estimated"]
-METRIC_COLUMNS = ["metric", "value", "ci_low", "ci_high", "n"]
 
-EPS = float(np.finfo(np.float64).eps)  # log-loss clipping, as scikit-learn does for float64
 ECE_BOOTSTRAP_SAMPLES = 400
 ECE_BOOTSTRAP_SEED = 0  # fixed: a re-run of a partition must write the same interval
 ECE_EXACT_BOOTSTRAP_MAX_ROWS = 50_000
@@ -56,110 +56,7 @@ _BOOTSTRAP_BLOCK_CELLS = 4_000_000  # resampled indices held in memory at once
 Direction = Literal["higher_is_better", "lower_is_better", "two_sided"]
 
 
-# --------------------------------------------------------------------------- primitives
-
-
-def z_value(confidence: float) -> float:
-    """Two-sided standard-normal quantile for a confidence level (0.95 -> 1.95996...)."""
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    return float(stats.norm.ppf(0.5 + confidence / 2))
-
-
-def wilson_interval(
-    successes: np.ndarray | int, n: np.ndarray | int, confidence: float = 0.95
-) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval for a binomial proportion successes / n, elementwise.
-
-    The interval inverts the score test, so unlike the Wald interval it stays inside [0, 1] and keeps
-    close to nominal coverage for small n and proportions near 0 or 1. n == 0 gives (nan, nan).
-    Reference: E. B. Wilson (1927), JASA 22:209-212; Brown, Cai & DasGupta (2001), Stat. Sci. 16:101-133.
-    """
-    s = np.asarray(successes, dtype=float)
-    total = np.asarray(n, dtype=float)
-    if np.any((total > 0) & ((s < 0) | (s > total))):
-        raise ValueError("successes must lie in [0, n]")
-    z = z_value(confidence)
-    z2 = z * z
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = s / total
-        denom = 1.0 + z2 / total
-        center = (p + z2 / (2.0 * total)) / denom
-        half = z * np.sqrt(p * (1.0 - p) / total + z2 / (4.0 * total * total)) / denom
-    valid = total > 0
-    low = np.where(valid, np.clip(center - half, 0.0, 1.0), np.nan)
-    high = np.where(valid, np.clip(center + half, 0.0, 1.0), np.nan)
-    return low, high
-
-
-def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
-    """Area under the ROC curve: P(score of a positive > score of a negative), ties counting 1/2.
-
-    Computed as the Mann-Whitney U statistic from midranks (scipy.stats.rankdata), O(n log n).
-    Rows with a non-finite score or a label other than 0/1 are ignored; nan if one class is absent.
-    """
-    y_arr, s_arr = _finite_pairs(y, score)
-    pos = y_arr == 1
-    n_pos = int(pos.sum())
-    n_neg = y_arr.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = stats.rankdata(s_arr)
-    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
-
-
-def delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """ROC AUCs of k scores on the same rows and DeLong's estimate of their covariance.
-
-    `scores` has shape (k, n) (a 1-d array is one score). Uses the structural components
-    V10 (per positive) and V01 (per negative) computed from midranks, O(k n log n):
-    cov = S10 / m + S01 / n_neg, S the sample covariances (ddof=1) of the components.
-    One class absent -> AUCs nan; fewer than two rows in a class -> covariance nan.
-    References: DeLong, DeLong & Clarke-Pearson (1988), Biometrics 44:837-845;
-    Sun & Xu (2014), IEEE Signal Processing Letters 21:1389-1393.
-    """
-    y_arr = np.asarray(y, dtype=float).ravel()
-    s_arr = np.atleast_2d(np.asarray(scores, dtype=float))
-    if s_arr.shape[1] != y_arr.size:
-        raise ValueError(f"scores has {s_arr.shape[1]} columns for {y_arr.size} labels")
-    k = s_arr.shape[0]
-    pos = y_arr == 1
-    neg = y_arr == 0
-    m, n_neg = int(pos.sum()), int(neg.sum())
-    if m == 0 or n_neg == 0:
-        return np.full(k, np.nan), np.full((k, k), np.nan)
-    x, z = s_arr[:, pos], s_arr[:, neg]
-    tx = stats.rankdata(x, axis=1)
-    tz = stats.rankdata(z, axis=1)
-    tall = stats.rankdata(np.hstack([x, z]), axis=1)
-    aucs = (tall[:, :m].sum(axis=1) / m - (m + 1) / 2.0) / n_neg
-    if m < 2 or n_neg < 2:
-        return aucs, np.full((k, k), np.nan)
-    v10 = (tall[:, :m] - tx) / n_neg  # per positive: share of negatives ranked below it
-    v01 = 1.0 - (tall[:, m:] - tz) / m  # per negative: share of positives ranked above it
-    s10 = np.atleast_2d(np.cov(v10))
-    s01 = np.atleast_2d(np.cov(v01))
-    return aucs, s10 / m + s01 / n_neg
-
-
-def auc_ci(y: np.ndarray, score: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
-    """ROC AUC with a DeLong interval, built on the logit scale so it stays inside (0, 1).
-
-    When the AUC is exactly 0 or 1 (logit undefined) the Wald interval clipped to [0, 1] is used.
-    Returns (auc, low, high); (nan, nan, nan) with one class absent.
-    """
-    y_arr, s_arr = _finite_pairs(y, score)
-    aucs, cov = delong_covariance(y_arr, s_arr[None, :])
-    auc, var = float(aucs[0]), float(cov[0, 0])
-    if not np.isfinite(auc) or not np.isfinite(var):
-        return auc, float("nan"), float("nan")
-    z = z_value(confidence)
-    se = float(np.sqrt(max(var, 0.0)))
-    if 0.0 < auc < 1.0 and se > 0:
-        center = special.logit(auc)
-        half = z * se / (auc * (1.0 - auc))
-        return auc, float(special.expit(center - half)), float(special.expit(center + half))
-    return auc, max(0.0, auc - z * se), min(1.0, auc + z * se)
+# --------------------------------------------------------------------------- calibration
 
 
 def expected_calibration_error(y: np.ndarray, score: np.ndarray, bins: int = 10) -> float:
@@ -169,7 +66,7 @@ def expected_calibration_error(y: np.ndarray, score: np.ndarray, bins: int = 10)
     |sum over the bin of (y − score)| / n, only per-bin sums are needed. nan with no rows.
     Reference: Naeini, Cooper & Hauskrecht (2015), AAAI; Guo et al. (2017), ICML.
     """
-    y_arr, s_arr = _finite_pairs(y, score)
+    y_arr, s_arr = finite_pairs(y, score)
     if y_arr.size == 0:
         return float("nan")
     idx = _bin_index(s_arr, bins)
@@ -213,9 +110,8 @@ def binary_metrics(
     tn = n - tp - fp - fn
 
     out["auc"] = auc_ci(y_arr, s_arr, confidence) if n else _nan3()
-    clipped = np.clip(s_arr, EPS, 1.0 - EPS)
-    out["log_loss"] = _mean_ci(-(y_arr * np.log(clipped) + (1.0 - y_arr) * np.log1p(-clipped)), z, low=0.0)
-    out["brier"] = _mean_ci((s_arr - y_arr) ** 2, z, low=0.0, high=1.0)
+    out["log_loss"] = mean_interval(log_loss_terms(y_arr, s_arr), confidence, low=0.0)
+    out["brier"] = mean_interval((s_arr - y_arr) ** 2, confidence, low=0.0, high=1.0)
     out["accuracy"] = _proportion(tp + tn, n, confidence)
     out["precision"] = _proportion(tp, tp + fp, confidence)
     out["recall"] = _proportion(tp, tp + fn, confidence)
@@ -242,8 +138,6 @@ def daily_performance(
     labelled_fraction = labelled rows / scored rows. Counts of dropped rows are in `.attrs`
     (rows, scored, dropped_scores, labelled, invalid_labels).
     """
-    from monitoring_pipelines.core.estimation import estimate_metrics  # estimation imports this module
-
     thresholds = thresholds or PerformanceThresholds()
     rows = len(day)
     score = to_float_array(day["score"]) if "score" in day else np.full(rows, np.nan)
@@ -347,15 +241,15 @@ def performance_checks(
         breach, band_low, band_high = compare_to_band(value, lo, hi, mean, std, thresholds.band_k, direction)
         evidence = {
             "n": int(row["n"]),
-            "ci": [_j(lo), _j(hi)],
-            "band_mean": _j(mean),
-            "band_std": _j(std),
+            "ci": [json_float(lo), json_float(hi)],
+            "band_mean": json_float(mean),
+            "band_std": json_float(std),
             "band_k": thresholds.band_k,
-            "band": [_j(band_low), _j(band_high)],
+            "band": [json_float(band_low), json_float(band_high)],
             "n_days": n_days,
             "estimated": bool(row["estimated"]),
             "basis": basis,
-            "labelled_fraction": _j(_f(row.get("labelled_fraction", np.nan))),
+            "labelled_fraction": json_float(_f(row.get("labelled_fraction", np.nan))),
         }
         text = _describe(metric, value, lo, hi, row, basis)
         band_text = _band_text(mean, std, thresholds.band_k, band_low, band_high, n_days)
@@ -398,7 +292,7 @@ def performance_checks(
                         f"{text} is {worse_by:.4g} worse than its reference mean {mean:.4g} "
                         f"(critical drop {drop:.4g}; band {band_text})"
                     ),
-                    evidence={**evidence, "critical_drop": drop, "worse_by": _j(worse_by)},
+                    evidence={**evidence, "critical_drop": drop, "worse_by": json_float(worse_by)},
                 )
             )
         table.append(
@@ -432,21 +326,6 @@ def performance_checks(
 # --------------------------------------------------------------------------- helpers
 
 
-def to_float_array(values: Any) -> np.ndarray:
-    """A 1-d float array; unparsable entries and pandas NA become nan (so masks can drop them)."""
-    if isinstance(values, pd.Series | pd.Index):
-        return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    return np.asarray(values, dtype=float).ravel()
-
-
-def _finite_pairs(y: Any, score: Any) -> tuple[np.ndarray, np.ndarray]:
-    y_arr, s_arr = to_float_array(y), to_float_array(score)
-    if y_arr.size != s_arr.size:
-        raise ValueError(f"y has {y_arr.size} rows, score has {s_arr.size}")
-    keep = np.isfinite(s_arr) & np.isin(y_arr, (0.0, 1.0))
-    return y_arr[keep], s_arr[keep]
-
-
 def _clean_rows(y: Any, score: Any, prediction: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     y_arr, s_arr, p_arr = to_float_array(y), to_float_array(score), to_float_array(prediction)
     if not y_arr.size == s_arr.size == p_arr.size:
@@ -464,24 +343,8 @@ def _nan3() -> tuple[float, float, float]:
 
 
 def _proportion(successes: int, total: int, confidence: float) -> tuple[float, float, float]:
-    if total == 0:
-        return _nan3()
-    low, high = wilson_interval(successes, total, confidence)
-    return successes / total, float(low), float(high)
-
-
-def _mean_ci(
-    values: np.ndarray, z: float, low: float = -np.inf, high: float = np.inf
-) -> tuple[float, float, float]:
-    """Mean with the normal-approximation interval mean ± z·sd/sqrt(n) (sd with ddof=1)."""
-    n = values.size
-    if n == 0:
-        return _nan3()
-    mean = float(values.mean())
-    if n < 2:
-        return mean, float("nan"), float("nan")
-    half = z * float(values.std(ddof=1)) / np.sqrt(n)
-    return mean, max(low, mean - half), min(high, mean + half)
+    value, low, high = proportion_interval(successes, total, confidence)
+    return float(value), float(low), float(high)
 
 
 def _f1_delta(tp: int, fp: int, fn: int, z: float) -> tuple[float, float, float]:
@@ -610,26 +473,8 @@ def _band_text(mean: float, std: float, k: float, low: float, high: float, n_day
     return f"[{low:.4g}, {high:.4g}] (mean {mean:.4g} ± {k:g}·σ, σ={std_text}, {n_days} reference days)"
 
 
-def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """A small markdown table for CheckResult.metadata["summary"] (floats to 4 significant digits)."""
-
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        return "" if value is None else str(value)
-
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(cell(r.get(c)) for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def _f(value: Any) -> float:
     try:
         return float(value)
     except (TypeError, ValueError):
         return float("nan")
-
-
-def _j(value: float) -> float | None:
-    """JSON-friendly float: nan/inf become None."""
-    return float(value) if value is not None and np.isfinite(value) else None

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import ModelConfig
+from monitoring_pipelines.core.formatting import json_float
 
 SCORE_FEATURE = "__score__"
 PREDICTION_FEATURE = "__prediction_rate__"
@@ -344,11 +345,11 @@ class NumericProfile:
             "column": self.column,
             "n_rows": self.n_rows,
             "n_values": self.n_values,
-            "null_rate": _json_float(self.null_rate),
-            "min": _json_float(self.min),
-            "max": _json_float(self.max),
-            "mean": _json_float(self.mean),
-            "std": _json_float(self.std),
+            "null_rate": json_float(self.null_rate),
+            "min": json_float(self.min),
+            "max": json_float(self.max),
+            "mean": json_float(self.mean),
+            "std": json_float(self.std),
             "edges": self.edges.tolist(),
             "counts": self.counts.tolist(),
             "sketch": self.sketch.to_json(),
@@ -392,7 +393,7 @@ class CategoricalProfile:
             "column": self.column,
             "n_rows": self.n_rows,
             "n_values": self.n_values,
-            "null_rate": _json_float(self.null_rate),
+            "null_rate": json_float(self.null_rate),
             "categories": self.categories,
             "counts": self.counts.tolist(),
             "seen": sorted(self.seen),
@@ -494,8 +495,8 @@ class ReferenceProfile:
         bands: dict[str, dict[str, dict[str, float]]] = {}
         for rec in variability.to_dict("records"):
             bands.setdefault(rec["feature"], {})[rec["statistic"]] = {
-                "mean": _json_float(rec["mean"]),
-                "std": _json_float(rec["std"]),
+                "mean": json_float(rec["mean"]),
+                "std": json_float(rec["std"]),
                 "n_days": int(rec["n_days"]),
             }
         features = {
@@ -715,14 +716,6 @@ def profile_from_rows(rows: pd.DataFrame) -> ReferenceProfile:
 
 def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _json_float(value: Any) -> float | None:
-    """NaN/inf are not JSON; None stands for 'not defined' (e.g. the mean of an all-null column)."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if np.isfinite(value) else None
 
 
 def _float(value: Any) -> float:

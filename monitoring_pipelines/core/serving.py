@@ -13,7 +13,8 @@ import pandas as pd
 
 from monitoring_pipelines.config import ServingThresholds
 from monitoring_pipelines.core.findings import SEVERITY_RANK, CheckResult, Finding, Severity
-from monitoring_pipelines.core.performance import markdown_table, wilson_interval
+from monitoring_pipelines.core.formatting import markdown_table
+from monitoring_pipelines.core.stats import to_float_array, wilson_interval
 
 ALL = "all"
 SERVING_COLUMNS = [
@@ -175,7 +176,7 @@ def _text(day: pd.DataFrame, column: str, default: str) -> np.ndarray:
 def _column(day: pd.DataFrame, column: str) -> np.ndarray:
     if column not in day:
         return np.full(len(day), np.nan)
-    return pd.to_numeric(day[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    return to_float_array(day[column])
 
 
 def _utc_hour(day: pd.DataFrame) -> np.ndarray:

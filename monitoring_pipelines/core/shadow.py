@@ -22,6 +22,7 @@ import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -31,12 +32,13 @@ from scipy import stats
 from monitoring_pipelines.config import ServingThresholds, ShadowThresholds
 from monitoring_pipelines.core.fairness import ALL, segment_values
 from monitoring_pipelines.core.findings import CheckResult, Finding
-from monitoring_pipelines.core.performance import (
-    EPS,
-    HIGHER_IS_BETTER,
+from monitoring_pipelines.core.formatting import fmt, json_float
+from monitoring_pipelines.core.performance import HIGHER_IS_BETTER
+from monitoring_pipelines.core.stats import (
     delong_covariance,
+    log_loss_terms,
+    proportion_interval,
     to_float_array,
-    wilson_interval,
     z_value,
 )
 
@@ -88,6 +90,10 @@ SERVING_METRICS = (
 DEFAULT_POWER = 0.8  # power of the "days needed" calculation (the usual 80 %)
 
 Verdict = Literal["promote", "do_not_promote", "keep_collecting"]
+
+# Numbers in messages, "n/a" when missing: deltas signed with four decimals, other values to 4 significant digits.
+_delta_text = partial(fmt, digits=4, style="f", sign=True, missing="n/a")
+_number_text = partial(fmt, digits=4, missing="n/a")
 
 
 # --------------------------------------------------------------------------- paired statistics
@@ -370,9 +376,8 @@ def _row(
 
 def _rate(metric: str, successes: int, n: int, confidence: float) -> dict[str, Any]:
     """A pair statistic that is a proportion: in `value`, with a Wilson interval."""
-    low, high = wilson_interval(successes, n, confidence)
-    value = successes / n if n else math.nan
-    return _row(metric, math.nan, math.nan, math.nan, float(low), float(high), math.nan, n, value)
+    value, low, high = proportion_interval(successes, n, confidence)
+    return _row(metric, math.nan, math.nan, math.nan, float(low), float(high), math.nan, n, float(value))
 
 
 def _quality_rows(
@@ -406,7 +411,7 @@ def _quality_rows(
     auc_c, auc_s, *auc_rest = paired_auc_difference(y, cs, ss, conf)
     out.append(_row("auc", auc_c, auc_s, *auc_rest, m))
     for metric, loss_c, loss_s in (
-        ("log_loss", _log_loss(y, cs), _log_loss(y, ss)),
+        ("log_loss", log_loss_terms(y, cs), log_loss_terms(y, ss)),
         ("brier", (cs - y) ** 2, (ss - y) ** 2),
     ):
         out.append(
@@ -434,11 +439,6 @@ def _quality_rows(
     if np.isfinite(prec[2]):
         out.append(_row("precision", *prec, m))
     return out
-
-
-def _log_loss(y: np.ndarray, score: np.ndarray) -> np.ndarray:
-    clipped = np.clip(score, EPS, 1.0 - EPS)
-    return -(y * np.log(clipped) + (1.0 - y) * np.log1p(-clipped))
 
 
 def _serving_rows(pair: pd.DataFrame, cover: pd.Series, confidence: float) -> list[dict[str, Any]]:
@@ -600,14 +600,6 @@ class Recommendation:
         return asdict(self)
 
 
-def _num(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
 def promotion_recommendation(
     comparisons: pd.DataFrame,
     thresholds: ShadowThresholds,
@@ -637,10 +629,10 @@ def promotion_recommendation(
         overall = rows[rows["segment"] == ALL].set_index("metric")
         reasons: list[str] = []
         prim = overall.loc[metric] if metric in overall.index else None
-        delta = _num(prim["delta"]) if prim is not None else None
-        p = _num(prim["p_value"]) if prim is not None else None
-        low = _num(prim["ci_low"]) if prim is not None else None
-        high = _num(prim["ci_high"]) if prim is not None else None
+        delta = json_float(prim["delta"]) if prim is not None else None
+        p = json_float(prim["p_value"]) if prim is not None else None
+        low = json_float(prim["ci_low"]) if prim is not None else None
+        high = json_float(prim["ci_high"]) if prim is not None else None
         better = worse = False
         clears_margin = True
         if delta is not None and p is not None and p < thresholds.alpha:
@@ -661,12 +653,12 @@ def promotion_recommendation(
                         "segment": r["segment"],
                         "segment_value": r["segment_value"],
                         "metric": metric,
-                        "champion_value": _num(r["champion_value"]),
-                        "shadow_value": _num(r["shadow_value"]),
-                        "delta": _num(r["delta"]),
-                        "ci_low": _num(r["ci_low"]),
-                        "ci_high": _num(r["ci_high"]),
-                        "p_value": _num(r["p_value"]),
+                        "champion_value": json_float(r["champion_value"]),
+                        "shadow_value": json_float(r["shadow_value"]),
+                        "delta": json_float(r["delta"]),
+                        "ci_low": json_float(r["ci_low"]),
+                        "ci_high": json_float(r["ci_high"]),
+                        "p_value": json_float(r["p_value"]),
                         "n": int(r["n"]),
                     }
                 )
@@ -675,9 +667,9 @@ def promotion_recommendation(
             ("latency_p99_ms", serving.p99_latency_warning_ms),
             ("error_rate", serving.error_rate_warning),
         ):
-            value = _num(overall.loc[name, "shadow_value"]) if name in overall.index else None
+            value = json_float(overall.loc[name, "shadow_value"]) if name in overall.index else None
             if value is not None and value > limit:
-                champion = _num(overall.loc[name, "champion_value"])
+                champion = json_float(overall.loc[name, "champion_value"])
                 breaches.append(
                     {"metric": name, "value": value, "threshold": limit, "champion_value": champion}
                 )
@@ -705,7 +697,7 @@ def promotion_recommendation(
             se = (high - low) / (2 * z) if low is not None and high is not None else math.nan
             needed = days_needed(delta, se, days, thresholds.alpha, power)
             reasons.append(
-                f"no significant difference on {metric} yet (delta {delta:+.4f}, p={_signed(p, '')}); "
+                f"no significant difference on {metric} yet (delta {delta:+.4f}, p={_number_text(p)}); "
                 + (
                     f"about {needed} labelled days would detect this effect with {power:.0%} power"
                     if needed
@@ -727,8 +719,8 @@ def promotion_recommendation(
                 shadow_version=str(sv),
                 verdict=verdict,
                 metric=metric,
-                champion_value=_num(prim["champion_value"]) if prim is not None else None,
-                shadow_value=_num(prim["shadow_value"]) if prim is not None else None,
+                champion_value=json_float(prim["champion_value"]) if prim is not None else None,
+                shadow_value=json_float(prim["shadow_value"]) if prim is not None else None,
                 delta=delta,
                 ci_low=low,
                 ci_high=high,
@@ -788,14 +780,10 @@ def recommendation_rows(recommendations: Sequence[Recommendation]) -> pd.DataFra
 
 def recommendations_markdown(recommendations: Sequence[Recommendation]) -> str:
     """One line per pair for the UI: verdict, delta with its interval, labelled days, reasons."""
-
-    def signed(value: float | None) -> str:
-        return "n/a" if value is None or not math.isfinite(value) else f"{value:+.4f}"
-
     return (
         "\n".join(
             f"- **{r.shadow_version} vs {r.champion_version}: {r.verdict.replace('_', ' ')}** — "
-            f"{r.metric} Δ {signed(r.delta)} (95 % CI {signed(r.ci_low)} … {signed(r.ci_high)}), "
+            f"{r.metric} Δ {_delta_text(r.delta)} (95 % CI {_delta_text(r.ci_low)} … {_delta_text(r.ci_high)}), "
             f"{r.days} labelled days"
             + (f", ~{r.days_needed} more days needed" if r.days_needed else "")
             + ("; " + "; ".join(r.reasons) if r.reasons else "")
@@ -820,7 +808,7 @@ def shadow_checks(
     coverage_findings = []
     cover = comparisons[(comparisons["metric"] == "pairing_coverage") & (comparisons["segment"] == ALL)]
     for _, r in cover.iterrows():
-        value = _num(r["value"])
+        value = json_float(r["value"])
         if value is None or value >= thresholds.min_coverage:
             continue
         requests = comparisons[
@@ -875,7 +863,7 @@ def shadow_checks(
                         f"{versions}: {h['metric']} for {h['segment']}={h['segment_value']} is "
                         f"{h['shadow_value']:.4f} vs {h['champion_value']:.4f} (delta {h['delta']:+.4f}, "
                         f"CI {h['ci_low']:+.4f} to {h['ci_high']:+.4f}, n={h['n']}, {rec.days} days): worse beyond "
-                        f"the tolerance {thresholds.segment_tolerance}; overall delta {_signed(rec.delta)}"
+                        f"the tolerance {thresholds.segment_tolerance}; overall delta {_delta_text(rec.delta)}"
                     ),
                     evidence={
                         **h,
@@ -897,7 +885,7 @@ def shadow_checks(
                     threshold=b["threshold"],
                     message=(
                         f"{versions}: shadow {b['metric']} {b['value']:.4g} is above the serving threshold "
-                        f"{b['threshold']:.4g} (champion {_signed(b['champion_value'], '')})"
+                        f"{b['threshold']:.4g} (champion {_number_text(b['champion_value'])})"
                     ),
                     evidence={
                         **b,
@@ -916,8 +904,8 @@ def shadow_checks(
                     value=rec.delta,
                     threshold=thresholds.alpha,
                     message=(
-                        f"{rec.verdict.replace('_', ' ')}: {versions}, {rec.metric} delta {_signed(rec.delta)} "
-                        f"(CI {_signed(rec.ci_low)} to {_signed(rec.ci_high)}, p={_signed(rec.p_value, '')}, "
+                        f"{rec.verdict.replace('_', ' ')}: {versions}, {rec.metric} delta {_delta_text(rec.delta)} "
+                        f"(CI {_delta_text(rec.ci_low)} to {_delta_text(rec.ci_high)}, p={_number_text(rec.p_value)}, "
                         f"n={rec.n} over {rec.days} days). " + "; ".join(rec.reasons)
                     ),
                     evidence=rec.to_dict(),
@@ -949,9 +937,3 @@ def shadow_checks(
             "labelled days (see docs/shadow.md).",
         ),
     ]
-
-
-def _signed(value: float | None, sign: str = "+") -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:{sign}.4f}" if sign else f"{value:.4g}"

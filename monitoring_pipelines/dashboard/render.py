@@ -14,17 +14,18 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
-import math
 import os
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
 from monitoring_pipelines.config import ModelConfig, MonitoringConfig
+from monitoring_pipelines.core.formatting import fmt, is_missing
 from monitoring_pipelines.dashboard import charts
 from monitoring_pipelines.storage.warehouse import Warehouse, qualified
 
@@ -50,6 +51,9 @@ CLOSED_BACKLOG = ("resolved", "closed", "done", "wont_fix", "won't fix", "duplic
 RECENT_CLOSED_BACKLOG = 20
 MEASURED = "measured (from labels)"
 ESTIMATED = "estimated (labels not in yet)"
+# Numbers as the pages show them: 4 significant digits ("+" when sign=True), whole numbers below 1e9 with
+# thousands separators, "–" when missing, ∞ for infinity. Plain text, to be HTML-escaped by the caller.
+_number = partial(fmt, infinity=("∞", "−∞"), grouping=True)
 
 HealthStatus = Literal["green", "amber", "red"]
 STATUS_LABEL: dict[str, str] = {"green": "Healthy", "amber": "Needs attention", "red": "Action needed"}
@@ -302,7 +306,7 @@ def _describe_alert(row: dict[str, Any], today: dt.date) -> str:
     subject = _text_or_none(row.get("subject"))
     about = f" ({subject})" if subject and subject != "model" else ""
     what = _text_or_none(row.get("message")) or (
-        f"{row.get('metric')} is {_fmt(row.get('value'))} against a threshold of {_fmt(row.get('threshold'))}"
+        f"{row.get('metric')} is {_number(row.get('value'))} against a threshold of {_number(row.get('threshold'))}"
     )
     since = _as_date(row.get("since"))
     ack = " Someone is on it (acknowledged)." if row.get("status") == "acknowledged" else ""
@@ -651,8 +655,8 @@ def _health_section(model: ModelConfig, health: ModelHealth, alerts: pd.DataFram
                         html.escape(_text_or_none(a["last_seen"]) or "–"),
                         html.escape(_text_or_none(a["metric"]) or "–"),
                         html.escape(_text_or_none(a["subject"]) or "–"),
-                        _num(a["value"]),
-                        _num(a["threshold"]),
+                        html.escape(_number(a["value"])),
+                        html.escape(_number(a["threshold"])),
                         html.escape(_text_or_none(a["message"]) or ""),
                         _evidence(a["evidence"]),
                         html.escape(str(a["status"])),
@@ -765,11 +769,11 @@ def _shadow_section(frame: pd.DataFrame, recommendations: pd.DataFrame, page: _P
                     html.escape(f"{r['shadow_version']} vs {r['champion_version']}"),
                     f"<strong>{html.escape(VERDICTS.get(str(r['verdict']), str(r['verdict'])))}</strong>",
                     html.escape(_text_or_none(r["primary_metric"]) or "–"),
-                    _num(r["delta"], signed=True),
-                    html.escape(f"{_fmt(r['ci_low'])} to {_fmt(r['ci_high'])}"),
-                    _num(r["p_value"]),
-                    _num(r["days_pooled"]),
-                    _num(r["days_needed"]),
+                    html.escape(_number(r["delta"], sign=True)),
+                    html.escape(f"{_number(r['ci_low'])} to {_number(r['ci_high'])}"),
+                    html.escape(_number(r["p_value"])),
+                    html.escape(_number(r["days_pooled"])),
+                    html.escape(_number(r["days_needed"])),
                     html.escape(_harm_text(r["harmed_segments"], r["slo_breaches"])),
                     html.escape(_list_text(r["reasons"])),
                     html.escape(str(r["day"])),
@@ -847,7 +851,7 @@ def _backlog_section(frame: pd.DataFrame) -> str:
                 html.escape(_text_or_none(r["created"]) or "–"),
                 html.escape(_text_or_none(r["resolved"]) or "–"),
                 html.escape(_day_range(r["first_day"], r["last_day"])),
-                _num(r["alerts"]),
+                html.escape(_number(r["alerts"])),
                 html.escape(_text_or_none(r["external_ref"]) or "–"),
             ],
         )
@@ -881,9 +885,9 @@ def _index_body(config: MonitoringConfig, health: dict[str, ModelHealth]) -> str
                     f'<a href="{html.escape(model.name)}.html"><strong>{html.escape(model.name)}</strong></a>',
                     _badge(h),
                     html.escape(h.headline),
-                    _num(c["critical"]),
-                    _num(c["warning"]),
-                    _num(c["info"]),
+                    html.escape(_number(c["critical"])),
+                    html.escape(_number(c["warning"])),
+                    html.escape(_number(c["info"])),
                     html.escape(h.last_data.isoformat() if h.last_data else "none yet"),
                     html.escape(_freshness(h.freshness_days)),
                     html.escape(h.last_run_at or "no run recorded"),
@@ -1029,7 +1033,7 @@ def _evidence(raw: Any) -> str:
             if isinstance(value, bool) or value is None:
                 return None if value is None else str(value).lower()
             if isinstance(value, float):
-                return _fmt(value)
+                return _number(value)
             if isinstance(value, (int, str)):
                 return str(value)[:40]
             if (
@@ -1037,7 +1041,7 @@ def _evidence(raw: Any) -> str:
                 and 0 < len(value) <= 2
                 and all(isinstance(v, (int, float)) for v in value)
             ):
-                return "[" + ", ".join(_fmt(float(v)) for v in value) + "]"
+                return "[" + ", ".join(_number(float(v)) for v in value) + "]"
             return None
 
         pairs = [(k, plain(v)) for k, v in data.items()]
@@ -1078,59 +1082,34 @@ def _harm_text(harmed: Any, breaches: Any) -> str:
     for h in _parse_json(harmed) or []:
         if isinstance(h, dict):
             where = f"{h.get('segment', '?')}={h.get('segment_value', '?')}"
-            parts.append(f"{where}: {h.get('metric', '')} {_fmt(h.get('delta'), signed=True)}".strip())
+            parts.append(f"{where}: {h.get('metric', '')} {_number(h.get('delta'), sign=True)}".strip())
         else:
             parts.append(str(h))
     for b in _parse_json(breaches) or []:
         if isinstance(b, dict):
-            parts.append(f"{b.get('metric', '')} {_fmt(b.get('value'))} above {_fmt(b.get('threshold'))}")
+            parts.append(
+                f"{b.get('metric', '')} {_number(b.get('value'))} above {_number(b.get('threshold'))}"
+            )
         else:
             parts.append(str(b))
     return "; ".join(parts) or "none"
 
 
-def _is_missing(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _text_or_none(value: Any) -> str | None:
-    if _is_missing(value):
+    if is_missing(value):
         return None
     text = str(value)
     return text or None
 
 
 def _as_date(value: Any) -> dt.date | None:
-    if _is_missing(value):
+    if is_missing(value):
         return None
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
     return dt.date.fromisoformat(str(value)[:10])
-
-
-def _fmt(value: Any, signed: bool = False) -> str:
-    if _is_missing(value):
-        return "–"
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if math.isinf(number):
-        return "∞" if number > 0 else "−∞"
-    if number.is_integer() and abs(number) < 1e9 and not signed:
-        return f"{int(number):,}"
-    return f"{number:+.4g}" if signed else f"{number:.4g}"
-
-
-def _num(value: Any, signed: bool = False) -> str:
-    return html.escape(_fmt(value, signed=signed))
 
 
 def _long_date(day: dt.date | None) -> str:

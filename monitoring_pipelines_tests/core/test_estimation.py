@@ -4,14 +4,16 @@ cover the realized metric about as often as they claim."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from monitoring_pipelines.core.estimation import ESTIMATED_METRICS, estimate_metrics
-from monitoring_pipelines.core.performance import METRIC_COLUMNS, binary_metrics
+from monitoring_pipelines.core.estimation import ESTIMATED_METRICS, METRIC_COLUMNS, estimate_metrics
+from monitoring_pipelines.core.performance import binary_metrics
 
 
 def realized_metrics(y: np.ndarray, score: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
@@ -108,3 +110,12 @@ def test_edge_cases() -> None:
 
     dirty = estimate_metrics(pd.Series([0.2, np.nan, 0.8, 0.6]), pd.Series([0, 1, np.nan, 1]))
     assert (dirty["n"] == 2).all()
+
+
+def test_estimation_does_not_import_performance() -> None:
+    """performance imports estimation; the reverse would be an import cycle."""
+    code = (
+        "import sys, monitoring_pipelines.core.estimation; "
+        "sys.exit('monitoring_pipelines.core.performance' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

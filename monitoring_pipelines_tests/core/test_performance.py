@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from monitoring_pipelines.config import PerformanceThresholds
 from monitoring_pipelines.core.baselines import summarize_days
@@ -18,16 +17,13 @@ from monitoring_pipelines.core.performance import (
     PERFORMANCE_COLUMNS,
     _ece_bootstrap,
     _ece_normal_bootstrap,
-    auc_ci,
     binary_metrics,
     compare_to_band,
     daily_performance,
-    delong_covariance,
     expected_calibration_error,
     performance_checks,
-    roc_auc,
-    wilson_interval,
 )
+from monitoring_pipelines.core.stats import wilson_interval
 
 Z95 = 1.959963984540054
 
@@ -41,118 +37,6 @@ def calibrated_sample(n: int, seed: int, sharpness: float = 1.5) -> tuple[np.nda
 
 def value(frame: pd.DataFrame, metric: str, column: str = "value") -> float:
     return float(frame.loc[frame["metric"] == metric, column].iloc[0])
-
-
-# --------------------------------------------------------------------------- Wilson
-
-
-def test_wilson_matches_closed_form() -> None:
-    for successes, n in [(0, 10), (3, 10), (10, 10), (81, 263), (1, 1)]:
-        p = successes / n
-        center = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
-        half = Z95 / (1 + Z95**2 / n) * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n))
-        low, high = wilson_interval(successes, n)
-        assert float(low) == pytest.approx(max(0.0, center - half), abs=1e-14)
-        assert float(high) == pytest.approx(min(1.0, center + half), abs=1e-14)
-
-
-def test_wilson_zero_successes_upper_bound_is_z2_over_n_plus_z2() -> None:
-    low, high = wilson_interval(0, 10)
-    assert float(low) == 0.0
-    assert float(high) == pytest.approx(Z95**2 / (10 + Z95**2), abs=1e-14)
-
-
-def test_wilson_bounds_invert_the_score_test() -> None:
-    """At each bound p, |p_hat - p| / sqrt(p(1-p)/n) equals z: the definition of the Wilson interval."""
-    successes, n = np.array([7, 30, 120]), np.array([20, 50, 1000])
-    low, high = wilson_interval(successes, n, confidence=0.9)
-    z = stats.norm.ppf(0.95)
-    p_hat = successes / n
-    for bound in (low, high):
-        assert np.allclose(np.abs(p_hat - bound) / np.sqrt(bound * (1 - bound) / n), z, atol=1e-10)
-
-
-def test_wilson_is_vectorized_and_nan_for_empty_denominators() -> None:
-    low, high = wilson_interval(np.array([0, 5, 0]), np.array([10, 10, 0]))
-    assert low.shape == high.shape == (3,)
-    assert np.isnan(low[2]) and np.isnan(high[2])
-    assert np.all(low[:2] <= high[:2])
-
-
-def test_wilson_rejects_more_successes_than_trials() -> None:
-    with pytest.raises(ValueError):
-        wilson_interval(11, 10)
-
-
-# --------------------------------------------------------------------------- AUC and DeLong
-
-
-def test_roc_auc_hand_computed_cases() -> None:
-    assert roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8])) == pytest.approx(0.75)
-    # ties count 1/2: positives {0.5, 0.9} vs negatives {0.5, 0.2} -> (0.5 + 1 + 1 + 1) / 4
-    assert roc_auc(np.array([0, 1, 0, 1]), np.array([0.5, 0.5, 0.2, 0.9])) == pytest.approx(0.875)
-
-
-def test_roc_auc_is_nan_with_one_class_and_ignores_nan_scores() -> None:
-    assert math.isnan(roc_auc(np.ones(5), np.linspace(0, 1, 5)))
-    assert math.isnan(roc_auc(np.array([]), np.array([])))
-    y = np.array([0, 0, 1, 1, 1])
-    s = np.array([0.1, 0.4, 0.35, 0.8, np.nan])
-    assert roc_auc(y, s) == pytest.approx(0.75)
-
-
-def test_roc_auc_constant_scores_is_one_half() -> None:
-    assert roc_auc(np.array([0, 1, 0, 1, 1]), np.full(5, 0.3)) == pytest.approx(0.5)
-
-
-def test_delong_hand_computed_case() -> None:
-    """Positives X = (.9, .6, .4), negatives Y = (.5, .3).
-    V10 = (1, 1, 1/2), V01 = (2/3, 1); AUC = 5/6;
-    S10 = var(1, 1, .5) = 1/12, S01 = var(2/3, 1) = 1/18; Var = S10/3 + S01/2 = 1/36 + 1/36 = 1/18."""
-    y = np.array([1, 1, 1, 0, 0])
-    s = np.array([0.9, 0.6, 0.4, 0.5, 0.3])
-    aucs, cov = delong_covariance(y, s)
-    assert aucs[0] == pytest.approx(5 / 6, abs=1e-15)
-    assert cov[0, 0] == pytest.approx(1 / 18, abs=1e-15)
-
-
-def test_delong_matches_structural_components_computed_pair_by_pair() -> None:
-    rng = np.random.default_rng(3)
-    n = 300
-    y = (rng.random(n) < 0.3).astype(int)
-    scores = np.vstack([np.round(rng.random(n) + 0.3 * y, 1), rng.random(n) + 0.6 * y])  # first has ties
-    aucs, cov = delong_covariance(y, scores)
-    pos, neg = scores[:, y == 1], scores[:, y == 0]
-    psi = (pos[:, :, None] > neg[:, None, :]) + 0.5 * (pos[:, :, None] == neg[:, None, :])  # (k, m, n)
-    v10, v01 = psi.mean(axis=2), psi.mean(axis=1)
-    expected = np.cov(v10) / pos.shape[1] + np.cov(v01) / neg.shape[1]
-    assert np.allclose(aucs, psi.mean(axis=(1, 2)), atol=1e-14)
-    assert np.allclose(cov, expected, atol=1e-15)
-    assert np.allclose([roc_auc(y, scores[0]), roc_auc(y, scores[1])], aucs, atol=1e-14)
-
-
-def test_delong_degenerate_inputs() -> None:
-    aucs, cov = delong_covariance(np.ones(4), np.random.default_rng(0).random((2, 4)))
-    assert aucs.shape == (2,) and np.isnan(aucs).all() and np.isnan(cov).all()
-    aucs, cov = delong_covariance(np.array([1, 0, 0]), np.array([0.9, 0.1, 0.2]))
-    assert aucs[0] == 1.0 and np.isnan(cov[0, 0])  # one positive: no sample variance
-
-
-def test_auc_ci_is_logit_delong_interval() -> None:
-    y, s, _ = calibrated_sample(500, seed=1)
-    auc, low, high = auc_ci(y, s)
-    aucs, cov = delong_covariance(y, s)
-    se_logit = math.sqrt(cov[0, 0]) / (auc * (1 - auc))
-    logit = math.log(auc / (1 - auc))
-    assert auc == pytest.approx(aucs[0])
-    assert low == pytest.approx(1 / (1 + math.exp(-(logit - Z95 * se_logit))), abs=1e-12)
-    assert high == pytest.approx(1 / (1 + math.exp(-(logit + Z95 * se_logit))), abs=1e-12)
-    assert 0 < low < auc < high < 1
-
-
-def test_auc_ci_perfect_separation_stays_at_one() -> None:
-    auc, low, high = auc_ci(np.array([0, 0, 0, 1, 1, 1]), np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9]))
-    assert (auc, low, high) == (1.0, 1.0, 1.0)
 
 
 # --------------------------------------------------------------------------- calibration error
