@@ -24,6 +24,7 @@ from monitoring_pipelines.core import backlog as core_backlog
 from monitoring_pipelines.core import kpis as core_kpis
 from monitoring_pipelines.core.alerts import AlertDecision
 from monitoring_pipelines.core.backlog import BacklogDecision
+from monitoring_pipelines.core.formatting import fmt, markdown_table
 from monitoring_pipelines.delivery import enqueue
 from monitoring_pipelines.storage.warehouse import TABLES, Warehouse, qualified
 
@@ -34,23 +35,24 @@ from monitoring_pipelines.trackers import TrackerClient, TrackerError
 
 BACKLOG_FILE = "backlog.md"
 KPIS_FILE = "kpis.json"
-_COLUMNS_READY: set[Path] = set()
 
 
 # --------------------------------------------------------------------------- reads and writes
 
 
-def ensure_alerting_columns(warehouse: Warehouse) -> None:
-    """Add the alert columns this module keeps beyond warehouse.py's schema (see EXTRA_ALERT_COLUMNS)."""
-    if warehouse.path in _COLUMNS_READY:
-        return
-    warehouse.ensure_columns("alerts", core_alerts.EXTRA_ALERT_COLUMNS)
-    _COLUMNS_READY.add(warehouse.path)
-
-
 def load_history(warehouse: Warehouse, model_name: str) -> pd.DataFrame:
     """The model's check results, every day: the only read of `check_results` in alerting."""
     return warehouse.table("check_results", "model_name = ?", [model_name])
+
+
+def unusable_days(warehouse: Warehouse, model_name: str, start: dt.date, end: dt.date) -> set[dt.date]:
+    """Days of [start, end] whose prediction log could not be used (their blocking check failed)."""
+    frame = warehouse.query(
+        "SELECT DISTINCT partition_date FROM monitoring.check_results WHERE model_name = ? AND "
+        "partition_date BETWEEN ? AND ? AND check_name = 'snapshot_usable' AND NOT passed",
+        [model_name, start, end],
+    )
+    return set() if frame.empty else {pd.Timestamp(d).date() for d in frame["partition_date"]}
 
 
 def load_alerts(warehouse: Warehouse, model_name: str | None = None) -> pd.DataFrame:
@@ -69,8 +71,6 @@ def upsert(warehouse: Warehouse, table: str, frame: pd.DataFrame, key: str) -> i
     """Replace the rows whose `key` is in `frame` and insert `frame`, in one transaction."""
     if frame is None or frame.empty:
         return 0
-    if table == "alerts":
-        ensure_alerting_columns(warehouse)
     ids = [str(v) for v in frame[key]]
     return warehouse.replace_where(table, _for_insert(frame), f"list_contains(?, {key})", [ids])
 
@@ -106,7 +106,6 @@ def refresh_alerts(
     Notifications go to the outbox first: if the alert write then fails, the re-run enqueues the
     same ids again (ignored) instead of forgetting that a message was due.
     """
-    ensure_alerting_columns(warehouse)
     decision = core_alerts.evaluate(
         load_history(warehouse, model_name),
         load_alerts(warehouse, model_name),
@@ -402,23 +401,38 @@ def alerts_markdown(frame: pd.DataFrame, limit: int = 50) -> str:
             -(r["partition_date"] or dt.date.min).toordinal(),
         )
     )
-    lines = [
-        "| severity | status | check | subject | metric | value | threshold | since | days | notified |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows[:limit]:
-        lines.append(
-            f"| {r['severity']} | {r['status']} | {r['asset']}.{r['check_name']} | {r['subject']} | {r['metric']} | "
-            f"{_num(r['value'])} | {_num(r['threshold'])} | {r['first_seen_date']} | {r['failing_days']} | "
-            f"{r['notified_severity'] or 'not yet'} |"
-        )
+    table = markdown_table(
+        [
+            (
+                r["severity"],
+                r["status"],
+                f"{r['asset']}.{r['check_name']}",
+                r["subject"],
+                r["metric"],
+                fmt(r["value"]),
+                fmt(r["threshold"]),
+                r["first_seen_date"],
+                r["failing_days"],
+                r["notified_severity"] or "not yet",
+            )
+            for r in rows[:limit]
+        ],
+        [
+            "severity",
+            "status",
+            "check",
+            "subject",
+            "metric",
+            "value",
+            "threshold",
+            "since",
+            "days",
+            "notified",
+        ],
+    )
     if len(rows) > limit:
-        lines.append(f"\n{len(rows) - limit} more not shown.")
-    return "\n".join(lines)
-
-
-def _num(value: Any) -> str:
-    return "–" if value is None else f"{float(value):.4g}"
+        table += f"\n\n{len(rows) - limit} more not shown."
+    return table
 
 
 def _owner(config: MonitoringConfig, model_name: str) -> str:

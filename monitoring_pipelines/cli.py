@@ -62,6 +62,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    from monitoring_pipelines.runner import build_references
+
+    config = load_config(args.config)
+    models = args.model or config.model_names
+    for name in models:
+        config.model(name)
+    report = build_references(config, models)
+    built = [r for r in models if r not in report.skipped_references]
+    lines = [f"references rebuilt: {', '.join(built) or 'none'} ({report.seconds:.1f}s)"]
+    if report.skipped_references:
+        lines.append(f"references unchanged, not rebuilt: {', '.join(report.skipped_references)}")
+    lines += [f"  FAILED: {f}" for f in report.failed]
+    print("\n".join(lines))
+    return 0 if report.ok else 1
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
     from monitoring_pipelines import alerting_service as svc
 
@@ -161,6 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-dashboard", action="store_true", help="skip the dashboard/KPI run at the end")
     run.set_defaults(func=cmd_run)
+
+    ref = sub.add_parser(
+        "reference",
+        parents=[common],
+        help="build the reference of each model whose config or reference data changed",
+    )
+    ref.add_argument("--model", action="append", help="limit to this model (repeatable)")
+    ref.set_defaults(func=cmd_reference)
 
     alerts = sub.add_parser("alerts", parents=[common], help="list, acknowledge or resolve alerts")
     asub = alerts.add_subparsers(dest="action", required=True)

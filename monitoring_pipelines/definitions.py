@@ -1,51 +1,65 @@
-"""Assembles the Dagster definitions; no logic lives here."""
+"""Assembles the Dagster definitions from the config; no logic lives here.
+
+`defs` is loaded lazily (`@definitions`): importing a module of this package reads no config; Dagster
+(`dagster dev`, the workspace, `dg`) calls `defs()` when it loads the code location, and
+`build_definitions(config)` is what tests and the CLI call with a config of their own.
+"""
 
 import os
 
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
-from dagster import Definitions, in_process_executor  # noqa: E402
+import warnings  # noqa: E402
 
-from monitoring_pipelines.defs.alerting import (  # noqa: E402
-    ALERTING_ASSETS,
-    ALERTING_SENSORS,
-    alerting_resources,
+# monitoring_job mixes the metric assets (one run per model-day) with the alerting assets (a backfill of
+# alerting alone runs a range in one run, in date order); for the mixed job Dagster falls back to one
+# model-day per run, which is what it should do. The notice says exactly that, on every load.
+warnings.filterwarnings("ignore", message=r"Asset job \w+ materializes assets with varying BackfillPolicies")
+
+from dagster import Definitions, definitions, in_process_executor  # noqa: E402
+
+from monitoring_pipelines.config import MonitoringConfig, load_config  # noqa: E402
+from monitoring_pipelines.defs import (  # noqa: E402
+    alerting,
+    dashboard,
+    drift,
+    performance,
+    reference,
+    serving,
+    shadow,
+    snapshots,
+    subgroups,
 )
-from monitoring_pipelines.defs.dashboard import dashboard  # noqa: E402
-from monitoring_pipelines.defs.drift import drift_scores  # noqa: E402
-from monitoring_pipelines.defs.performance import performance_metrics  # noqa: E402
-from monitoring_pipelines.defs.reference import reference_profiles  # noqa: E402
+from monitoring_pipelines.defs.partitions import Partitions  # noqa: E402
 from monitoring_pipelines.defs.resources import default_resources  # noqa: E402
-from monitoring_pipelines.defs.schedules import (  # noqa: E402
-    dashboard_job,
-    label_refresh_job,
-    monitoring_job,
-    nightly_dashboard,
-    nightly_monitoring,
-    reference_job,
-)
-from monitoring_pipelines.defs.sensors import label_arrivals, register_models  # noqa: E402
-from monitoring_pipelines.defs.serving import serving_metrics  # noqa: E402
-from monitoring_pipelines.defs.shadow import shadow_comparisons  # noqa: E402
-from monitoring_pipelines.defs.snapshots import prediction_snapshots  # noqa: E402
-from monitoring_pipelines.defs.subgroups import subgroup_metrics  # noqa: E402
+from monitoring_pipelines.defs.schedules import JOBS, SCHEDULES  # noqa: E402
+from monitoring_pipelines.defs.sensors import label_arrivals_sensor, register_models  # noqa: E402
 
-defs = Definitions(
-    assets=[
-        prediction_snapshots,
-        reference_profiles,
-        drift_scores,
-        performance_metrics,
-        subgroup_metrics,
-        serving_metrics,
-        shadow_comparisons,
-        *ALERTING_ASSETS,
-        dashboard,
-    ],
-    jobs=[monitoring_job, reference_job, label_refresh_job, dashboard_job],
-    schedules=[nightly_monitoring, nightly_dashboard],
-    sensors=[register_models, label_arrivals, *ALERTING_SENSORS],
-    resources={**default_resources(), **alerting_resources()},
-    executor=in_process_executor,
-)
+
+def build_definitions(config: MonitoringConfig) -> Definitions:
+    """Every asset, check, job, schedule, sensor and resource for this config."""
+    parts = Partitions.from_config(config)
+    return Definitions(
+        assets=[
+            snapshots.build(parts),
+            reference.build(),
+            drift.build(parts),
+            performance.build(parts),
+            subgroups.build(parts),
+            serving.build(parts),
+            shadow.build(parts),
+            *alerting.build(parts),
+            dashboard.dashboard,
+        ],
+        jobs=JOBS,
+        schedules=SCHEDULES,
+        sensors=[register_models, label_arrivals_sensor(parts), *alerting.SENSORS],
+        resources=default_resources(str(config.config_path) if config.config_path else None),
+        executor=in_process_executor,
+    )
+
+
+@definitions
+def defs() -> Definitions:
+    return build_definitions(load_config())

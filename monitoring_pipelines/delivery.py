@@ -25,17 +25,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
 import json
 import logging
 import os
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import duckdb
+import filelock
 import pandas as pd
 
 from monitoring_pipelines.channels import CHANNEL_NAMES, Channel, DeliveryError, channel_from_env
@@ -520,22 +519,15 @@ def _delivery_lock(warehouse: Warehouse, timeout_s: float) -> Iterator[None]:
     """One delivery run at a time per warehouse: two runs reading the same pending rows would both send."""
     path = warehouse.path.with_name(warehouse.path.name + ".deliver.lock")
     path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + timeout_s
-    with open(path, "a+") as handle:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise DeliveryBusy(
-                        f"another delivery run has held {path} for over {timeout_s:.0f}s"
-                    ) from None
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    lock = filelock.FileLock(path, timeout=timeout_s)
+    try:
+        lock.acquire(poll_interval=0.1)
+    except filelock.Timeout:
+        raise DeliveryBusy(f"another delivery run has held {path} for over {timeout_s:.0f}s") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 # --------------------------------------------------------------------------- summary

@@ -1,9 +1,19 @@
 """Run the monitoring definitions over a date range, recorded in the Dagster instance.
 
-One in-process run per model-day (the same jobs the UI launches), executed in date order: a
-day's drift, performance and alert state build on earlier days. The job definitions are resolved
-once, so a 120-day backfill pays Dagster's per-run bookkeeping (well under a second) and not
-per-run process start-up, code loading or GX context creation.
+A backfill in four phases, each made of the same jobs the UI launches:
+
+1. `reference_job` for each model whose reference inputs changed (skipped, without a run, when the
+   stored reference was built from exactly these inputs);
+2. `metrics_job` for every model-day: the snapshot, its validation, the metrics and their checks.
+   Metrics of different days are independent, so these runs spread over worker processes (one per
+   core) in date order;
+3. `alerting_job` once per model over the whole range (a partition-range run): alert state needs date
+   order, and the assets walk the days in order inside one run, each day still materialized on its
+   own;
+4. `dashboard_job`.
+
+A single day runs `monitoring_job` (the nightly job: metrics then alerts) once per model. A single
+model-day (or a machine with one core) runs in this process: no worker start-up to pay.
 """
 
 from __future__ import annotations
@@ -11,14 +21,18 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from queue import Empty
+from typing import Any
 
 from monitoring_pipelines.config import MonitoringConfig
 
 BLOCKED_ERROR = "DagsterAssetCheckFailedError"
 # The event log keeps every detail for the UI; the terminal shows the progress bar and the summary.
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 @dataclass
@@ -27,7 +41,9 @@ class RunReport:
     succeeded: int = 0
     blocked: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    skipped_references: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    rows: int = 0
     alerts: dict[str, int] = field(default_factory=dict)
     top_alerts: list[str] = field(default_factory=list)
     pending_notifications: int = 0
@@ -39,10 +55,13 @@ class RunReport:
         return not self.failed
 
     def summary(self) -> str:
+        rate = f", {self.rows / self.seconds:,.0f} rows/s" if self.seconds and self.rows else ""
         lines = [
-            f"{self.runs} runs in {self.seconds:.1f}s: {self.succeeded} complete, "
+            f"{self.runs} runs in {self.seconds:.1f}s ({self.rows:,} prediction rows{rate}): {self.succeeded} complete, "
             f"{len(self.blocked)} stopped by a blocking check, {len(self.failed)} failed",
         ]
+        if self.skipped_references:
+            lines.append(f"references unchanged, not rebuilt: {', '.join(self.skipped_references)}")
         lines += [f"  blocked (day unusable, see check snapshot_usable): {b}" for b in self.blocked[:10]]
         lines += [f"  FAILED: {f}" for f in self.failed[:10]]
         if self.alerts:
@@ -61,7 +80,25 @@ class RunReport:
         return "\n".join(lines)
 
 
-def _failure_kind(result) -> str | None:
+@dataclass(frozen=True)
+class Task:
+    """One run: a job and its partition (a key, or a range as tags), and how the progress bar names it."""
+
+    job: str
+    label: str
+    partition_key: Any = None
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    label: str
+    kind: str | None  # None: succeeded; "blocked": only blocking checks stopped it; "failed"
+    message: str = ""
+    rows: int = 0
+
+
+def _failure_kind(result: Any) -> str | None:
     """None when the run succeeded, 'blocked' when only blocking checks stopped it, else 'failed'."""
     if result.success:
         return None
@@ -74,7 +111,7 @@ def _failure_kind(result) -> str | None:
     return "blocked" if names and names <= {BLOCKED_ERROR} else "failed"
 
 
-def _first_error(result) -> str:
+def _first_error(result: Any) -> str:
     """The step and the root cause's message, not Dagster's wrapper ("Error occurred while executing")."""
     for event in result.all_events:
         if (
@@ -89,63 +126,128 @@ def _first_error(result) -> str:
     return "run failed"
 
 
-_WORKER: dict[str, object] = {}
+def _rows_read(result: Any) -> int:
+    """Prediction rows the run read (the snapshot's rows_read), for the rows-per-second figure."""
+    for event in result.all_events:
+        if (
+            event.is_step_materialization
+            and event.asset_key
+            and event.asset_key.path == ["prediction_snapshots"]
+        ):
+            value = event.event_specific_data.materialization.metadata.get("rows_read")
+            return int(getattr(value, "value", value) or 0)
+    return 0
 
 
-def _execute(job_name: str, partition_key: object, label: str) -> tuple[str, str | None, str]:
-    """Run one job partition in this process; returns (label, failure kind, message)."""
+_WORKER: dict[str, Any] = {}
+
+
+def _execute(task: Task) -> Outcome:
+    """Run one task in this process (the definitions and the instance are loaded once per process)."""
     if "defs" not in _WORKER:
         from dagster import DagsterInstance
 
         from monitoring_pipelines.definitions import defs
 
-        _WORKER["defs"], _WORKER["instance"] = defs, DagsterInstance.get()
-    job = _WORKER["defs"].resolve_job_def(job_name)  # type: ignore[attr-defined]
-    kwargs = {"partition_key": partition_key} if partition_key is not None else {}
+        _WORKER["defs"], _WORKER["instance"] = defs(), DagsterInstance.get()
+    job = _WORKER["defs"].resolve_job_def(task.job)
+    kwargs = {"partition_key": task.partition_key} if task.partition_key is not None else {}
     result = job.execute_in_process(
         instance=_WORKER["instance"],
         raise_on_error=False,
-        tags={"monitoring/source": "cli"},
+        tags={"monitoring/source": "cli", **dict(task.tags)},
         run_config=QUIET,
         **kwargs,
     )
     kind = _failure_kind(result)
-    return label, kind, "" if kind is None else _first_error(result)
+    return Outcome(task.label, kind, "" if kind is None else _first_error(result), _rows_read(result))
 
 
-def _init_worker(progress_queue: object) -> None:
-    """Worker initializer: keep the progress queue, and on Linux ask the kernel to end this worker when
-    the CLI process dies, so a
-    killed `run` leaves no orphan computing (and holding the warehouse lock) in the background. SIGKILL,
-    because Dagster defers SIGTERM until a step ends; an interrupted write is a rolled-back transaction."""
+def _init_worker() -> None:
+    """On Linux, ask the kernel to end this worker when the CLI process dies, so a killed `run` leaves no
+    orphan computing (and holding the warehouse lock) in the background. SIGKILL, because Dagster
+    defers SIGTERM until a step ends; an interrupted write is a rolled-back transaction."""
     import contextlib
     import ctypes
     import signal
     import sys
 
-    _WORKER["progress"] = progress_queue
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    _preload(helper_process=False)
 
 
-def _model_runs(model: str, days: list[dt.date]) -> list[tuple[str, object, str]]:
-    from monitoring_pipelines.defs.partitions import model_day_key
+def _preload(helper_process: bool = True) -> None:
+    """Start getting Great Expectations ready now: validating a day needs it, and its import costs
+    seconds that otherwise land in the first run (a worker imports it in a thread, once for its days)."""
+    from monitoring_pipelines.validation.suite import preload_gx
 
-    runs: list[tuple[str, object, str]] = [("reference_job", model, f"reference {model}")]
-    runs += [("monitoring_job", model_day_key(model, d), f"{model} {d}") for d in days]
-    return runs
+    preload_gx(helper_process)
 
 
-def _run_model(model: str, days: list[dt.date]) -> list[tuple[str, str | None, str]]:
-    """A model's reference run, then its days in date order: alert state builds on earlier days."""
-    progress_queue = _WORKER.get("progress")
-    outcomes = []
-    for job_name, key, label in _model_runs(model, days):
-        outcomes.append(_execute(job_name, key, label))
-        if progress_queue is not None:
-            progress_queue.put(label)
-    return outcomes
+class _Executor:
+    """Tasks in worker processes (spawned, so each loads Dagster cleanly), or in this process."""
+
+    def __init__(self, workers: int) -> None:
+        self.pool: ProcessPoolExecutor | None = None
+        if workers > 1:
+            import multiprocessing as mp
+
+            self.pool = ProcessPoolExecutor(
+                workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
+            )
+
+    def map(self, tasks: list[Task]) -> Iterator[Outcome]:
+        """Outcomes as the tasks finish (submission order in this process)."""
+        if self.pool is None:
+            for task in tasks:
+                yield _execute(task)
+            return
+        futures: list[Future[Outcome]] = [self.pool.submit(_execute, t) for t in tasks]
+        for future in as_completed(futures):
+            yield future.result()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def stale_references(config: MonitoringConfig, models: list[str]) -> tuple[list[str], list[str]]:
+    """(models whose reference must be built, models whose stored reference is current)."""
+    from monitoring_pipelines.storage.reference import input_fingerprint, stored_reference
+    from monitoring_pipelines.storage.warehouse import Warehouse
+
+    warehouse = Warehouse(config.warehouse)
+    stale, current = [], []
+    for name in models:
+        _, stored = stored_reference(warehouse, name)
+        (current if stored == input_fingerprint(config, config.model(name)) else stale).append(name)
+    return stale, current
+
+
+def build_references(config: MonitoringConfig, models: list[str], progress: bool = True) -> RunReport:
+    """`reference_job` for each model whose reference inputs changed; the others are reported unchanged."""
+    from dagster import DagsterInstance
+
+    from monitoring_pipelines.defs.partitions import MODELS_PARTITION_NAME
+
+    instance = DagsterInstance.get()
+    known = set(instance.get_dynamic_partitions(MODELS_PARTITION_NAME))
+    if missing := [m for m in models if m not in known]:
+        instance.add_dynamic_partitions(MODELS_PARTITION_NAME, missing)
+    report = RunReport(warehouse=str(config.warehouse))
+    began = time.monotonic()
+    stale, report.skipped_references = stale_references(config, models)
+    for name in stale:
+        outcome = _execute(Task("reference_job", f"reference {name}", partition_key=name))
+        report.runs += 1
+        if outcome.kind is None:
+            report.succeeded += 1
+        else:
+            report.failed.append(f"{outcome.label}: {outcome.message}")
+    report.seconds = time.monotonic() - began
+    return report
 
 
 def run_range(
@@ -157,16 +259,11 @@ def run_range(
     dashboard: bool = True,
     workers: int | None = None,
 ) -> RunReport:
-    """Every model-day of the range through the Dagster jobs. Models run in parallel worker processes
-    (up to `workers`, default: cores), each model's days in order; DuckDB writes stay serialized by the
-    warehouse lock, compute overlaps."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
+    """Every model-day of the range through the Dagster jobs (see the module docstring for the phases)."""
     from dagster import DagsterInstance
     from tqdm import tqdm
 
-    from monitoring_pipelines.defs.partitions import MODELS_PARTITION_NAME
+    from monitoring_pipelines.defs.partitions import MODELS_PARTITION_NAME, model_day_key
 
     instance = DagsterInstance.get()
     known = set(instance.get_dynamic_partitions(MODELS_PARTITION_NAME))
@@ -177,49 +274,66 @@ def run_range(
     report = RunReport(warehouse=str(config.warehouse))
     began = time.monotonic()
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-    total = len(models) * (len(days) + 1)
-    workers = min(workers or os.cpu_count() or 1, len(models))
-    results: list[tuple[str, str | None, str]] = []
-    with tqdm(total=total, disable=not progress, unit="run", desc="monitoring") as bar:
-        if workers <= 1:
-            for model in models:
-                for job_name, key, label in _model_runs(model, days):
-                    bar.set_postfix_str(label)
-                    results.append(_execute(job_name, key, label))
-                    bar.update(1)
-        else:
-            ctx = mp.get_context("spawn")
-            queue = ctx.Queue()
-            with ProcessPoolExecutor(
-                workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,)
-            ) as pool:
-                futures = [pool.submit(_run_model, m, days) for m in models]
-                while True:
-                    try:
-                        label = queue.get(timeout=0.5)
-                    except Empty:
-                        if all(f.done() for f in futures):
-                            break
-                        continue
-                    bar.set_postfix_str(label)
-                    bar.update(1)
-                for future in futures:
-                    results.extend(future.result())
-    for label, kind, message in results:
+    stale, report.skipped_references = stale_references(config, models)
+    references = [Task("reference_job", f"reference {m}", partition_key=m) for m in stale]
+    if len(days) == 1:
+        # One day: the nightly job itself (metrics, then alerts), one run per model.
+        phases = [
+            references,
+            [Task("monitoring_job", f"{m} {start}", partition_key=model_day_key(m, start)) for m in models],
+        ]
+    else:
+        phases = [
+            references,
+            [
+                Task("metrics_job", f"{m} {d}", partition_key=model_day_key(m, d))
+                for d in days
+                for m in models
+            ],
+            [
+                Task(
+                    "alerting_job",
+                    f"alerts {m} {start}..{end}",
+                    tags=(
+                        (RANGE_START_TAG, str(model_day_key(m, start))),
+                        (RANGE_END_TAG, str(model_day_key(m, end))),
+                    ),
+                )
+                for m in models
+            ],
+        ]
+    total = sum(len(p) for p in phases) + (1 if dashboard else 0)
+    metric_runs = len(phases[1])
+    executor = _Executor(min(workers or os.cpu_count() or 1, metric_runs) if metric_runs > 1 else 1)
+    if executor.pool is None:
+        _preload()
+    outcomes: list[Outcome] = []
+    try:
+        with tqdm(total=total, disable=not progress, unit="run", desc="monitoring") as bar:
+
+            def done(outcome: Outcome) -> None:
+                outcomes.append(outcome)
+                report.rows += outcome.rows
+                elapsed = max(time.monotonic() - began, 1e-9)
+                bar.set_postfix_str(f"{outcome.label}, {report.rows / elapsed:,.0f} rows/s")
+                bar.update(1)
+
+            for phase in phases:
+                for outcome in executor.map(phase):
+                    done(outcome)
+            if dashboard and not any(o.kind == "failed" for o in outcomes):
+                for outcome in executor.map([Task("dashboard_job", "dashboard")]):
+                    done(outcome)
+    finally:
+        executor.close()
+    for outcome in outcomes:
         report.runs += 1
-        if kind is None:
+        if outcome.kind is None:
             report.succeeded += 1
-        elif kind == "blocked":
-            report.blocked.append(label)
+        elif outcome.kind == "blocked":
+            report.blocked.append(outcome.label)
         else:
-            report.failed.append(f"{label}: {message}")
-    if dashboard and not report.failed:
-        label, kind, message = _execute("dashboard_job", None, "dashboard")
-        report.runs += 1
-        if kind is None:
-            report.succeeded += 1
-        else:
-            report.failed.append(f"dashboard: {message}")
+            report.failed.append(f"{outcome.label}: {outcome.message}")
     report.seconds = time.monotonic() - began
     report.alerts, report.top_alerts, report.pending_notifications = _open_alerts(config)
     index = config.data_dir / "dashboard" / "index.html"
@@ -229,6 +343,7 @@ def run_range(
 
 def _open_alerts(config: MonitoringConfig, limit: int = 12) -> tuple[dict[str, int], list[str], int]:
     """Open alerts by severity, the worst and newest few as one line each, and the outbox backlog."""
+    from monitoring_pipelines.core.formatting import fmt
     from monitoring_pipelines.storage.warehouse import Warehouse
 
     warehouse = Warehouse(config.warehouse)
@@ -243,18 +358,12 @@ def _open_alerts(config: MonitoringConfig, limit: int = 12) -> tuple[dict[str, i
     else:
         counts = frame["severity"].value_counts().astype(int).to_dict()
         lines = [
-            f"{r.severity:8} {r.model_name} {r.check_name} {r.subject}: {r.metric} {_num(r.value)} "
-            f"(threshold {_num(r.threshold)}) since {str(r.first_seen_date)[:10]}, last {str(r.partition_date)[:10]}"
+            f"{r.severity:8} {r.model_name} {r.check_name} {r.subject}: {r.metric} {fmt(r.value, missing='n/a')} "
+            f"(threshold {fmt(r.threshold, missing='n/a')}) since {str(r.first_seen_date)[:10]}, "
+            f"last {str(r.partition_date)[:10]}"
             for r in frame.head(limit).itertuples()
         ]
         if len(frame) > limit:
             lines.append(f"... and {len(frame) - limit} more: `monitoring-pipelines alerts list`")
     pending = warehouse.query("SELECT count(*) AS n FROM monitoring.notifications WHERE status = 'pending'")
     return counts, lines, 0 if pending.empty else int(pending["n"].iloc[0])
-
-
-def _num(value: object) -> str:
-    try:
-        return f"{float(value):.4g}"  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return "n/a"

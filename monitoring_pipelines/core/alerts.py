@@ -29,50 +29,14 @@ import pandas as pd
 from monitoring_pipelines.config import AlertingConfig
 from monitoring_pipelines.core.findings import SEVERITY_RANK
 from monitoring_pipelines.core.routing import route_channels
+from monitoring_pipelines.schema import columns_of
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 PASS = -1  # level of a day on which the check ran and found nothing for the subject
 DEFAULT_NOTIFY_MAX_AGE_DAYS = 2
 AUTO_RESOLVERS = frozenset({"auto", "superseded"})
 
-# `alerts` columns (contract §3 plus warehouse.py's) and the ones this module adds (see EXTRA_ALERT_COLUMNS).
-EXTRA_ALERT_COLUMNS: dict[str, str] = {
-    "detected_date": "DATE",  # partition day the alert passed noise control at warning or above
-    "escalated_date": "DATE",  # partition day it escalated one level after escalate_after_days
-    "resolved_date": "DATE",  # partition day it resolved (auto) / newest day evaluated when a person did
-    "resolved_by": "VARCHAR",  # auto | superseded | user (or a person's name)
-    "notified_severity": "VARCHAR",  # highest severity already announced (messages are not re-sent)
-    "notified_at": "TIMESTAMPTZ",  # wall clock of the first message enqueued
-    "failing_days": "INTEGER",  # failing days in the episode
-}
-ALERT_COLUMNS: list[str] = [
-    "alert_id",
-    "model_name",
-    "partition_date",
-    "first_seen_date",
-    "last_seen_date",
-    "check_name",
-    "asset",
-    "metric",
-    "subject",
-    "severity",
-    "initial_severity",
-    "value",
-    "threshold",
-    "message",
-    "status",
-    "dedup_key",
-    "run_id",
-    "consecutive_days",
-    "passing_days",
-    "notified",
-    "evidence",
-    "created_at",
-    "updated_at",
-    "acknowledged_at",
-    "resolved_at",
-    *EXTRA_ALERT_COLUMNS,
-]
+ALERT_COLUMNS: list[str] = columns_of("alerts")  # declared once, in monitoring_pipelines.schema
 DATE_COLUMNS = (
     "partition_date",
     "first_seen_date",
@@ -85,22 +49,7 @@ TIMESTAMP_COLUMNS = ("created_at", "updated_at", "acknowledged_at", "resolved_at
 # Columns whose change means the alert changed (timestamps of bookkeeping excluded).
 CONTENT_COLUMNS = [c for c in ALERT_COLUMNS if c not in ("created_at", "updated_at")]
 
-NOTIFICATION_COLUMNS: list[str] = [
-    "notification_id",
-    "channel",
-    "kind",
-    "severity",
-    "model_name",
-    "dedup_key",
-    "alert_ids",
-    "payload",
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "last_error",
-    "created_at",
-    "delivered_at",
-]
+NOTIFICATION_COLUMNS = columns_of("notifications")
 
 
 # --------------------------------------------------------------------------- small helpers

@@ -35,27 +35,10 @@ from monitoring_pipelines.core.alerts import (
     stable_id,
 )
 from monitoring_pipelines.core.formatting import code_span, fmt, markdown_table
+from monitoring_pipelines.schema import columns_of
 
 ITEM_STATUSES = ("open", "in_progress", "resolved")
-ITEM_COLUMNS: list[str] = [
-    "item_id",
-    "title",
-    "severity",
-    "model_name",
-    "status",
-    "dedup_key",
-    "alert_ids",
-    "asset_keys",
-    "partitions",
-    "run_ids",
-    "evidence",
-    "links",
-    "reported_by",
-    "created_at",
-    "updated_at",
-    "resolved_at",
-    "external_ref",
-]
+ITEM_COLUMNS = columns_of("backlog_items")
 LIST_COLUMNS = ("alert_ids", "asset_keys", "partitions", "run_ids")
 JSON_COLUMNS = ("evidence", "links")
 TIMESTAMP_COLUMNS = ("created_at", "updated_at", "resolved_at")

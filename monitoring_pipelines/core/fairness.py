@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import SubgroupThresholds
-from monitoring_pipelines.core.findings import CheckResult, Finding
+from monitoring_pipelines.core.findings import CheckResult, CheckSpec, Finding
 from monitoring_pipelines.core.formatting import fmt, json_float
 from monitoring_pipelines.core.stats import (
     auc_ci,
@@ -32,9 +32,30 @@ from monitoring_pipelines.core.stats import (
     to_float_array,
     z_value,
 )
+from monitoring_pipelines.schema import ALL, MISSING, result_columns
 
-ALL = "__all__"
-MISSING = "__missing__"
+FAIRNESS_GAP, DIFFERENTIAL_DEGRADATION = "fairness_gap", "differential_degradation"
+
+
+def _check_specs(t: SubgroupThresholds = SubgroupThresholds()) -> tuple[CheckSpec, ...]:  # noqa: B008
+    return (
+        CheckSpec(
+            FAIRNESS_GAP,
+            "warning",
+            f"Positive-rate disparity outside the band [{t.disparity_low:g}, {t.disparity_high:g}] of the "
+            f"overall rate, or a demographic-parity / equalized-odds difference beyond {t.parity_gap:g} / "
+            f"{t.equalized_odds_gap:g}, for segment values with at least {t.min_n} rows.",
+        ),
+        CheckSpec(
+            DIFFERENTIAL_DEGRADATION,
+            "critical",
+            f"A segment's metric fell against its own reference band (mean ± {t.band_k:g}·σ) by more than the "
+            f"overall metric fell, plus {t.degradation_margin:g}: the group getting worse while the average holds.",
+        ),
+    )
+
+
+CHECKS = _check_specs()
 INTERSECTION_SEP = "*"
 VALUE_SEP = "|"
 
@@ -51,19 +72,7 @@ SUMMARY_METRICS = (
 # Metrics the differential-degradation check watches, with their good direction (+1: higher is better).
 DEGRADATION_DIRECTION: dict[str, int] = {"auc": 1, "recall": 1, "precision": 1, "fpr": -1}
 
-COLUMNS = [
-    "segment",
-    "segment_value",
-    "metric",
-    "value",
-    "ci_low",
-    "ci_high",
-    "n",
-    "rows",
-    "labelled",
-    "gap",
-    "ratio",
-]
+COLUMNS = result_columns("subgroup_metrics")
 OVERALL_COLUMNS = ["metric", "value", "ci_low", "ci_high", "n", "rows", "labelled"]
 
 
@@ -90,12 +99,33 @@ def _prepare(day: pd.DataFrame, columns: Sequence[str] = ()) -> pd.DataFrame:
     return kept.assign(_score=score[keep], _pred=pred[keep], _label=label[keep])
 
 
-def _group_metrics(base: pd.DataFrame, keys: np.ndarray, confidence: float) -> pd.DataFrame:
+def group_codes(day: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of the rows' segment (or intersection) values and the value labels, sorted as text:
+    the same groups as `segment_values`, without building a label per row."""
+    codes = np.zeros(len(day), dtype=np.int64)
+    labels = np.array([""], dtype=object)
+    for i, column in enumerate(columns):
+        part, uniques = pd.factorize(day[column].astype("string").fillna(MISSING), sort=False)
+        texts = np.asarray(uniques, dtype=object)
+        codes = codes * len(texts) + part
+        labels = np.array([(a + VALUE_SEP + b) if i else b for a in labels for b in texts], dtype=object)
+    present, codes = np.unique(codes, return_inverse=True)
+    labels = labels[present]
+    order = np.argsort(labels.astype(str), kind="stable")
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    return rank[codes.reshape(-1)], labels[order]
+
+
+def _group_metrics(
+    base: pd.DataFrame, keys: np.ndarray | tuple[np.ndarray, np.ndarray], confidence: float
+) -> pd.DataFrame:
     """Long rows (segment_value, metric, value, ci_low, ci_high, n, rows, labelled) per key value.
 
-    Counts come from one factorize + bincount pass; only AUC needs a pass per group (DeLong interval).
+    `keys`: a label per row, or (codes, labels) from group_codes. Counts come from one bincount pass;
+    only AUC needs a pass per group (DeLong interval).
     """
-    codes, uniques = pd.factorize(keys, sort=True)
+    codes, uniques = keys if isinstance(keys, tuple) else pd.factorize(keys, sort=True)
     groups = len(uniques)
     if groups == 0:
         return pd.DataFrame(columns=["segment_value", *OVERALL_COLUMNS])
@@ -161,8 +191,12 @@ def overall_metrics(day: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame
     """The whole day's metrics with exactly the subgroup definitions (metric, value, ci_low, ci_high, n,
     rows, labelled), so the caller can build overall reference bands comparable with subgroup bands."""
     base = _prepare(day)
-    rows = _group_metrics(base, np.full(len(base), ALL, dtype=object), confidence)
+    rows = _group_metrics(base, _one_group(len(base)), confidence)
     return rows[OVERALL_COLUMNS].reset_index(drop=True)
+
+
+def _one_group(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(n, dtype=np.int64), np.array([ALL] if n else [], dtype=object)
 
 
 def _range_diff(rows: pd.DataFrame) -> tuple[float, float, float]:
@@ -239,13 +273,13 @@ def subgroup_metrics(
     """
     groups = [[s] for s in segments] + [list(c) for c in intersections]
     base = _prepare(day, [c for columns in groups for c in columns])
-    overall = _group_metrics(base, np.full(len(base), ALL, dtype=object), confidence)
+    overall = _group_metrics(base, _one_group(len(base)), confidence)
     overall_value = overall.set_index("metric")["value"]
     overall_rate = float(overall_value.get("positive_rate", np.nan))
     frames: list[pd.DataFrame] = []
     for columns in groups:
         seg = segment_name(columns)
-        rows = _group_metrics(base, segment_values(base, columns).to_numpy(), confidence)
+        rows = _group_metrics(base, group_codes(base, columns), confidence)
         if rows.empty:
             continue
         ref = rows["metric"].map(overall_value).to_numpy(dtype=float)
@@ -288,7 +322,7 @@ def _fairness_findings(
             bound = t.disparity_low if b else t.disparity_high
             findings.append(
                 Finding(
-                    check_name="fairness_gap",
+                    check_name=FAIRNESS_GAP,
                     severity="warning",
                     metric="positive_rate_ratio",
                     subject=f"{r['segment']}={r['segment_value']}",
@@ -324,7 +358,7 @@ def _fairness_findings(
         extremes = _extremes(values[values["segment"] == r["segment"]], base, t.min_n)
         findings.append(
             Finding(
-                check_name="fairness_gap",
+                check_name=FAIRNESS_GAP,
                 severity="warning",
                 metric=str(r["metric"]),
                 subject=f"{r['segment']}={ALL}",
@@ -412,7 +446,7 @@ def _degradation_findings(
         subject = f"{r['segment']}={r['segment_value']}"
         findings.append(
             Finding(
-                check_name="differential_degradation",
+                check_name=DIFFERENTIAL_DEGRADATION,
                 severity="critical",
                 metric=str(r["metric"]),
                 subject=subject,
@@ -468,7 +502,7 @@ def subgroup_checks(
     degr, counts = _degradation_findings(today, bands, overall_today, overall_bands, thresholds, confidence)
     return [
         CheckResult(
-            check_name="fairness_gap",
+            check_name=FAIRNESS_GAP,
             findings=fair,
             metadata={
                 "segments": int(today["segment"].nunique()) if not today.empty else 0,
@@ -482,7 +516,7 @@ def subgroup_checks(
             "equalized-odds difference whose CI lies above its threshold.",
         ),
         CheckResult(
-            check_name="differential_degradation",
+            check_name=DIFFERENTIAL_DEGRADATION,
             findings=degr,
             metadata={
                 **counts,

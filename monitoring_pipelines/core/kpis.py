@@ -16,8 +16,9 @@ import pandas as pd
 from monitoring_pipelines.core.alerts import as_date, is_human_resolved, level_of, normalize_alerts, records
 from monitoring_pipelines.core.backlog import normalize_items
 from monitoring_pipelines.core.formatting import fmt, markdown_table
+from monitoring_pipelines.schema import columns_of
 
-WEEKLY_COLUMNS = ["model_name", "week", "alerts", "detected", "notified", "critical", "warning", "info"]
+WEEKLY_COLUMNS = columns_of("alert_volume_weekly")
 
 
 @dataclass(frozen=True)

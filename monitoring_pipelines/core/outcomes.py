@@ -13,42 +13,59 @@ import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import OutcomeThresholds
-from monitoring_pipelines.core.findings import CheckResult, Finding
+from monitoring_pipelines.core.findings import CheckResult, CheckSpec, Finding
 from monitoring_pipelines.core.formatting import json_float, markdown_table
 from monitoring_pipelines.core.performance import PERFORMANCE_COLUMNS, compare_to_band
 from monitoring_pipelines.core.stats import normal_mean_interval, to_float_array, wilson_interval
 
 PREFIX = "outcome:"
+BUSINESS_OUTCOME = "business_outcome"
 
 
-def daily_outcomes(
-    day: pd.DataFrame, outcomes: pd.DataFrame, names: list[str], confidence: float = 0.95
-) -> pd.DataFrame:
-    """One performance_metrics row per configured outcome name for the day's requests.
+def _check_specs(t: OutcomeThresholds = OutcomeThresholds()) -> tuple[CheckSpec, ...]:  # noqa: B008
+    return (
+        CheckSpec(
+            BUSINESS_OUTCOME,
+            "warning",
+            f"A business outcome's rate or mean is outside its reference band (mean ± {t.band_k:g}·σ, either "
+            f"side) on at least {t.min_n} requests, with the day's interval excluding the reference mean.",
+        ),
+    )
+
+
+CHECKS = _check_specs()
+
+
+TOTAL_COLUMNS = ["outcome", "n", "mean", "sd", "total", "binary"]
+
+
+def outcome_totals(
+    day: pd.DataFrame, outcomes: pd.DataFrame | None, names: list[str]
+) -> tuple[pd.DataFrame, int]:
+    """Per outcome name over the day's requests: n, mean, sd (ddof=1), total and whether every value is
+    0/1; and the number of distinct requests. For callers holding frames; the model-day snapshot
+    computes the same in DuckDB (storage.snapshot.Snapshot.outcome_totals).
 
     `day`: the day's prediction rows (request_id; each request counted once whatever its roles).
     `outcomes`: request_id, outcome, value, ts; a request with several values for one outcome keeps the
-    latest by ts. value = mean over the requests that have the outcome; n = their count;
-    labelled_fraction = n / the day's distinct requests. Interval: Wilson when every value is 0 or 1
-    (a rate), else mean ± z·sd/sqrt(n) (n >= 2). A name with no outcome yet gets value nan and n = 0,
-    so a broken outcome feed shows as a gap, not as a missing row. estimated is always False.
+    latest by ts; non-finite values are dropped.
     """
-    names = list(dict.fromkeys(names))
-    requests = pd.Index(day["request_id"].dropna().unique()) if "request_id" in day else pd.Index([])
-    total = len(requests)
-    if outcomes is None or outcomes.empty or not names:
-        kept = pd.DataFrame({"request_id": [], "outcome": [], "value": []})
-    else:
-        kept = outcomes[outcomes["outcome"].isin(names) & outcomes["request_id"].isin(requests)].copy()
-        kept["value"] = to_float_array(kept["value"])
-        kept = kept[np.isfinite(kept["value"].to_numpy())]
-        if "ts" in kept:
-            kept["ts"] = pd.to_datetime(kept["ts"], utc=True, errors="coerce")
-            kept = kept.sort_values("ts", kind="stable", na_position="first")
-        kept = kept.drop_duplicates(["request_id", "outcome"], keep="last")
+    requests = (
+        pd.DataFrame({"request_id": day["request_id"].dropna().unique()}) if "request_id" in day else None
+    )
+    total = 0 if requests is None else len(requests)
+    if outcomes is None or outcomes.empty or not names or requests is None:
+        return pd.DataFrame(columns=TOTAL_COLUMNS), total
+    kept = outcomes[outcomes["outcome"].isin(list(names))].merge(requests, on="request_id", how="inner")
+    kept = kept.assign(value=to_float_array(kept["value"]))
+    kept = kept[np.isfinite(kept["value"].to_numpy())]
+    if "ts" in kept:
+        kept = kept.assign(ts=pd.to_datetime(kept["ts"], utc=True, errors="coerce"))
+        kept = kept.sort_values("ts", kind="stable", na_position="first")
+    kept = kept.drop_duplicates(["request_id", "outcome"], keep="last")
     kept = kept.assign(binary=np.isin(kept["value"].to_numpy(dtype=float), (0.0, 1.0)))
     grouped = kept.groupby("outcome")
-    stats = pd.DataFrame(
+    totals = pd.DataFrame(
         {
             "n": grouped["value"].size(),
             "mean": grouped["value"].mean(),
@@ -56,12 +73,33 @@ def daily_outcomes(
             "total": grouped["value"].sum(),
             "binary": grouped["binary"].all(),
         }
-    ).reindex(names)
-    n = stats["n"].to_numpy(dtype=float, na_value=0.0)
-    mean = stats["mean"].to_numpy(dtype=float, na_value=np.nan)
-    sd = stats["sd"].to_numpy(dtype=float, na_value=np.nan)
-    binary = stats["binary"].to_numpy(dtype=float, na_value=0.0) == 1.0
-    successes = np.where(binary, stats["total"].to_numpy(dtype=float, na_value=0.0), 0.0)
+    ).reset_index()
+    return totals[TOTAL_COLUMNS], total
+
+
+def outcome_rows(
+    totals: pd.DataFrame, requests: int, names: list[str], confidence: float = 0.95
+) -> pd.DataFrame:
+    """One performance_metrics row per configured outcome name from its totals (see outcome_totals).
+
+    value = mean over the requests that have the outcome; n = their count; labelled_fraction = n / the
+    day's distinct requests. Interval: Wilson when every value is 0 or 1 (a rate), else
+    mean ± z·sd/sqrt(n) (n >= 2). A name with no outcome yet gets value nan and n = 0, so a broken
+    outcome feed shows as a gap, not as a missing row. estimated is always False.
+    """
+    names = list(dict.fromkeys(names))
+    stats = (
+        totals.set_index("outcome").reindex(names)
+        if len(totals)
+        else pd.DataFrame(index=names, columns=TOTAL_COLUMNS[1:])
+    )
+    n = pd.to_numeric(stats["n"], errors="coerce").to_numpy(dtype=float, na_value=0.0)
+    n = np.nan_to_num(n, nan=0.0)
+    mean = pd.to_numeric(stats["mean"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    sd = pd.to_numeric(stats["sd"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    binary = stats["binary"].map(lambda v: v is True or v == 1).to_numpy(dtype=bool)
+    total_values = pd.to_numeric(stats["total"], errors="coerce").to_numpy(dtype=float, na_value=0.0)
+    successes = np.where(binary, np.nan_to_num(total_values, nan=0.0), 0.0)
     w_low, w_high = wilson_interval(successes, n, confidence)
     m_low, m_high = normal_mean_interval(mean, sd, n, confidence)
     low = np.where(binary, w_low, m_low)
@@ -73,11 +111,19 @@ def daily_outcomes(
             "ci_low": low,
             "ci_high": high,
             "n": n.astype("int64"),
-            "labelled_fraction": n / total if total else np.full(len(names), np.nan),
+            "labelled_fraction": n / requests if requests else np.full(len(names), np.nan),
             "estimated": False,
         }
     )
     return out[PERFORMANCE_COLUMNS]
+
+
+def daily_outcomes(
+    day: pd.DataFrame, outcomes: pd.DataFrame | None, names: list[str], confidence: float = 0.95
+) -> pd.DataFrame:
+    """outcome_rows of a day given as frames (see outcome_totals and outcome_rows)."""
+    totals, requests = outcome_totals(day, outcomes, names)
+    return outcome_rows(totals, requests, names, confidence)
 
 
 def outcome_checks(
@@ -112,7 +158,7 @@ def outcome_checks(
             side, limit = ("below", low) if value < low else ("above", high)
             findings.append(
                 Finding(
-                    check_name="business_outcome",
+                    check_name=BUSINESS_OUTCOME,
                     severity="warning",
                     metric=metric,
                     subject=metric,
@@ -141,7 +187,7 @@ def outcome_checks(
         )
     return [
         CheckResult(
-            check_name="business_outcome",
+            check_name=BUSINESS_OUTCOME,
             findings=findings,
             metadata={"summary": markdown_table(table, ["metric", "value", "band", "n", "status"])},
             description=f"Business outcomes inside their reference band (mean ± {thresholds.band_k:g}·σ)",

@@ -16,7 +16,7 @@ import pandas as pd
 from monitoring_pipelines.config import PerformanceThresholds
 from monitoring_pipelines.core.baselines import band_limits
 from monitoring_pipelines.core.estimation import METRIC_COLUMNS, METRICS, estimate_metrics
-from monitoring_pipelines.core.findings import CheckResult, Finding
+from monitoring_pipelines.core.findings import CheckResult, CheckSpec, Finding
 from monitoring_pipelines.core.formatting import json_float, markdown_table
 from monitoring_pipelines.core.stats import (
     auc_ci,
@@ -27,10 +27,31 @@ from monitoring_pipelines.core.stats import (
     to_float_array,
     z_value,
 )
+from monitoring_pipelines.schema import result_columns
 
-# markdown_table is used here and, until they import it from core.formatting, by defs/performance.py and
-# defs/serving.py through this module.
+PERFORMANCE_DEGRADATION, PERFORMANCE_CRITICAL_DROP = "performance_degradation", "performance_critical_drop"
 
+
+def _check_specs(t: PerformanceThresholds = PerformanceThresholds()) -> tuple[CheckSpec, ...]:  # noqa: B008
+    """The performance checks as this module decides them; numbers are the config's defaults."""
+    return (
+        CheckSpec(
+            PERFORMANCE_DEGRADATION,
+            "warning",
+            f"A metric is outside its reference band (mean ± {t.band_k:g}·σ of the reference days) and its 95 % "
+            f"interval excludes the reference mean; measured when the day has at least {t.min_n} labelled rows, "
+            "else estimated (CBPE). One alert per model, listing the metrics.",
+        ),
+        CheckSpec(
+            PERFORMANCE_CRITICAL_DROP,
+            "critical",
+            f"A metric dropped beyond its critical limit (default AUC −{t.auc_critical_drop:g}; "
+            "thresholds.performance.critical_drops) while outside its band.",
+        ),
+    )
+
+
+CHECKS = _check_specs()
 # positive_rate (share of rows the logged decision calls positive) has no better direction; it is
 # listed True only so every metric has a key. The checks treat it as directionless and skip it
 # (its shifts are prediction drift, reported by the drift checks as `__prediction_rate__`).
@@ -46,7 +67,7 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "ece": False,
 }
 DIRECTIONLESS: frozenset[str] = frozenset({"positive_rate"})
-PERFORMANCE_COLUMNS = ["metric", "value", "ci_low", "ci_high", "n", "labelled_fraction", "estimated"]
+PERFORMANCE_COLUMNS = result_columns("performance_metrics")
 
 ECE_BOOTSTRAP_SAMPLES = 400
 ECE_BOOTSTRAP_SEED = 0  # fixed: a re-run of a partition must write the same interval
@@ -124,45 +145,51 @@ def binary_metrics(
     ).astype({"value": float, "ci_low": float, "ci_high": float, "n": "int64"})
 
 
+def attach_labels(day: pd.DataFrame, labels: pd.DataFrame | None) -> tuple[pd.DataFrame, int]:
+    """`day` with a `label` column (the latest valid label per request_id by label_ts, NaN when none)
+    and the number of label rows dropped as invalid. For callers holding the labels as a frame; the
+    model-day snapshot joins them in DuckDB instead (storage.snapshot.Snapshot.scored)."""
+    latest, invalid = _latest_labels(labels)
+    out = day.drop(columns=["label"], errors="ignore").merge(latest, on="request_id", how="left")
+    return out, invalid
+
+
 def daily_performance(
-    day: pd.DataFrame, labels: pd.DataFrame, thresholds: PerformanceThresholds | None = None
+    day: pd.DataFrame, labels: pd.DataFrame | None = None, thresholds: PerformanceThresholds | None = None
 ) -> pd.DataFrame:
     """performance_metrics rows of one model-day (without model_name / partition_date).
 
-    `day`: the champion's `ok` rows (request_id, score, prediction, ...). `labels`: request_id, label,
-    label_ts; when a request was labelled more than once the latest label_ts wins.
-    Measured rows (estimated = False) are the metrics of the labelled rows, written when at least one
-    row is labelled and only for metrics computable on them; estimated rows (estimated = True) are
-    confidence-based estimates (estimation.estimate_metrics) over every scored row of the day, written
-    always, so a degradation visible in the scores is seen before any label arrives.
-    labelled_fraction = labelled rows / scored rows. Counts of dropped rows are in `.attrs`
-    (rows, scored, dropped_scores, labelled, invalid_labels).
+    `day`: the champion's `ok` rows with score, prediction and label (NaN until it lands), as the
+    snapshot gives them; or, with `labels` (request_id, label, label_ts), rows with a request_id to
+    attach them to (the latest label_ts wins). Measured rows (estimated = False) are the metrics of the
+    labelled rows, written when at least one row is labelled and only for metrics computable on them;
+    estimated rows (estimated = True) are confidence-based estimates (estimation.estimate_metrics) over
+    every scored row of the day, written always, so a degradation visible in the scores is seen before
+    any label arrives. labelled_fraction = labelled rows / scored rows. Counts of dropped rows are in
+    `.attrs` (rows, scored, dropped_scores, labelled, invalid_labels).
     """
     thresholds = thresholds or PerformanceThresholds()
+    invalid_labels = 0
+    if labels is not None:
+        day, invalid_labels = attach_labels(day, labels)
     rows = len(day)
     score = to_float_array(day["score"]) if "score" in day else np.full(rows, np.nan)
     prediction = to_float_array(day["prediction"]) if "prediction" in day else np.full(rows, np.nan)
+    label_all = to_float_array(day["label"]) if "label" in day else np.full(rows, np.nan)
     scored = np.isfinite(score) & np.isin(prediction, (0.0, 1.0))
-    kept = day.loc[scored, ["request_id"]].assign(score=score[scored], prediction=prediction[scored])
-
-    latest, invalid_labels = _latest_labels(labels)  # one label per request_id
-    joined = kept.merge(latest, on="request_id", how="left")
-    label = to_float_array(joined["label"])
+    score, prediction, label = score[scored], prediction[scored], label_all[scored]
     has_label = np.isin(label, (0.0, 1.0))
-    n_scored = len(joined)
+    n_scored = int(scored.sum())
     n_labelled = int(has_label.sum())
     fraction = n_labelled / n_scored if n_scored else float("nan")
 
     frames = []
     if n_labelled:
         measured = binary_metrics(
-            label[has_label],
-            joined["score"].to_numpy()[has_label],
-            joined["prediction"].to_numpy()[has_label],
-            ece_bins=thresholds.ece_bins,
+            label[has_label], score[has_label], prediction[has_label], ece_bins=thresholds.ece_bins
         )
         frames.append(measured[np.isfinite(measured["value"])].assign(estimated=False))
-    estimated = estimate_metrics(joined["score"].to_numpy(), joined["prediction"].to_numpy())
+    estimated = estimate_metrics(score, prediction)
     frames.append(estimated.assign(estimated=True))
     out = pd.concat(frames, ignore_index=True).assign(labelled_fraction=fraction)[PERFORMANCE_COLUMNS]
     out = out.astype({"n": "int64", "estimated": bool, "labelled_fraction": float})
@@ -260,7 +287,7 @@ def performance_checks(
             side = "below" if hib else "above"
             warn.append(
                 Finding(
-                    check_name="performance_degradation",
+                    check_name=PERFORMANCE_DEGRADATION,
                     severity="warning",
                     metric=metric,
                     # One subject for the whole check: a degraded model moves several metrics at once,
@@ -282,7 +309,7 @@ def performance_checks(
             limit = mean - drop if hib else mean + drop
             crit.append(
                 Finding(
-                    check_name="performance_critical_drop",
+                    check_name=PERFORMANCE_CRITICAL_DROP,
                     severity="critical",
                     metric=metric,
                     subject=metric,
@@ -309,13 +336,13 @@ def performance_checks(
     summary = markdown_table(table, ["metric", "basis", "value", "ci", "band", "n", "status"])
     return [
         CheckResult(
-            check_name="performance_degradation",
+            check_name=PERFORMANCE_DEGRADATION,
             findings=warn,
             metadata={"summary": summary},
             description=f"Metrics outside their reference band (mean ± {thresholds.band_k:g}·σ), CI excluding the mean",
         ),
         CheckResult(
-            check_name="performance_critical_drop",
+            check_name=PERFORMANCE_CRITICAL_DROP,
             findings=crit,
             metadata={"summary": summary},
             description="Metrics worse than their reference mean by more than the critical drop",

@@ -24,13 +24,14 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import ModelConfig
 from monitoring_pipelines.core.formatting import json_float
+from monitoring_pipelines.schema import columns_of
 
 SCORE_FEATURE = "__score__"
 PREDICTION_FEATURE = "__prediction_rate__"
@@ -104,6 +105,54 @@ def _object_counts(values: pd.Series) -> list[tuple[Any, int]] | None:
     finally:
         con.close()
     return [(v, int(n)) for v, n in grouped if not (isinstance(v, float) and np.isnan(v))]
+
+
+class Columns(Protocol):
+    """Where profiles and drift statistics read a day's (or the reference's) champion `ok` values:
+    one column at a time, numeric values finite and sorted, categories counted. A pandas frame
+    (`FrameColumns`) and a model-day snapshot in DuckDB (`storage.snapshot.SnapshotColumns`) both are."""
+
+    n_rows: int
+    parallel_extract: bool  # may columns be fetched from several threads at once
+
+    def has(self, column: str) -> bool: ...
+
+    def numeric(self, column: str) -> tuple[np.ndarray, int]: ...
+
+    def categorical(self, column: str) -> tuple[dict[str, int], int]: ...
+
+
+class FrameColumns:
+    """Columns of an in-memory frame (tests, small data); extraction may run in worker threads."""
+
+    parallel_extract = True
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.n_rows = len(frame)
+
+    def has(self, column: str) -> bool:
+        return column in self.frame.columns
+
+    def _series(self, column: str) -> pd.Series:
+        if column not in self.frame.columns:
+            raise KeyError(f"the current day has no column {column!r}")
+        return self.frame[column]
+
+    def numeric(self, column: str) -> tuple[np.ndarray, int]:
+        return finite_sorted(self._series(column))
+
+    def categorical(self, column: str) -> tuple[dict[str, int], int]:
+        return category_counts(self._series(column))
+
+
+def as_columns(current: Any) -> Columns:
+    """A frame (its champion `ok` rows) or anything that already reads like `Columns`."""
+    if isinstance(current, pd.DataFrame):
+        return FrameColumns(champion_rows(current))
+    if all(hasattr(current, name) for name in ("numeric", "categorical", "n_rows", "has")):
+        return current
+    raise TypeError(f"expected a pandas DataFrame or a Columns source, not {type(current).__name__}")
 
 
 # --------------------------------------------------------------------------- numeric sketch
@@ -410,6 +459,13 @@ def profile_numeric(
 ) -> NumericProfile:
     """Profile one numeric column (any numeric or nullable dtype)."""
     x, n_rows = finite_sorted(values)
+    return profile_sorted(feature, column, x, n_rows, bins, sketch_size)
+
+
+def profile_sorted(
+    feature: str, column: str, x: np.ndarray, n_rows: int, bins: int, sketch_size: int = SKETCH_SIZE
+) -> NumericProfile:
+    """Profile one numeric column from its finite values, sorted ascending, and its row count."""
     n = x.size
     edges = quantile_edges(x, bins)
     mean, std = moments(x)  # x is sorted, so the result does not depend on row order
@@ -517,32 +573,34 @@ def profile_features(model: ModelConfig) -> list[tuple[str, str, Kind, bool]]:
 
 
 def build_reference_profile(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | Columns,
     model: ModelConfig,
     window: tuple[dt.date, dt.date] | None = None,
     sketch_size: int = SKETCH_SIZE,
 ) -> ReferenceProfile:
     """Profile the model's reference window.
 
-    ``frame`` holds the window's prediction-log rows: the model's feature columns plus ``score``
-    and ``prediction``. Rows with ``role != 'champion'`` or ``status != 'ok'`` are dropped if
-    those columns are present, and rows outside ``window`` if ``partition_date`` is present.
+    ``frame`` holds the window's prediction-log rows: a pandas frame with the model's feature
+    columns plus ``score`` and ``prediction`` (rows with ``role != 'champion'`` or ``status !=
+    'ok'`` are dropped if those columns are present, and rows outside ``window`` if
+    ``partition_date`` is present), or a `Columns` source over the window's champion `ok` rows.
     ``window`` defaults to the model's configured reference window. Pseudo-features whose column
     is absent are skipped. Bins and top-k come from ``model.thresholds.drift``.
     """
     window = window or (model.reference.start, model.reference.end)
-    frame = reference_rows(frame, window)
+    columns = FrameColumns(reference_rows(frame, window)) if isinstance(frame, pd.DataFrame) else frame
     drift = model.thresholds.drift
     features: dict[str, FeatureProfile] = {}
     for feature, column, kind, binary in profile_features(model):
-        if column not in frame.columns:
+        if not columns.has(column):
             if feature in PREDICTION_FEATURES:
                 continue
             raise KeyError(f"reference frame for model {model.name!r} has no column {column!r}")
         if kind == "numeric":
-            features[feature] = profile_numeric(feature, column, frame[column], drift.bins, sketch_size)
+            values, n_rows = columns.numeric(column)
+            features[feature] = profile_sorted(feature, column, values, n_rows, drift.bins, sketch_size)
         else:
-            counts, n_rows = category_counts(frame[column])
+            counts, n_rows = columns.categorical(column)
             features[feature] = profile_categorical(feature, column, counts, n_rows, drift.top_k, binary)
     identity = {
         "format": PROFILE_FORMAT,
@@ -561,7 +619,7 @@ def build_reference_profile(
         window_start=window[0],
         window_end=window[1],
         features=features,
-        n=int(len(frame)),
+        n=int(columns.n_rows),
         bins=drift.bins,
         top_k=drift.top_k,
     )
@@ -611,16 +669,7 @@ def reference_rows(frame: pd.DataFrame, window: tuple[dt.date, dt.date]) -> pd.D
 
 # --------------------------------------------------------------------------- storage rows
 
-PROFILE_ROW_COLUMNS = [
-    "model_name",
-    "profile_version",
-    "feature",
-    "kind",
-    "profile",
-    "n",
-    "reference_start",
-    "reference_end",
-]
+PROFILE_ROW_COLUMNS = columns_of("reference_profiles", without=("created_at", "input_fingerprint"))
 
 
 def profile_to_rows(profile: ReferenceProfile) -> pd.DataFrame:
@@ -730,3 +779,16 @@ def _date(value: Any) -> dt.date | None:
     if isinstance(value, dt.date):
         return value
     return pd.Timestamp(value).date()
+
+
+def with_version_of(
+    profile: ReferenceProfile, baselines: pd.DataFrame
+) -> tuple[ReferenceProfile, pd.DataFrame]:
+    """The profile and its bands under a version that also covers the bands' content: labels landing
+    after the reference was first built change the performance bands but not the profiled features,
+    and must still make a new version (the old one stays in the table for the days judged by it)."""
+    bands = baselines.drop(columns=["profile_version"], errors="ignore")
+    bands = bands.sort_values(list(bands.columns), kind="stable", na_position="first")
+    digest = hashlib.sha256(bands.to_csv(index=False, float_format="%.12g").encode()).hexdigest()
+    version = _hash({"profile": profile.version, "bands": digest})[:16]
+    return replace(profile, version=version), baselines.assign(profile_version=version)

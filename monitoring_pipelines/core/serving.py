@@ -1,7 +1,9 @@
-"""Serving health per model-day: latency percentiles, traffic and error rate, checked against SLOs.
+"""Serving health per model-day checked against SLOs.
 
-Computed per (role, model_version), plus one model-wide row (role = model_version = "all") so the
-table keeps its one-row-per-model-day reading; sum `requests` over the non-"all" rows only.
+The metrics (latency percentiles, traffic, error rate per role and version, plus one model-wide row
+with role = model_version = `__all__`) are aggregated in DuckDB over the model-day's rows
+(storage.snapshot.Snapshot.serving); this module judges them. Sum `requests` over the non-`__all__`
+rows only.
 """
 
 from __future__ import annotations
@@ -12,62 +14,29 @@ import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import ServingThresholds
-from monitoring_pipelines.core.findings import SEVERITY_RANK, CheckResult, Finding, Severity
+from monitoring_pipelines.core.findings import SEVERITY_RANK, CheckResult, CheckSpec, Finding, Severity
 from monitoring_pipelines.core.formatting import markdown_table
-from monitoring_pipelines.core.stats import to_float_array, wilson_interval
+from monitoring_pipelines.core.stats import wilson_interval
+from monitoring_pipelines.schema import ALL, result_columns
 
-ALL = "all"
-SERVING_COLUMNS = [
-    "role",
-    "model_version",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-    "requests",
-    "peak_requests_per_hour",
-    "error_rate",
-    "errors",
-]
-QUANTILES = {"latency_p50_ms": 0.50, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
+SERVING_SLO = "serving_slo"
 
 
-def serving_metrics(day: pd.DataFrame) -> pd.DataFrame:
-    """Serving metrics of every row of a model-day (both roles, `ok` and `error`), one row per
-    (role, model_version) and one model-wide row ("all", "all").
-
-    latency_p50/p95/p99_ms: percentiles (linear interpolation, as numpy) of latency_ms over the rows that
-    logged one, errors included (a slow failure is still slow); nan when none did.
-    requests: rows; errors: rows with status == "error" (a missing status means ok); error_rate = errors /
-    requests. peak_requests_per_hour: the largest count in one UTC clock hour of `ts` (nan without ts).
-    """
-    frame = pd.DataFrame(
-        {
-            "role": _text(day, "role", "champion"),
-            "model_version": _text(day, "model_version", "unknown"),
-            "latency": _column(day, "latency_ms"),
-            "error": _text(day, "status", "ok") == "error",
-            "hour": _utc_hour(day),
-        }
+def _check_specs(t: ServingThresholds = ServingThresholds()) -> tuple[CheckSpec, ...]:  # noqa: B008
+    return (
+        CheckSpec(
+            SERVING_SLO,
+            "critical",
+            f"p99 latency (warning above {t.p99_latency_warning_ms:g} ms, critical above "
+            f"{t.p99_latency_critical_ms:g} ms, judged from {t.min_n} requests) and error rate (warning above "
+            f"{t.error_rate_warning:.0%}, critical above {t.error_rate_critical:.0%}, judged by its 95 % Wilson "
+            "lower bound) per role and version; a shadow's breach is at most a warning since it serves no user.",
+        ),
     )
-    if frame.empty:
-        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in SERVING_COLUMNS})
-    both = pd.concat([frame, frame.assign(role=ALL, model_version=ALL)], ignore_index=True)
-    keys = ["role", "model_version"]
-    grouped = both.groupby(keys, sort=True)
-    latency = grouped["latency"].quantile(list(QUANTILES.values())).unstack()
-    latency.columns = list(QUANTILES)
-    out = pd.DataFrame({"requests": grouped.size(), "errors": grouped["error"].sum()})
-    out = out.join(latency)
-    hourly = both.dropna(subset=["hour"]).groupby([*keys, "hour"]).size()
-    out["peak_requests_per_hour"] = hourly.groupby(level=keys).max() if len(hourly) else np.nan
-    out["error_rate"] = out["errors"] / out["requests"]
-    out = out.reset_index()
-    out["_all"] = out["role"] == ALL
-    out = out.sort_values(["_all", "role", "model_version"], kind="stable").drop(columns="_all")
-    out = out.reset_index(drop=True)
-    return out[SERVING_COLUMNS].astype(
-        {"requests": "int64", "errors": "int64", "peak_requests_per_hour": float}
-    )
+
+
+CHECKS = _check_specs()
+SERVING_COLUMNS = result_columns("serving_metrics")
 
 
 def serving_checks(metrics: pd.DataFrame, thresholds: ServingThresholds) -> list[CheckResult]:
@@ -116,7 +85,7 @@ def serving_checks(metrics: pd.DataFrame, thresholds: ServingThresholds) -> list
             )
             findings.append(
                 Finding(
-                    check_name="serving_slo",
+                    check_name=SERVING_SLO,
                     severity=severity,
                     metric=metric,
                     subject=subject,
@@ -150,7 +119,7 @@ def serving_checks(metrics: pd.DataFrame, thresholds: ServingThresholds) -> list
     findings.sort(key=lambda f: -SEVERITY_RANK[f.severity])
     return [
         CheckResult(
-            check_name="serving_slo",
+            check_name=SERVING_SLO,
             findings=findings,
             metadata={
                 "summary": markdown_table(table, ["subject", "requests", "p99_ms", "error_rate", "status"])
@@ -165,29 +134,3 @@ def serving_checks(metrics: pd.DataFrame, thresholds: ServingThresholds) -> list
 
 def _show(value: float, unit: str) -> str:
     return f"{value:g} ms" if unit else f"{value:.2%}"
-
-
-def _text(day: pd.DataFrame, column: str, default: str) -> np.ndarray:
-    if column not in day:
-        return np.full(len(day), default, dtype=object)
-    return day[column].astype("string").fillna(default).str.strip().to_numpy(dtype=object)
-
-
-def _column(day: pd.DataFrame, column: str) -> np.ndarray:
-    if column not in day:
-        return np.full(len(day), np.nan)
-    return to_float_array(day[column])
-
-
-def _utc_hour(day: pd.DataFrame) -> np.ndarray:
-    """The UTC clock hour of each row's ts as naive datetime64 (NaT when missing or unparsable)."""
-    if "ts" not in day:
-        return np.full(len(day), np.datetime64("NaT"), dtype="datetime64[ns]")
-    ts = pd.to_datetime(day["ts"], utc=True, errors="coerce")
-    return ts.dt.tz_convert(None).dt.floor("h").to_numpy(dtype="datetime64[ns]")
-
-
-def _dtype(column: str) -> str:
-    if column in ("role", "model_version"):
-        return "object"
-    return "int64" if column in ("requests", "errors") else "float64"

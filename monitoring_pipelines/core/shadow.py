@@ -17,6 +17,7 @@ See docs/shadow.md for the statistics and the reasons behind each default.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import zlib
@@ -30,33 +31,48 @@ import pandas as pd
 from scipy import stats
 
 from monitoring_pipelines.config import ServingThresholds, ShadowThresholds
-from monitoring_pipelines.core.fairness import ALL, segment_values
-from monitoring_pipelines.core.findings import CheckResult, Finding
+from monitoring_pipelines.core.fairness import segment_values
+from monitoring_pipelines.core.findings import CheckResult, CheckSpec, Finding
 from monitoring_pipelines.core.formatting import fmt, json_float
 from monitoring_pipelines.core.performance import HIGHER_IS_BETTER
 from monitoring_pipelines.core.stats import (
     delong_covariance,
     log_loss_terms,
     proportion_interval,
-    to_float_array,
     z_value,
 )
+from monitoring_pipelines.schema import ALL, result_columns
 
-COLUMNS = [
-    "champion_version",
-    "shadow_version",
-    "segment",
-    "segment_value",
-    "metric",
-    "champion_value",
-    "shadow_value",
-    "delta",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "n",
-    "value",
-]
+SHADOW_COVERAGE, SHADOW_HARM, SHADOW_PROMOTION = "shadow_coverage", "shadow_harm", "shadow_promotion"
+
+
+def _check_specs(t: ShadowThresholds = ShadowThresholds()) -> tuple[CheckSpec, ...]:  # noqa: B008
+    return (
+        CheckSpec(
+            SHADOW_COVERAGE,
+            "warning",
+            f"Fewer than {t.min_coverage:.0%} of the requests seen by champion or shadow were scored by both: "
+            "the comparison covers a biased part of the traffic.",
+        ),
+        CheckSpec(
+            SHADOW_HARM,
+            "warning",
+            f"The shadow is significantly worse than the champion on a segment value (at least {t.min_n} "
+            f"labelled pairs) beyond {t.segment_tolerance:g}, or breaks the latency / error-rate SLOs: "
+            "promoting it would hurt someone.",
+        ),
+        CheckSpec(
+            SHADOW_PROMOTION,
+            "info",
+            f"The promotion verdict on {t.primary_metric} over the last {t.window_days} labelled days: promote "
+            f"when significantly better (alpha {t.alpha:g}) by at least {t.min_improvement:g} with no segment "
+            "harmed; 'keep collecting' says how many days are still needed.",
+        ),
+    )
+
+
+CHECKS = _check_specs()
+COLUMNS = result_columns("shadow_comparisons")
 COVERAGE_COLUMNS = [
     "champion_version",
     "shadow_version",
@@ -254,99 +270,6 @@ def days_needed(
 # --------------------------------------------------------------------------- pairing
 
 
-def _side(day: pd.DataFrame, role: str, carry: Sequence[str]) -> tuple[pd.DataFrame, pd.Series]:
-    """One role's rows, one per (version, request): the earliest by ts wins. Also returns the
-    duplicate rows dropped, per model version."""
-    rows = day[day["role"] == role]
-    if "ts" in rows.columns:
-        rows = rows.sort_values("ts", kind="stable")
-    keys = ["request_id"] if role == "champion" else ["model_version", "request_id"]
-    deduped = rows.drop_duplicates(keys, keep="first")
-    frame = pd.DataFrame(
-        {
-            "request_id": deduped["request_id"].to_numpy(dtype=object),
-            "model_version": deduped["model_version"].astype(str).to_numpy(dtype=object),
-            "score": to_float_array(deduped["score"]) if "score" in deduped else np.nan,
-            "prediction": to_float_array(deduped["prediction"]) if "prediction" in deduped else np.nan,
-            "status": (
-                deduped["status"].fillna("ok").astype(str).to_numpy(dtype=object)
-                if "status" in deduped
-                else "ok"
-            ),
-            "latency_ms": to_float_array(deduped["latency_ms"]) if "latency_ms" in deduped else np.nan,
-        }
-    )
-    for column in carry:
-        if column in deduped.columns:
-            frame[column] = deduped[column].to_numpy()
-    dropped = rows.loc[rows.duplicated(keys, keep="first"), "model_version"].astype(str)
-    return frame, dropped.value_counts()
-
-
-def pair_predictions(day: pd.DataFrame, segments: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Pair the champion's and each shadow version's prediction of the same request.
-
-    Returns (paired, coverage). `paired`: one row per request and shadow version with request_id,
-    champion_version, shadow_version, champion_/shadow_ score, prediction, status, latency_ms, and
-    the segment columns (from the champion row). `coverage`: per champion/shadow pair the request
-    counts, the unmatched ones on either side, duplicate rows dropped and coverage = paired /
-    requests seen by either. A shadow-only request is charged to the day's main champion version.
-    All rows count, whatever their status: an error is a served request, reported as error_rate.
-    """
-    champ, champ_dups = _side(day, "champion", segments)
-    shadow, shadow_dups = _side(day, "shadow", [])
-    champ = champ.rename(columns={c: f"champion_{c}" for c in SIDE_COLUMNS})
-    champ = champ.rename(columns={"champion_model_version": "champion_version"})
-    shadow = shadow.rename(columns={c: f"shadow_{c}" for c in SIDE_COLUMNS})
-    shadow = shadow.rename(columns={"shadow_model_version": "shadow_version"})
-    paired = champ.merge(shadow, on="request_id", how="inner", validate="one_to_many")
-    order = ["request_id", *PAIR_KEYS]
-    paired = paired[[*order, *(c for c in paired.columns if c not in order)]]
-
-    main_champion = champ["champion_version"].mode().iloc[0] if len(champ) else ""
-    coverage = []
-    champ_ids = champ["request_id"]
-    for version, rows in shadow.groupby("shadow_version", sort=True):  # loop over shadow versions
-        in_shadow = champ_ids.isin(rows["request_id"]).to_numpy()
-        shadow_only = int((~rows["request_id"].isin(champ_ids)).sum())
-        per_champion = (
-            pd.DataFrame({"champion_version": champ["champion_version"], "paired": in_shadow})
-            .groupby("champion_version", sort=True)["paired"]
-            .agg(["sum", "size"])
-        )
-        if main_champion not in per_champion.index:
-            per_champion.loc[main_champion] = (0, 0)
-        for champion_version, counts in per_champion.iterrows():
-            n_paired, n_champion = int(counts["sum"]), int(counts["size"])
-            only = shadow_only if champion_version == main_champion else 0
-            union = n_champion + only
-            coverage.append(
-                {
-                    "champion_version": champion_version,
-                    "shadow_version": version,
-                    "champion_requests": n_champion,
-                    "shadow_requests": n_paired + only,
-                    "paired": n_paired,
-                    "champion_only": n_champion - n_paired,
-                    "shadow_only": only,
-                    "duplicate_rows": int(champ_dups.sum()) + int(shadow_dups.get(version, 0)),
-                    "coverage": n_paired / union if union else math.nan,
-                }
-            )
-    return paired.reset_index(drop=True), pd.DataFrame(coverage, columns=COVERAGE_COLUMNS)
-
-
-def _latest_labels(labels: pd.DataFrame | None) -> pd.DataFrame:
-    """One 0/1 label per request, the latest by label_ts (labels may be corrected)."""
-    if labels is None or labels.empty:
-        return pd.DataFrame({"request_id": pd.Series(dtype=object), "label": pd.Series(dtype=float)})
-    frame = labels.assign(label=to_float_array(labels["label"]))
-    frame = frame[np.isin(frame["label"].to_numpy(), (0.0, 1.0))]
-    if "label_ts" in frame.columns:
-        frame = frame.sort_values("label_ts", kind="stable")
-    return frame.drop_duplicates("request_id", keep="last")[["request_id", "label"]]
-
-
 # --------------------------------------------------------------------------- comparisons
 
 
@@ -501,30 +424,28 @@ def _group_seed(seed: int, *parts: str) -> np.random.Generator:
 
 
 def shadow_comparisons(
-    day: pd.DataFrame,
-    labels: pd.DataFrame | None = None,
+    paired: pd.DataFrame,
+    coverage: pd.DataFrame,
     segments: Sequence[str] = (),
     thresholds: ShadowThresholds | None = None,
     seed: int = 0,
 ) -> pd.DataFrame:
     """shadow_comparisons rows (without model_name / partition_date) of one model-day or pooled window.
 
-    `day`: every prediction row of both roles (request_id, model_version, role, score, prediction,
-    status, latency_ms, segment columns). `labels`: request_id, label[, label_ts]; None uses a `label`
-    column of `day` if present. Columns: COLUMNS. Per-model metrics fill champion_value,
-    shadow_value, delta = shadow − champion, ci_low/ci_high (of the delta, at 1 − alpha), p_value;
-    statistics of the pair itself (agreement_rate, flip rates, score_spearman, pairing_coverage) are in
-    `value` with their CI. segment/segment_value are '__all__' for the whole pair; serving rows
-    (requests, pairing_coverage, error_rate, latency_p*_ms) exist only there.
+    `paired` and `coverage` are the champion/shadow pairs of the same requests and the pairing counts,
+    as storage.snapshot.Snapshot.shadow_pairs gives them (request_id, champion_version,
+    shadow_version, champion_/shadow_ score, prediction, status, latency_ms, the segment columns and
+    the request's label, NaN until it lands). Columns: COLUMNS. Per-model metrics fill
+    champion_value, shadow_value, delta = shadow − champion, ci_low/ci_high (of the delta, at
+    1 − alpha), p_value; statistics of the pair itself (agreement_rate, flip rates, score_spearman,
+    pairing_coverage) are in `value` with their CI. segment/segment_value are '__all__' for the whole
+    pair; serving rows (requests, pairing_coverage, error_rate, latency_p*_ms) exist only there.
     Quality metrics use pairs where both sides are `ok` with a finite score and a 0/1 decision.
     """
     thresholds = thresholds or ShadowThresholds()
     conf = 1 - thresholds.alpha
-    paired, coverage = pair_predictions(day, segments)
-    if labels is None and "label" in day.columns:
-        labels = day.loc[day["role"] == "champion", ["request_id", "label"]]
-    latest = _latest_labels(labels)
-    paired = paired.merge(latest, on="request_id", how="left", validate="many_to_one")
+    if "label" not in paired.columns:
+        paired = paired.assign(label=np.nan)
     frames: list[pd.DataFrame] = []
     for _, cover in coverage.iterrows():  # loop over champion/shadow pairs
         cv, sv = str(cover["champion_version"]), str(cover["shadow_version"])
@@ -569,6 +490,43 @@ def shadow_comparisons(
             for c in ("champion_value", "shadow_value", "delta", "ci_low", "ci_high", "p_value", "value")
         }
         | {"n": "int64"}
+    )
+
+
+# --------------------------------------------------------------------------- the pooled window
+
+
+def pool_window(day: dt.date, thresholds: ShadowThresholds) -> tuple[dt.date, dt.date]:
+    """The days the promotion verdict pools: the last `window_days` days up to `day`. One day's labels
+    are too few to decide a promotion."""
+    return day - dt.timedelta(days=thresholds.window_days - 1), day
+
+
+def merge_coverage(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Pairing counts of several days added up, coverage recomputed (paired / requests seen by either)."""
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=COVERAGE_COLUMNS)
+    counts = [c for c in COVERAGE_COLUMNS if c not in (*PAIR_KEYS, "coverage")]
+    out = pd.concat(frames, ignore_index=True).groupby(PAIR_KEYS, sort=True)[counts].sum().reset_index()
+    union = out["champion_requests"] + out["shadow_only"]
+    out["coverage"] = np.where(union > 0, out["paired"] / union.where(union > 0, 1), np.nan)
+    return out[COVERAGE_COLUMNS]
+
+
+def pooled_recommendations(
+    paired: pd.DataFrame,
+    coverage: pd.DataFrame,
+    segments: Sequence[str],
+    thresholds: ShadowThresholds,
+    serving: ServingThresholds,
+) -> list[Recommendation]:
+    """The promotion verdict of each pair over the pooled window's pairs (with their partition_date):
+    the comparisons of the pool, judged with the number of days in it that have labelled pairs."""
+    labelled = paired["label"].notna() if "label" in paired.columns else pd.Series(False, index=paired.index)
+    days = int(paired.loc[labelled, "partition_date"].nunique()) if "partition_date" in paired.columns else 0
+    return promotion_recommendation(
+        shadow_comparisons(paired, coverage, segments, thresholds), thresholds, serving, days=days
     )
 
 
@@ -736,22 +694,7 @@ def promotion_recommendation(
     return out
 
 
-RECOMMENDATION_COLUMNS = [
-    "champion_version",
-    "shadow_version",
-    "verdict",
-    "primary_metric",
-    "delta",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "days_pooled",
-    "days_needed",
-    "n",
-    "harmed_segments",
-    "slo_breaches",
-    "reasons",
-]
+RECOMMENDATION_COLUMNS = result_columns("shadow_recommendations")
 
 
 def recommendation_rows(recommendations: Sequence[Recommendation]) -> pd.DataFrame:
@@ -821,7 +764,7 @@ def shadow_checks(
         shadow_n = int(requests["shadow_value"].iloc[0]) if len(requests) else 0
         coverage_findings.append(
             Finding(
-                check_name="shadow_coverage",
+                check_name=SHADOW_COVERAGE,
                 severity="warning",
                 metric="pairing_coverage",
                 subject=str(r["shadow_version"]),
@@ -851,7 +794,7 @@ def shadow_checks(
         for h in rec.harmed_segments:
             harm_findings.append(
                 Finding(
-                    check_name="shadow_harm",
+                    check_name=SHADOW_HARM,
                     severity="warning",
                     metric=h["metric"],
                     subject=f"{rec.shadow_version}:{h['segment']}={h['segment_value']}",
@@ -877,7 +820,7 @@ def shadow_checks(
         for b in rec.slo_breaches:
             harm_findings.append(
                 Finding(
-                    check_name="shadow_harm",
+                    check_name=SHADOW_HARM,
                     severity="warning",
                     metric=b["metric"],
                     subject=rec.shadow_version,
@@ -897,7 +840,7 @@ def shadow_checks(
         if rec.verdict in ("promote", "do_not_promote"):
             promotion_findings.append(
                 Finding(
-                    check_name="shadow_promotion",
+                    check_name=SHADOW_PROMOTION,
                     severity="info",
                     metric=rec.metric,
                     subject=rec.shadow_version,
@@ -914,13 +857,13 @@ def shadow_checks(
     recs = [r.to_dict() for r in recommendations]
     return [
         CheckResult(
-            check_name="shadow_coverage",
+            check_name=SHADOW_COVERAGE,
             findings=coverage_findings,
             metadata={"min_coverage": thresholds.min_coverage, "pairs": int(len(cover))},
             description="Share of requests scored by both champion and shadow below min_coverage.",
         ),
         CheckResult(
-            check_name="shadow_harm",
+            check_name=SHADOW_HARM,
             findings=harm_findings,
             metadata={
                 "segment_tolerance": thresholds.segment_tolerance,
@@ -930,7 +873,7 @@ def shadow_checks(
             "or breaking serving thresholds, over the pooled window.",
         ),
         CheckResult(
-            check_name="shadow_promotion",
+            check_name=SHADOW_PROMOTION,
             findings=promotion_findings,
             metadata={"recommendations": recs, "verdicts": {r["shadow_version"]: r["verdict"] for r in recs}},
             description=f"Promotion rule on {thresholds.primary_metric} over the last {thresholds.window_days} "

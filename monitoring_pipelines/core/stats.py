@@ -183,6 +183,28 @@ def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def _midranks(values: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Midranks (1-based, ties averaged, as scipy.stats.rankdata) of `values` among all rows, and among
+    the rows of the same class (`positive` True / False), from a single sort."""
+    n = values.size
+    order = np.argsort(values)  # ties need no order: a tie group's members share one midrank
+    v, cls = values[order], positive[order]
+    starts = np.flatnonzero(np.concatenate(([True], v[1:] != v[:-1]))) if n else np.empty(0, dtype=np.int64)
+    sizes = np.diff(np.concatenate((starts, [n])))
+    group = np.repeat(np.arange(starts.size), sizes)
+    pos_count = np.add.reduceat(cls.astype(np.int64), starts) if n else np.empty(0, dtype=np.int64)
+    neg_count = sizes - pos_count
+    pos_before = np.concatenate(([0], np.cumsum(pos_count)[:-1]))
+    neg_before = np.concatenate(([0], np.cumsum(neg_count)[:-1]))
+    every_sorted = (starts + (sizes + 1) / 2.0)[group]
+    within_sorted = np.where(
+        cls, (pos_before + (pos_count + 1) / 2.0)[group], (neg_before + (neg_count + 1) / 2.0)[group]
+    )
+    every, within = np.empty(n), np.empty(n)
+    every[order], within[order] = every_sorted, within_sorted
+    return every, within
+
+
 def delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ROC AUCs of k scores on the same rows and DeLong's estimate of their covariance.
 
@@ -203,10 +225,14 @@ def delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np
     m, n_neg = int(pos.sum()), int(neg.sum())
     if m == 0 or n_neg == 0:
         return np.full(k, np.nan), np.full((k, k), np.nan)
-    x, z = s_arr[:, pos], s_arr[:, neg]
-    tx = stats.rankdata(x, axis=1)
-    tz = stats.rankdata(z, axis=1)
-    tall = stats.rankdata(np.hstack([x, z]), axis=1)
+    keep = pos | neg
+    tall = np.empty((k, m + n_neg))
+    tx, tz = np.empty((k, m)), np.empty((k, n_neg))
+    for row in range(k):  # one sort per score gives all three rankings
+        every, within = _midranks(s_arr[row, keep], pos[keep])
+        is_pos = pos[keep]
+        tall[row, :m], tall[row, m:] = every[is_pos], every[~is_pos]
+        tx[row], tz[row] = within[is_pos], within[~is_pos]
     aucs = (tall[:, :m].sum(axis=1) / m - (m + 1) / 2.0) / n_neg
     if m < 2 or n_neg < 2:
         return aucs, np.full((k, k), np.nan)

@@ -27,6 +27,7 @@ import pandas as pd
 from monitoring_pipelines.config import ModelConfig, MonitoringConfig
 from monitoring_pipelines.core.formatting import fmt, is_missing
 from monitoring_pipelines.dashboard import charts
+from monitoring_pipelines.schema import ALL
 from monitoring_pipelines.storage.warehouse import Warehouse, qualified
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -45,8 +46,6 @@ HISTORY_DAYS = 90  # days of history drawn, counted back from the model's last d
 STALE_AFTER_DAYS = 2  # data older than this (in days before today) turns a model amber
 SEVERITIES = ("critical", "warning", "info")
 # Rows of shadow_comparisons / subgroup_metrics that describe the whole population, not a segment.
-OVERALL_SEGMENTS = ("__all__", "__overall__", "overall", "all", "*", "")
-ALL_VALUE = "__all__"  # segment_value of a segment's summary rows (core.fairness)
 CLOSED_BACKLOG = ("resolved", "closed", "done", "wont_fix", "won't fix", "duplicate")
 RECENT_CLOSED_BACKLOG = 20
 MEASURED = "measured (from labels)"
@@ -394,7 +393,6 @@ def _active_alerts(warehouse: Warehouse, names: list[str]) -> pd.DataFrame:
 
 def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> dict[str, pd.DataFrame]:
     """Everything a model page draws, each frame already shaped for its chart or table."""
-    overall = _in_list(OVERALL_SEGMENTS)
     day = "CAST(partition_date AS VARCHAR) AS day"
     window = "model_name = ? AND partition_date >= ?"
     p = [model.name, start]
@@ -447,7 +445,7 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
         warehouse,
         f"""
         SELECT {day}, substr(metric, 9) AS metric,
-               CASE WHEN estimated THEN 'estimated' ELSE 'observed' END AS kind,
+               CASE WHEN estimated THEN 'estimated' ELSE 'measured' END AS kind,
                value, ci_low, ci_high, n, labelled_fraction
         FROM {_t("performance_metrics")} WHERE {window} AND metric LIKE 'outcome:%'
         ORDER BY metric, kind, partition_date
@@ -460,7 +458,7 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
         f"""
         SELECT {day}, segment, segment_value, metric, value, ci_low, ci_high, n, gap
         FROM {_t("subgroup_metrics")}
-        WHERE {window} AND segment NOT IN ({overall}) AND segment_value <> '{ALL_VALUE}'
+        WHERE {window} AND segment <> '{ALL}' AND segment_value <> '{ALL}'
         ORDER BY segment, metric, segment_value, partition_date
         """,
         p,
@@ -472,7 +470,7 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
         SELECT {day}, segment, metric, max(abs(gap)) AS largest_gap,
                first(segment_value ORDER BY abs(gap) DESC, segment_value) AS worst_value
         FROM {_t("subgroup_metrics")}
-        WHERE {window} AND segment NOT IN ({overall}) AND segment_value <> '{ALL_VALUE}' AND gap IS NOT NULL
+        WHERE {window} AND segment <> '{ALL}' AND segment_value <> '{ALL}' AND gap IS NOT NULL
         GROUP BY partition_date, segment, metric
         ORDER BY segment, metric, partition_date
         """,
@@ -490,7 +488,7 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
                            WHEN 'disparity_ratio_min' THEN ?
                            WHEN 'disparity_ratio_max' THEN ? END AS threshold
         FROM {_t("subgroup_metrics")}
-        WHERE {window} AND segment_value = '{ALL_VALUE}' AND metric IN ({_in_list(list(FAIRNESS_SUMMARIES))})
+        WHERE {window} AND segment_value = '{ALL}' AND metric IN ({_in_list(list(FAIRNESS_SUMMARIES))})
         ORDER BY metric, segment, partition_date
         """,
         [t.parity_gap, t.equalized_odds_gap, t.disparity_low, t.disparity_high, *p],
@@ -502,7 +500,7 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
         SELECT {day}, metric, 'shadow ' || shadow_version || ' minus champion ' || champion_version AS pair,
                delta, ci_low, ci_high, champion_value, shadow_value, p_value, n
         FROM {_t("shadow_comparisons")}
-        WHERE {window} AND segment IN ({overall}) AND metric IN ({_in_list(SHADOW_METRICS)}) AND delta IS NOT NULL
+        WHERE {window} AND segment = '{ALL}' AND metric IN ({_in_list(SHADOW_METRICS)}) AND delta IS NOT NULL
         ORDER BY metric, pair, partition_date
         """,
         p,
@@ -541,7 +539,7 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
                sum(requests) AS requests,
                coalesce(sum(errors), round(sum(error_rate * requests))) AS errors,
                coalesce(sum(errors), sum(error_rate * requests)) / nullif(sum(requests), 0) AS error_rate
-        FROM {_t("serving_metrics")} WHERE {window} AND role <> 'all'
+        FROM {_t("serving_metrics")} WHERE {window} AND role <> '{ALL}'
         GROUP BY partition_date, role
         ORDER BY role, partition_date
         """,

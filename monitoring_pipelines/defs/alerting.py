@@ -1,38 +1,44 @@
 """Alerting in Dagster: the `alerts` and `backlog_items` assets per model-day, the `monitoring_kpis`
-report, the outbox sensor and the optional issue-tracker resource.
+report and the outbox sensor.
 
-Thin on purpose: each asset loads through `alerting_service`, lets a pure core function decide and
-reports what changed. No `from __future__ import annotations` here: Dagster reads the context and
-resource annotations at definition time.
+Alert state of a day builds on the days before it, so these assets take the model-days of their run
+in date order. A nightly or UI run holds one model-day; the CLI's backfill runs a model's whole range
+in one run (a partition-range run), after computing the metric days in parallel, and each model-day
+still gets its own materialization with its own metadata. Thin on purpose: each asset loads through
+`alerting_service`, lets a pure core function decide and reports what changed.
 """
 
-import os
+import datetime as dt
+import warnings
+from collections import defaultdict
 
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    ConfigurableResource,
+    AssetsDefinition,
+    BackfillPolicy,
+    BetaWarning,
     DefaultSensorStatus,
-    EnvVar,
     MaterializeResult,
     MetadataValue,
+    SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
     asset,
     sensor,
 )
-from pydantic import Field
 
 from monitoring_pipelines import alerting_service as svc
 from monitoring_pipelines.core.alerts import SEVERITIES
+from monitoring_pipelines.core.formatting import markdown_table
 from monitoring_pipelines.core.kpis import kpi_markdown, weekly_volume
 from monitoring_pipelines.defs.common import WAREHOUSE_POOL
-from monitoring_pipelines.defs.partitions import model_day_partitions, split_key
-from monitoring_pipelines.defs.resources import MonitoringResource
+from monitoring_pipelines.defs.partitions import Partitions, model_day_key, split_key
+from monitoring_pipelines.defs.resources import MonitoringResource, TrackerResource
 from monitoring_pipelines.delivery import deliver_pending
 
-# The assets whose checks write `check_results` (defs/checks.py); alerts for a model-day run after them.
+# The assets whose checks write `check_results`; alerts for a model-day run after them.
 CHECKED_ASSETS = (
     "prediction_snapshots",
     "drift_scores",
@@ -41,148 +47,132 @@ CHECKED_ASSETS = (
     "shadow_comparisons",
     "serving_metrics",
 )
-GITHUB_API_URL = "https://api.github.com"
+WEEKS_SHOWN = 8
+# The alerting assets take a backfill's range in one run (BackfillPolicy.single_run), in date order.
+warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
 
 
-# --------------------------------------------------------------------------- tracker resource
+def model_days(context: AssetExecutionContext, monitoring: MonitoringResource) -> list[tuple[str, dt.date]]:
+    """The run's model-days, each model's in date order (one for a nightly run, a range for a backfill).
+    In a range, a day whose log was unusable is left out, as its blocking check stops a one-day run."""
+    by_model: dict[str, list[dt.date]] = defaultdict(list)
+    for key in context.partition_keys:
+        model_name, day = split_key(key)
+        by_model[model_name].append(day)
+    out = []
+    for model_name in sorted(by_model):
+        days = sorted(by_model[model_name])
+        blocked = (
+            svc.unusable_days(monitoring.warehouse, model_name, days[0], days[-1]) if len(days) > 1 else set()
+        )
+        out += [(model_name, d) for d in days if d not in blocked]
+    return out
 
 
-class TrackerResource(ConfigurableResource):
-    """No external tracker: backlog items live in the warehouse and data/backlog.md only."""
+def build(parts: Partitions) -> list[AssetsDefinition]:
+    @asset(
+        partitions_def=parts.model_day,
+        group_name="alerting",
+        pool=WAREHOUSE_POOL,
+        kinds={"duckdb"},
+        deps=[AssetKey(name) for name in CHECKED_ASSETS],
+        backfill_policy=BackfillPolicy.single_run(),
+        description="One row per alert episode (contract §3): every failed check finding of the model up to "
+        "this day, deduplicated by model + check + subject, with hysteresis, escalation and auto-resolution "
+        "(docs/alerting.md). New notifications go to the outbox; the deliver_notifications sensor sends them.",
+    )
+    def alerts(context: AssetExecutionContext, monitoring: MonitoringResource) -> None:
+        for model_name, day in model_days(context, monitoring):
+            result = svc.refresh_alerts(monitoring.warehouse, monitoring.config, model_name, day)
+            current = result.decision.current
+            open_now = current[current["status"] != "resolved"] if len(current) else current
+            by_severity = {
+                s: int((open_now["severity"] == s).sum()) if len(open_now) else 0 for s in SEVERITIES
+            }
+            if not result.decision.fresh:
+                context.log.info(
+                    f"{model_name} {day} is older than the newest checked day by more than the notify window: "
+                    "no messages"
+                )
+            context.add_asset_metadata(
+                {
+                    **{f"open_{s}": by_severity[s] for s in SEVERITIES},
+                    "alerts_changed": result.written,
+                    "new_notifications": result.enqueued,
+                    "notifications_fresh": result.decision.fresh,
+                    "open_alerts": MetadataValue.md(svc.alerts_markdown(current)),
+                    "alerts_per_week_last_8": MetadataValue.md(
+                        _weekly_md(weekly_volume(current).tail(WEEKS_SHOWN))
+                    ),
+                },
+                partition_key=model_day_key(model_name, day),
+            )
 
-    def client(self) -> svc.TrackerClient | None:
-        return None
+    @asset(
+        partitions_def=parts.model_day,
+        group_name="alerting",
+        pool=WAREHOUSE_POOL,
+        kinds={"duckdb"},
+        deps=[alerts],
+        backfill_policy=BackfillPolicy.single_run(),
+        description="One tracked item per alert that passed noise control, with its lineage (alert ids, assets, "
+        "failing partitions, runs, evidence, Dagster UI links). Also writes data/backlog.md and, when the "
+        "`tracker` resource is configured, mirrors items to GitHub Issues.",
+    )
+    def backlog_items(
+        context: AssetExecutionContext, monitoring: MonitoringResource, tracker: TrackerResource
+    ) -> None:
+        warehouse = monitoring.warehouse
+        days = model_days(context, monitoring)
+        last = {model_name: day for model_name, day in days}
+        client = tracker.client()
+        for model_name, day in days:
+            decision = svc.refresh_backlog(warehouse, monitoring.config, model_name)
+            export = svc.export_to_tracker(warehouse, client, model_name)
+            for error in export.errors:
+                context.log.warning(f"tracker: {error}")
+            metadata: dict[str, object] = {}
+            if day == last[model_name]:  # the file shows the current items: written once per run
+                path = svc.write_backlog_markdown(warehouse, monitoring.config)
+                metadata["backlog_file"] = MetadataValue.path(str(path))
+            current = decision.current
+            counts = {
+                s: int((current["status"] == s).sum()) if len(current) else 0
+                for s in ("open", "in_progress", "resolved")
+            }
+            context.add_asset_metadata(
+                {
+                    **{f"items_{s}": n for s, n in counts.items()},
+                    "items_changed": len(decision.items),
+                    "tracker_created": export.created,
+                    "tracker_closed": export.closed,
+                    "tracker_errors": len(export.errors),
+                    **metadata,
+                },
+                partition_key=model_day_key(model_name, day),
+            )
 
-
-class GitHubTrackerResource(TrackerResource):
-    """Mirror backlog items to GitHub Issues (open an issue per item, close it when the item resolves)."""
-
-    repo: str = Field(description="owner/name of the repository the issues go to")
-    token: str = Field(description="a token allowed to write issues; pass EnvVar('MONITORING_GITHUB_TOKEN')")
-    api_url: str = Field(default=GITHUB_API_URL, description="REST API root (GitHub Enterprise, tests)")
-    labels: list[str] = Field(default_factory=lambda: ["model-monitoring"])
-    timeout_seconds: float = 10.0
-
-    def client(self) -> svc.TrackerClient | None:
-        return svc.GitHubIssuesClient(
-            repo=self.repo,
-            token=self.token,
-            api_url=self.api_url,
-            labels=self.labels,
-            timeout=self.timeout_seconds,
+    @asset(
+        group_name="reporting",
+        kinds={"duckdb"},
+        deps=[alerts, backlog_items],
+        description="Monitoring KPIs over all models: mean time to detect / acknowledge / resolve, alerts per "
+        "model-week (the noise budget), share of alerts acknowledged, of findings with a backlog item and of "
+        "incidents detected by monitoring first. Written to monitoring.monitoring_kpis, "
+        "monitoring.alert_volume_weekly and data/kpis.json.",
+    )
+    def monitoring_kpis(context: AssetExecutionContext, monitoring: MonitoringResource) -> MaterializeResult:
+        kpis, path = svc.compute_kpis(monitoring.warehouse, monitoring.config)
+        numbers = {k: v for k, v in kpis.values.items() if v is not None}
+        return MaterializeResult(
+            metadata={
+                **numbers,
+                "kpis": MetadataValue.md(kpi_markdown(kpis)),
+                "kpis_file": MetadataValue.path(str(path)),
+            }
         )
 
-
-def alerting_resources() -> dict[str, TrackerResource]:
-    """The `tracker` resource, chosen by environment: GitHub Issues when MONITORING_GITHUB_REPO is set
-    (token from MONITORING_GITHUB_TOKEN, API root from MONITORING_GITHUB_API_URL), otherwise none."""
-    repo = os.environ.get("MONITORING_GITHUB_REPO")
-    if not repo:
-        return {"tracker": TrackerResource()}
-    return {
-        "tracker": GitHubTrackerResource(
-            repo=repo,
-            token=EnvVar("MONITORING_GITHUB_TOKEN"),
-            api_url=os.environ.get("MONITORING_GITHUB_API_URL") or GITHUB_API_URL,
-        )
-    }
-
-
-# --------------------------------------------------------------------------- assets
-
-
-@asset(
-    partitions_def=model_day_partitions,
-    group_name="alerting",
-    pool=WAREHOUSE_POOL,
-    kinds={"duckdb"},
-    deps=[AssetKey(name) for name in CHECKED_ASSETS],
-    description="One row per alert episode (contract §3): every failed check finding of the model up to this "
-    "day, deduplicated by model + check + subject, with hysteresis, escalation and auto-resolution "
-    "(docs/alerting.md). New notifications go to the outbox; the deliver_notifications sensor sends them.",
-)
-def alerts(context: AssetExecutionContext, monitoring: MonitoringResource) -> MaterializeResult:
-    model_name, day = split_key(context.partition_key)
-    result = svc.refresh_alerts(monitoring.warehouse, monitoring.config, model_name, day)
-    current = result.decision.current
-    open_now = current[current["status"] != "resolved"] if len(current) else current
-    by_severity = {s: int((open_now["severity"] == s).sum()) if len(open_now) else 0 for s in SEVERITIES}
-    weekly = weekly_volume(current)
-    if not result.decision.fresh:
-        context.log.info(
-            f"{day} is older than the newest checked day by more than the notify window: no messages"
-        )
-    return MaterializeResult(
-        metadata={
-            **{f"open_{s}": by_severity[s] for s in SEVERITIES},
-            "alerts_changed": result.written,
-            "new_notifications": result.enqueued,
-            "notifications_fresh": result.decision.fresh,
-            "open_alerts": MetadataValue.md(svc.alerts_markdown(current)),
-            "alerts_per_week_last_8": MetadataValue.md(_weekly_md(weekly.tail(8))),
-        }
-    )
-
-
-@asset(
-    partitions_def=model_day_partitions,
-    group_name="alerting",
-    pool=WAREHOUSE_POOL,
-    kinds={"duckdb"},
-    deps=[alerts],
-    description="One tracked item per alert that passed noise control, with its lineage (alert ids, assets, "
-    "failing partitions, runs, evidence, Dagster UI links). Also writes data/backlog.md and, when the "
-    "`tracker` resource is configured, mirrors items to GitHub Issues.",
-)
-def backlog_items(
-    context: AssetExecutionContext, monitoring: MonitoringResource, tracker: TrackerResource
-) -> MaterializeResult:
-    model_name, _ = split_key(context.partition_key)
-    warehouse = monitoring.warehouse
-    decision = svc.refresh_backlog(warehouse, monitoring.config, model_name)
-    export = svc.export_to_tracker(warehouse, tracker.client(), model_name)
-    for error in export.errors:
-        context.log.warning(f"tracker: {error}")
-    path = svc.write_backlog_markdown(warehouse, monitoring.config)
-    current = decision.current
-    counts = {
-        s: int((current["status"] == s).sum()) if len(current) else 0
-        for s in ("open", "in_progress", "resolved")
-    }
-    return MaterializeResult(
-        metadata={
-            **{f"items_{s}": n for s, n in counts.items()},
-            "items_changed": len(decision.items),
-            "tracker_created": export.created,
-            "tracker_closed": export.closed,
-            "tracker_errors": len(export.errors),
-            "backlog_file": MetadataValue.path(str(path)),
-        }
-    )
-
-
-@asset(
-    group_name="reporting",
-    kinds={"duckdb"},
-    deps=[alerts, backlog_items],
-    description="Monitoring KPIs over all models: mean time to detect / acknowledge / resolve, alerts per "
-    "model-week (the noise budget), share of alerts acknowledged, of findings with a backlog item and of "
-    "incidents detected by monitoring first. Written to monitoring.monitoring_kpis, "
-    "monitoring.alert_volume_weekly and data/kpis.json.",
-)
-def monitoring_kpis(context: AssetExecutionContext, monitoring: MonitoringResource) -> MaterializeResult:
-    kpis, path = svc.compute_kpis(monitoring.warehouse, monitoring.config)
-    numbers = {k: v for k, v in kpis.values.items() if v is not None}
-    return MaterializeResult(
-        metadata={
-            **numbers,
-            "kpis": MetadataValue.md(kpi_markdown(kpis)),
-            "kpis_file": MetadataValue.path(str(path)),
-        }
-    )
-
-
-# --------------------------------------------------------------------------- sensor
+    return [alerts, backlog_items, monitoring_kpis]
 
 
 @sensor(
@@ -203,19 +193,12 @@ def deliver_notifications(context: SensorEvaluationContext, monitoring: Monitori
     )
 
 
+SENSORS: list[SensorDefinition] = [deliver_notifications]
+
+
 def _weekly_md(weekly: pd.DataFrame) -> str:
     if weekly.empty:
         return "No alerts yet."
-    lines = [
-        "| week | alerts | detected | notified | critical | warning | info |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in weekly.itertuples(index=False):
-        lines.append(
-            f"| {r.week} | {r.alerts} | {r.detected} | {r.notified} | {r.critical} | {r.warning} | {r.info} |"
-        )
-    return "\n".join(lines)
-
-
-ALERTING_ASSETS = [alerts, backlog_items, monitoring_kpis]
-ALERTING_SENSORS = [deliver_notifications]
+    return markdown_table(
+        weekly.to_dict("records"), ["week", "alerts", "detected", "notified", "critical", "warning", "info"]
+    )

@@ -1,7 +1,10 @@
-"""From core CheckResults to Dagster asset check results and `check_results` rows: one source, two sinks.
+"""From core check specs and results to Dagster: one source, two sinks.
 
-The warehouse copy is what the alerting asset reads (and what analysts query); the Dagster copy is
-what the UI shows. Both come from the same CheckResult object, so they cannot disagree.
+A core module declares its checks (`CheckSpec`: name, severity, description built from the config's
+defaults) and decides them (`CheckResult`); this module only turns specs into AssetCheckSpecs and
+results into AssetCheckResults plus `check_results` rows. The warehouse copy is what alerting reads
+(and what analysts query); the Dagster copy is what the UI shows. Both come from the same
+CheckResult object, so they cannot disagree.
 """
 
 from __future__ import annotations
@@ -13,50 +16,58 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
 
-from monitoring_pipelines.core.findings import CheckResult
+from monitoring_pipelines.core.findings import CheckResult, CheckSpec
+from monitoring_pipelines.core.formatting import fmt, markdown_table
+from monitoring_pipelines.schema import columns_of
 from monitoring_pipelines.storage.warehouse import Warehouse
 
+FINDINGS_SHOWN = 50
 
-def check_specs(
-    asset_name: str, descriptions: dict[str, str], blocking: Sequence[str] = ()
-) -> list[AssetCheckSpec]:
+
+def check_specs(asset_name: str, specs: Sequence[CheckSpec]) -> list[AssetCheckSpec]:
     return [
-        AssetCheckSpec(name=name, asset=AssetKey(asset_name), description=text, blocking=name in blocking)
-        for name, text in descriptions.items()
+        AssetCheckSpec(
+            name=s.name, asset=AssetKey(asset_name), description=s.description, blocking=s.blocking
+        )
+        for s in specs
     ]
 
 
-def to_check_result(asset_name: str, outcome: CheckResult) -> AssetCheckResult:
-    severity = AssetCheckSeverity.ERROR if outcome.severity == "critical" else AssetCheckSeverity.WARN
-    findings = json.loads(json.dumps([f.to_dict() for f in outcome.findings], default=_json_default))
+def to_check_result(asset_name: str, result: CheckResult) -> AssetCheckResult:
+    severity = AssetCheckSeverity.ERROR if result.severity == "critical" else AssetCheckSeverity.WARN
+    findings = json.loads(json.dumps([f.to_dict() for f in result.findings], default=_json_default))
     metadata: dict[str, object] = {
         "findings": MetadataValue.json(findings),
         "failed_subjects": MetadataValue.text(
-            ", ".join(f.subject for f in outcome.findings if f.severity != "info") or "none"
+            ", ".join(f.subject for f in result.findings if f.severity != "info") or "none"
         ),
     }
-    for key, value in outcome.metadata.items():
+    for key, value in result.metadata.items():
         metadata[key] = MetadataValue.md(value) if key.endswith("_md") or key == "summary" else value
-    if outcome.findings:
-        lines = ["| severity | subject | metric | value | threshold | message |", "|---|---|---|---|---|---|"]
-        for f in outcome.findings[:50]:
-            lines.append(
-                f"| {f.severity} | {f.subject} | {f.metric} | {_fmt(f.value)} | {_fmt(f.threshold)} | {f.message} |"
+    if result.findings:
+        metadata["findings_table"] = MetadataValue.md(
+            markdown_table(
+                [
+                    (f.severity, f.subject, f.metric, fmt(f.value), fmt(f.threshold), f.message)
+                    for f in result.findings[:FINDINGS_SHOWN]
+                ],
+                ["severity", "subject", "metric", "value", "threshold", "message"],
+                formatters=str,
             )
-        metadata["findings_table"] = MetadataValue.md("\n".join(lines))
+        )
     return AssetCheckResult(
         asset_key=AssetKey(asset_name),
-        check_name=outcome.check_name,
-        passed=outcome.passed,
+        check_name=result.check_name,
+        passed=result.passed,
         severity=severity,
         metadata=metadata,
-        description=outcome.description or None,
+        description=result.description or None,
     )
 
 
 def check_rows(
     asset_name: str,
-    outcomes: Iterable[CheckResult],
+    results: Iterable[CheckResult],
     model_name: str,
     partition_date: dt.date,
     run_id: str,
@@ -67,63 +78,51 @@ def check_rows(
             "model_name": model_name,
             "partition_date": partition_date,
             "asset": asset_name,
-            "check_name": o.check_name,
-            "passed": o.passed,
-            "severity": o.severity,
-            "findings": json.dumps([f.to_dict() for f in o.findings], default=_json_default),
+            "check_name": r.check_name,
+            "passed": r.passed,
+            "severity": r.severity,
+            "findings": json.dumps([f.to_dict() for f in r.findings], default=_json_default),
             "run_id": run_id,
             "evaluated_at": now,
         }
-        for o in outcomes
+        for r in results
     ]
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "model_name",
-            "partition_date",
-            "asset",
-            "check_name",
-            "passed",
-            "severity",
-            "findings",
-            "run_id",
-            "evaluated_at",
-        ],
-    )
-
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "–"
-    try:
-        return f"{float(value):.4g}"
-    except (TypeError, ValueError):
-        return str(value)
+    return pd.DataFrame(rows, columns=columns_of("check_results"))
 
 
 def _json_default(value: object) -> object:
-    if isinstance(value, (dt.date, dt.datetime, pd.Timestamp)):
+    if isinstance(value, dt.date | dt.datetime | pd.Timestamp):
         return value.isoformat()
     if hasattr(value, "item"):
         return value.item()  # numpy scalars
     return str(value)
 
 
-def record_checks(
-    warehouse: Warehouse,
-    asset_name: str,
-    outcomes: list[CheckResult],
-    model_name: str,
-    partition_date: dt.date,
-    run_id: str,
-) -> list[AssetCheckResult]:
-    """Persist the outcomes for alerting (replacing this asset's rows of the model-day) and
-    return them as Dagster check results for the UI."""
-    rows = check_rows(asset_name, outcomes, model_name, partition_date, run_id)
-    warehouse.replace_where(
+def checks_write(
+    asset_name: str, results: list[CheckResult], model_name: str, partition_date: dt.date, run_id: str
+) -> tuple[str, pd.DataFrame, str, list[object]]:
+    """The warehouse write of this asset's check results for the model-day (replacing its earlier ones)."""
+    return (
         "check_results",
-        rows,
+        check_rows(asset_name, results, model_name, partition_date, run_id),
         "model_name = ? AND partition_date = ? AND asset = ?",
         [model_name, partition_date, asset_name],
     )
-    return [to_check_result(asset_name, o) for o in outcomes]
+
+
+def record_checks(
+    warehouse: Warehouse,
+    asset_name: str,
+    results: list[CheckResult],
+    model_name: str,
+    partition_date: dt.date,
+    run_id: str,
+    tables: dict[str, object] | None = None,
+) -> list[AssetCheckResult]:
+    """Persist the model-day's `tables` and the check results for alerting in one transaction, and return
+    the results as Dagster check results for the UI."""
+    day = "model_name = ? AND partition_date = ?"
+    writes = [(table, frame, day, [model_name, partition_date]) for table, frame in (tables or {}).items()]
+    writes.append(checks_write(asset_name, results, model_name, partition_date, run_id))
+    warehouse.replace_many(writes)
+    return [to_check_result(asset_name, r) for r in results]

@@ -1,11 +1,13 @@
-"""What every metric asset shares: its partition, the pool, the dependency on the snapshot and the
-reference profile, and the way its checks are reported."""
+"""What every metric asset shares: its partitions, the pool, the dependency on the snapshot and the
+reference profile, its checks declared up front, and the column lineage it reports."""
 
 import warnings
+from collections.abc import Callable, Sequence
 
 from dagster import (
     AssetDep,
     AssetKey,
+    AssetsDefinition,
     BetaWarning,
     MultiToSingleDimensionPartitionMapping,
     TableColumnDep,
@@ -13,8 +15,9 @@ from dagster import (
     asset,
 )
 
+from monitoring_pipelines.core.findings import CheckSpec
 from monitoring_pipelines.defs.checks import check_specs
-from monitoring_pipelines.defs.partitions import model_day_partitions
+from monitoring_pipelines.defs.partitions import Partitions
 
 # The model-dimension mapping is the documented way to depend on a per-model asset from date×model
 # assets; its "beta" label is not news to an operator reading our logs.
@@ -37,17 +40,18 @@ def bands_for(baselines, domain: str):
 
 
 def metric_asset(
+    parts: Partitions,
     name: str,
-    checks: dict[str, str],
+    checks: Sequence[CheckSpec],
     description: str,
     needs_reference: bool = True,
     kinds: frozenset[str] = frozenset({"duckdb", "scipy"}),
-):
+) -> Callable[[Callable], AssetsDefinition]:
     """The decorator every metric asset shares: date×model partitions, the warehouse pool, the snapshot
     (and reference) dependency, and its checks declared up front so the UI lists them."""
     return asset(
         name=name,
-        partitions_def=model_day_partitions,
+        partitions_def=parts.model_day,
         group_name="metrics",
         pool=WAREHOUSE_POOL,
         kinds=set(kinds),

@@ -2,7 +2,6 @@
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from monitoring_pipelines.dashboard.render import render_dashboard
 from monitoring_pipelines.defs.resources import MonitoringResource
 
 
@@ -15,6 +14,8 @@ from monitoring_pipelines.defs.resources import MonitoringResource
     "from disk with no network. Also publishes a read-only copy of the warehouse for analysts.",
 )
 def dashboard(context: AssetExecutionContext, monitoring: MonitoringResource) -> MaterializeResult:
+    from monitoring_pipelines.dashboard.render import render_dashboard  # altair: imported when drawing
+
     config = monitoring.config
     warehouse = monitoring.warehouse
     analyst_copy = warehouse.publish_copy() if warehouse.path.exists() else None

@@ -1,5 +1,6 @@
-"""Sensors that keep partitions in step with the config: new models become partitions, and a model
-whose reference definition changed gets its reference profile rebuilt."""
+"""Sensors that keep partitions in step with the config and the data: new models become partitions,
+a model whose reference inputs changed gets its reference rebuilt, and days whose labels arrived get
+their label-dependent metrics recomputed."""
 
 import datetime as dt
 import hashlib
@@ -8,59 +9,46 @@ import json
 from dagster import (
     DefaultSensorStatus,
     RunRequest,
+    SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
     sensor,
 )
 
-from monitoring_pipelines.config import ModelConfig, load_config
 from monitoring_pipelines.defs.partitions import (
     MODELS_PARTITION_NAME,
-    PARTITIONS_START,
+    Partitions,
     model_day_key,
     model_partitions,
 )
+from monitoring_pipelines.defs.resources import MonitoringResource
 from monitoring_pipelines.defs.schedules import label_refresh_job, reference_job
-from monitoring_pipelines.storage.sources import source_for
-
-
-def reference_fingerprint(model: ModelConfig) -> str:
-    """What the reference profile depends on in the config (window, features, binning)."""
-    drift = model.thresholds.drift
-    payload = {
-        "window": [model.reference.start.isoformat(), model.reference.end.isoformat(), model.reference.path],
-        "features": model.features.model_dump(),
-        "segments": model.segments,
-        "bins": drift.bins,
-        "top_k": drift.top_k,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+from monitoring_pipelines.storage.reference import input_fingerprint, stored_reference
+from monitoring_pipelines.storage.sources import SourceError, source_for
 
 
 @sensor(
     job=reference_job,
     minimum_interval_seconds=60,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Adds a partition for every model in the config and rebuilds a model's reference "
-    "profile when its reference window, features or binning change.",
+    description="Adds a partition for every model in the config, and rebuilds a model's reference when what "
+    "it is built from changed (config, reference window data, its labels) compared with the stored reference.",
 )
-def register_models(context: SensorEvaluationContext):
-    config = load_config()
+def register_models(context: SensorEvaluationContext, monitoring: MonitoringResource):
+    config = monitoring.config
     known = set(context.instance.get_dynamic_partitions(MODELS_PARTITION_NAME))
     new = [m for m in config.model_names if m not in known]
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     run_requests = []
     for model in config.models:
-        fingerprint = reference_fingerprint(model)
-        if seen.get(model.name) != fingerprint:
+        fingerprint = input_fingerprint(config, model)
+        _, stored = stored_reference(monitoring.warehouse, model.name)
+        if stored != fingerprint:
             run_requests.append(
                 RunRequest(run_key=f"reference|{model.name}|{fingerprint}", partition_key=model.name)
             )
-            seen[model.name] = fingerprint
     return SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[model_partitions.build_add_request(new)] if new else [],
-        cursor=json.dumps(seen, sort_keys=True),
     )
 
 
@@ -78,38 +66,46 @@ def days_touched_by_labels(
     return sorted(days)
 
 
-@sensor(
-    job=label_refresh_job,
-    minimum_interval_seconds=300,
-    default_status=DefaultSensorStatus.RUNNING,
-    description="Watches the label source (folders by arrival day, or the labels table grouped by the day of "
-    "label_ts); when labels arrive or change for arrival day A, re-materializes "
-    "the label-dependent assets of the model-days A-1 … A-label_delay_days so metrics converge as labels land.",
-)
-def label_arrivals(context: SensorEvaluationContext):
-    config = load_config()
-    seen: dict[str, dict[str, str]] = json.loads(context.cursor) if context.cursor else {}
-    known = set(context.instance.get_dynamic_partitions(MODELS_PARTITION_NAME))
-    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-    run_requests = []
-    for model in config.models:
-        if model.name not in known:
-            continue
-        current = source_for(config, model).label_arrivals(model, PARTITIONS_START)
-        previous = seen.get(model.name)
-        seen[model.name] = current
-        if previous is None:  # first look: remember, do not re-run history
-            continue
-        changed = [day for day, fp in current.items() if previous.get(day) != fp]
-        for day in days_touched_by_labels(changed, model.label_delay_days, PARTITIONS_START, yesterday):
+def label_arrivals_sensor(parts: Partitions) -> SensorDefinition:
+    @sensor(
+        name="label_arrivals",
+        job=label_refresh_job,
+        minimum_interval_seconds=300,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Watches the label source (folders by arrival day, or the labels table grouped by the day "
+        "of label_ts); when labels arrive or change for arrival day A, re-materializes the label-dependent "
+        "assets of the model-days A-1 … A-label_delay_days so metrics converge as labels land.",
+    )
+    def label_arrivals(context: SensorEvaluationContext, monitoring: MonitoringResource):
+        config = monitoring.config
+        seen: dict[str, dict[str, str]] = json.loads(context.cursor) if context.cursor else {}
+        known = set(context.instance.get_dynamic_partitions(MODELS_PARTITION_NAME))
+        yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+        run_requests = []
+        for model in config.models:
+            if model.name not in known:
+                continue
+            try:
+                current = source_for(config, model).label_arrivals(model, parts.start)
+            except SourceError as exc:
+                context.log.warning(f"{model.name}: labels not readable: {exc}")
+                continue
+            previous = seen.get(model.name)
+            seen[model.name] = current
+            if previous is None:  # first look: remember, do not re-run history
+                continue
+            changed = [day for day, fp in current.items() if previous.get(day) != fp]
             tag = hashlib.sha256("|".join(f"{d}:{current[d]}" for d in sorted(changed)).encode()).hexdigest()[
                 :12
             ]
-            run_requests.append(
-                RunRequest(
-                    run_key=f"labels|{model.name}|{day.isoformat()}|{tag}",
-                    partition_key=model_day_key(model.name, day),
-                    tags={"monitoring/trigger": "label_arrival"},
+            for day in days_touched_by_labels(changed, model.label_delay_days, parts.start, yesterday):
+                run_requests.append(
+                    RunRequest(
+                        run_key=f"labels|{model.name}|{day.isoformat()}|{tag}",
+                        partition_key=model_day_key(model.name, day),
+                        tags={"monitoring/trigger": "label_arrival"},
+                    )
                 )
-            )
-    return SensorResult(run_requests=run_requests, cursor=json.dumps(seen, sort_keys=True))
+        return SensorResult(run_requests=run_requests, cursor=json.dumps(seen, sort_keys=True))
+
+    return label_arrivals

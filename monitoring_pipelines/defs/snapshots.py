@@ -1,8 +1,10 @@
 """prediction_snapshots: a model-day's validated predictions, its quarantine and its GX results."""
 
-import pandas as pd
+import contextlib
+
 from dagster import (
     AssetExecutionContext,
+    AssetsDefinition,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -10,83 +12,95 @@ from dagster import (
     asset,
 )
 
-from monitoring_pipelines.defs.checks import check_specs, record_checks
+from monitoring_pipelines.core.formatting import markdown_table
+from monitoring_pipelines.defs.checks import check_specs, checks_write, to_check_result
 from monitoring_pipelines.defs.common import WAREHOUSE_POOL
-from monitoring_pipelines.defs.partitions import model_day_partitions, split_key
+from monitoring_pipelines.defs.partitions import Partitions, split_key
 from monitoring_pipelines.defs.resources import MonitoringResource
-from monitoring_pipelines.storage.sources import source_for
-from monitoring_pipelines.validation.suite import results_markdown, validate_day, validation_checks
+from monitoring_pipelines.storage.reference import MissingReferenceError
+from monitoring_pipelines.storage.snapshot import Snapshot
+from monitoring_pipelines.validation import suite
 
-SNAPSHOT_CHECKS = {
-    "snapshot_usable": "Blocking: the day's log exists, is readable, has rows and every required column. "
-    "When it fails, nothing downstream runs for the model-day.",
-    "validation": "Row-level expectations (GX): failing rows are quarantined with the reason; "
-    "warning when any row is rejected, critical above 10 % of the day.",
-}
+PREVIEW_ROWS = 5
+FILES_SHOWN = 20
 
 
-@asset(
-    partitions_def=model_day_partitions,
-    group_name="ingest",
-    pool=WAREHOUSE_POOL,
-    kinds={"duckdb", "great_expectations"},
-    check_specs=check_specs("prediction_snapshots", SNAPSHOT_CHECKS, blocking=["snapshot_usable"]),
-    description="Validated predictions of one model-day (contract §3). Rows failing a rule go to "
-    "quarantined_predictions with the reason; valid + quarantined = rows read.",
+def build(parts: Partitions) -> AssetsDefinition:
+    @asset(
+        name="prediction_snapshots",
+        partitions_def=parts.model_day,
+        group_name="ingest",
+        pool=WAREHOUSE_POOL,
+        kinds={"duckdb", "great_expectations"},
+        check_specs=check_specs("prediction_snapshots", suite.CHECKS),
+        description="Validated predictions of one model-day (contract §3). Rows failing a rule go to "
+        "quarantined_predictions with the reason; valid + quarantined = rows read.",
+    )
+    def prediction_snapshots(context: AssetExecutionContext, monitoring: MonitoringResource):
+        model_name, day = split_key(context.partition_key)
+        model = monitoring.config.model(model_name)
+        suite.preload_gx(helper_process=True)  # GX loads on the other core while DuckDB reads the day
+        snap, validation, read = Snapshot.from_source(monitoring.config, model, day)
+        monitoring.keep(snap)
+        results = suite.validation_checks(validation, model)
+        warehouse = monitoring.warehouse
+        with contextlib.suppress(MissingReferenceError):  # read now: the day's write holds the lock a while
+            monitoring.reference(model_name)
+        # The day's rows go to the warehouse on a thread while the run's metrics are computed from `snap`;
+        # the run's next warehouse access waits for it (and fails, naming it, if it failed).
+        write = snap.write(
+            warehouse,
+            validation,
+            also=[checks_write("prediction_snapshots", results, model_name, day, context.run_id)],
+            background=validation.usable and _a_later_step_waits(context),
+        )
+        monitoring.defer(f"prediction_snapshots of {model_name} {day}", write)
+        checks = [to_check_result("prediction_snapshots", r) for r in results]
+        yield MaterializeResult(
+            metadata={
+                "dagster/row_count": validation.valid_rows,
+                "rows_read": validation.read_rows,
+                "rows_quarantined": validation.quarantined_rows,
+                "rows_outside_day_ignored": read.rows_outside_window,
+                "quarantine_by_reason": MetadataValue.json(validation.quarantine_by_reason),
+                "validation": MetadataValue.md(suite.results_markdown(validation.results)),
+                "problems": MetadataValue.text("; ".join(validation.problems) or "none"),
+                "source_files": MetadataValue.text("\n".join(read.files[:FILES_SHOWN])),
+                "preview": MetadataValue.md(_preview(snap)),
+                "dagster/column_schema": TableSchema(
+                    columns=[TableColumn(name, kind) for name, kind in snap.column_types().items()]
+                ),
+            }
+        )
+        yield from checks
+
+    return prediction_snapshots
+
+
+# Steps that read the day from `snap` and go through `monitoring.warehouse` (which waits for the write).
+DOWNSTREAM = (
+    "drift_scores",
+    "performance_metrics",
+    "subgroup_metrics",
+    "serving_metrics",
+    "shadow_comparisons",
+    "alerts",
 )
-def prediction_snapshots(context: AssetExecutionContext, monitoring: MonitoringResource):
-    model_name, day = split_key(context.partition_key)
-    config = monitoring.config
-    model = config.model(model_name)
-    read = source_for(config, model).read_predictions(model, day, day)
-    outcome = validate_day(read.frame, model, day, read.files, read.problems)
-
-    snapshot = outcome.valid.assign(model_name=model_name, partition_date=day)
-    quarantined = outcome.quarantined.assign(model_name=model_name, partition_date=day)
-    warehouse = monitoring.warehouse
-    warehouse.ensure_columns(
-        "prediction_snapshots",
-        {**dict.fromkeys(model.features.numeric, "DOUBLE"), **dict.fromkeys(model.string_columns, "VARCHAR")},
-    )
-    warehouse.replace_partitions(
-        {
-            "prediction_snapshots": snapshot,
-            "quarantined_predictions": quarantined,
-            "validation_results": outcome.results,
-        },
-        model_name,
-        day,
-    )
-    checks = record_checks(
-        warehouse, "prediction_snapshots", validation_checks(outcome, model), model_name, day, context.run_id
-    )
-
-    by_reason = (
-        quarantined["reason"].str.split("; ").explode().value_counts().to_dict() if len(quarantined) else {}
-    )
-    yield MaterializeResult(
-        metadata={
-            "dagster/row_count": len(snapshot),
-            "rows_read": outcome.read_rows,
-            "rows_quarantined": len(quarantined),
-            "rows_outside_day_ignored": read.rows_outside_window,
-            "quarantine_by_reason": MetadataValue.json({str(k): int(v) for k, v in by_reason.items()}),
-            "validation": MetadataValue.md(results_markdown(outcome.results)),
-            "problems": MetadataValue.text("; ".join(outcome.problems) or "none"),
-            "source_files": MetadataValue.text("\n".join(read.files[:20])),
-            "preview": MetadataValue.md(_preview(snapshot)),
-            "dagster/column_schema": TableSchema(
-                columns=[TableColumn(c, str(t)) for c, t in snapshot.dtypes.items()]
-            ),
-        }
-    )
-    yield from checks
 
 
-def _preview(frame: pd.DataFrame, rows: int = 5) -> str:
-    if frame.empty:
+def _a_later_step_waits(context: AssetExecutionContext) -> bool:
+    """Write in the background only when a later step of this run shares the resource and so waits for
+    the write: a failure then fails that step, naming the write. (A resource's teardown error is only
+    logged, so a run of this asset alone, or steps in separate processes, write in the step.)"""
+    if "in_process" not in context.job_def.executor_def.name:
+        return False
+    steps = context.run.step_keys_to_execute
+    names = set(steps) if steps is not None else set(context.job_def.graph.node_dict)
+    return any(name in names for name in DOWNSTREAM)
+
+
+def _preview(snap: Snapshot) -> str:
+    head = snap.head(PREVIEW_ROWS)
+    if head.empty:
         return "no rows"
-    head = frame.head(rows)
-    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in head.itertuples(index=False)]
-    return "\n".join(lines)
+    return markdown_table(head.to_dict("records"), list(head.columns), formatters=str)

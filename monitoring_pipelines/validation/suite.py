@@ -1,10 +1,18 @@
 """The Great Expectations suite built from a model's config, and the valid/quarantine split.
 
-GX (Core 1.x, in-process on the pandas frame) is the one rule engine: each row-level expectation's
-unexpected rows become quarantine rows with the expectation as the reason, so the rules in
-`validation_results` and the reasons in `quarantined_predictions` can never disagree.
-Whole-day problems (a missing required column, no rows, an unreadable file) are not row rules:
-they make the day unusable and fail the blocking check.
+Each rule is declared once, as a GX 1.x expectation (its meaning) together with the SQL predicate
+that finds the rows breaking it. A model-day is checked in one vectorized DuckDB pass: the row rules
+run as SQL over the day's raw rows, every breaking row is quarantined with the names of the rules it
+broke, and `validation_results` counts come from the same flags, so the results and the quarantine
+cannot disagree. GX itself validates the day's table-level expectations (row count) on the cleaned
+batch, with result_format SUMMARY. `monitoring_pipelines_tests/validation/test_rules_match_gx.py`
+runs GX's own row-level evaluation (result_format COMPLETE) on adversarial frames and checks that
+the SQL flags exactly the rows GX flags, with the same counts: the SQL is GX's semantics, compiled.
+
+Why not GX on every row: GX's pandas engine needs the whole day as a DataFrame and per-row index
+lists to quarantine, minutes and gigabytes at a million rows. Whole-day problems (a missing required
+column, no rows, an unreadable file) are not row rules: they make the day unusable and fail the
+blocking check.
 """
 
 from __future__ import annotations
@@ -14,51 +22,79 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-import numpy as np
+import duckdb
 import pandas as pd
 
 from monitoring_pipelines.config import ModelConfig
-from monitoring_pipelines.core.findings import CheckResult, Finding
-from monitoring_pipelines.storage.sources import REQUIRED_COLUMNS
+from monitoring_pipelines.core.findings import CheckResult, CheckSpec, Finding
+from monitoring_pipelines.schema import ERROR, OK, ROLES, STATUSES
+from monitoring_pipelines.storage.sources import FILE_COLUMN, ORDER_COLUMN, REQUIRED_COLUMNS, TS_COLUMN
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
-ROLES = ("champion", "shadow")
-STATUSES = ("ok", "error")
 FINITE = 1.7976931348623157e308
-BASE_COLUMNS = [
-    "prediction_id",
-    "request_id",
-    "model_version",
-    "role",
-    "ts",
-    "score",
-    "prediction",
-    "latency_ms",
-    "status",
-]
+PARTIAL_UNEXPECTED = 20  # failing values kept in `details`, as GX's partial_unexpected_list
+QUARANTINE_CRITICAL_SHARE = 0.10  # above this share of a day's rows quarantined, the day's data is suspect
+DAY_USABLE = "day is usable"
+
+CHECKS = (
+    CheckSpec(
+        "snapshot_usable",
+        "critical",
+        "Blocking: the day's log exists, is readable, has rows and every required column. "
+        "When it fails, nothing downstream runs for the model-day.",
+        blocking=True,
+    ),
+    CheckSpec(
+        "validation",
+        "warning",
+        "Row-level expectations (GX semantics, one SQL pass): failing rows are quarantined with the "
+        f"reason; warning when any row is rejected, critical above {QUARANTINE_CRITICAL_SHARE:.0%} of the day.",
+    ),
+)
 
 
 @dataclass(frozen=True)
 class Rule:
-    """One expectation plus how to name it in reasons and results."""
+    """One expectation: its name in reasons and results, the GX expectation it is, and for row rules
+    the SQL over the typed day that is TRUE on a breaking row.
+
+    `condition` restricts the rows the rule looks at (GX's row_condition); `missing_is_unexpected` is
+    True for not-null rules (their unexpected rows are the missing ones), otherwise nulls are skipped,
+    as GX does. The GX object is built on first use: importing GX costs seconds, and a day's row rules
+    run as SQL."""
 
     name: str
     column: str | None
     row_level: bool
     blocking: bool
-    expectation: Any
+    gx_class: str
+    gx_kwargs: dict[str, Any] = field(default_factory=dict)
+    unexpected: str = ""
+    condition: str = ""
+    missing_is_unexpected: bool = False
+
+    @cached_property
+    def expectation(self) -> Any:
+        import great_expectations as gx
+
+        return getattr(gx.expectations, self.gx_class)(**self.gx_kwargs)
 
 
 @dataclass
 class DayValidation:
-    valid: pd.DataFrame
-    quarantined: pd.DataFrame
+    """What validating a model-day found. The rows themselves stay in the model-day's database
+    (`storage.snapshot.Snapshot`); this is the small part: counts, results, problems."""
+
     results: pd.DataFrame
     problems: list[str] = field(default_factory=list)
     read_rows: int = 0
+    valid_rows: int = 0
+    quarantined_rows: int = 0
+    quarantine_by_reason: dict[str, int] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
@@ -84,78 +120,184 @@ def _gx() -> tuple[Any, Any]:
         return _GX_STATE["context"], _GX_STATE["batch_definition"]
 
 
-def build_rules(model: ModelConfig, expected_rows: tuple[int, int] | None = None) -> list[Rule]:
-    """The suite for a model: the contract's row rules plus the day's row-count bounds."""
+_LOADER_LOCK = threading.Lock()  # guards starting a loader only; _GX_LOCK is held during the import
+
+
+def preload_gx(helper_process: bool = False) -> None:
+    """Get Great Expectations ready while the day is read and checked; its import costs seconds of Python.
+
+    With `helper_process` (the Dagster runs ask for it on a machine with a second core) GX is imported
+    and run in a spawned helper process, which loads it on the other core without taking this process's
+    GIL; otherwise (the default, safe for scripts without a `__main__` guard) it is imported in a
+    background thread, which overlaps with DuckDB's GIL-free work only. A CLI worker that validates many
+    days uses the thread (one import per worker, many days per import)."""
+    with _LOADER_LOCK:
+        if "loader" in _GX_STATE or "helper" in _GX_STATE:
+            return
+        if (
+            helper_process
+            and (os.cpu_count() or 1) > 1
+            and os.environ.get("MONITORING_GX_HELPER", "1") != "0"
+        ):
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            helper = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_gx)
+            helper.submit(int)  # start the process (and its GX import) now
+            _GX_STATE["helper"] = helper
+            return
+        _GX_STATE["loader"] = loader = threading.Thread(target=_gx, name="gx-import", daemon=True)
+    loader.start()
+
+
+def run_table_expectations(
+    specs: list[tuple[str, str, dict[str, Any]]], valid_rows: int, suite_name: str
+) -> list[tuple[str, bool, dict[str, Any]]]:
+    """GX validates table-level expectations (name, GX class, kwargs) on a batch of `valid_rows` rows
+    (result_format SUMMARY): (name, success, details) per expectation. Runs in this process or in the
+    helper; GX metric errors do not raise, so `exception_info` is turned into a failure."""
     import great_expectations as gx
 
-    E = gx.expectations
-    ok = {"row_condition": 'status=="ok"', "condition_parser": "pandas"}
+    context, batch_definition = _gx()
+    suite = gx.ExpectationSuite(name=suite_name)
+    for name, gx_class, kwargs in specs:
+        expectation = getattr(gx.expectations, gx_class)(**kwargs)
+        expectation.meta = {"rule": name}
+        suite.add_expectation(expectation)
+    with _GX_LOCK:
+        suite = context.suites.add_or_update(suite)
+        batch = batch_definition.get_batch(
+            batch_parameters={"dataframe": pd.DataFrame(index=pd.RangeIndex(valid_rows))}
+        )
+        report = batch.validate(suite, result_format={"result_format": "SUMMARY"})
+    out = []
+    for result in report.results:
+        info = result.exception_info or {}
+        raised = bool(info.get("raised_exception")) if isinstance(info, dict) else False
+        if raised:
+            out.append(
+                (result.expectation_config.meta["rule"], False, {"exception": info.get("exception_message")})
+            )
+        else:
+            observed = result.result.get("observed_value")
+            details = {"observed_value": observed} if observed is not None else {}
+            out.append((result.expectation_config.meta["rule"], bool(result.success), details))
+    return out
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def _sql_text(values: tuple[str, ...] | list[str]) -> str:
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def build_rules(model: ModelConfig, expected_rows: tuple[int, int] | None = None) -> list[Rule]:
+    """The suite for a model: the contract's row rules plus the day's row-count bounds."""
+    ok = {"row_condition": f'status=="{OK}"', "condition_parser": "pandas"}
+    is_ok = f"status = '{OK}'"
     rules: list[Rule] = []
     for col in ("prediction_id", "request_id", "model_version", "role", "ts"):
-        rules.append(Rule(f"{col} not null", col, True, False, E.ExpectColumnValuesToNotBeNull(column=col)))
+        rules.append(
+            Rule(
+                f"{col} not null",
+                col,
+                True,
+                False,
+                "ExpectColumnValuesToNotBeNull",
+                dict(column=col),
+                unexpected=f"{_q(col)} IS NULL",
+                missing_is_unexpected=True,
+            )
+        )
     rules += [
         Rule(
             "prediction_id unique",
             "prediction_id",
             True,
             False,
-            E.ExpectColumnValuesToBeUnique(column="prediction_id"),
+            "ExpectColumnValuesToBeUnique",
+            dict(column="prediction_id"),
+            unexpected="prediction_id IS NOT NULL AND __duplicates > 1",
         ),
         Rule(
             "model_name matches",
             "model_name",
             True,
             False,
-            E.ExpectColumnValuesToBeInSet(column="model_name", value_set=[model.name]),
+            "ExpectColumnValuesToBeInSet",
+            dict(column="model_name", value_set=[model.name]),
+            unexpected=f"model_name IS NOT NULL AND model_name <> {_sql_text([model.name])}",
         ),
         Rule(
             "role in set",
             "role",
             True,
             False,
-            E.ExpectColumnValuesToBeInSet(column="role", value_set=list(ROLES)),
+            "ExpectColumnValuesToBeInSet",
+            dict(column="role", value_set=list(ROLES)),
+            unexpected=f"role IS NOT NULL AND role NOT IN ({_sql_text(ROLES)})",
         ),
         Rule(
             "status in set",
             "status",
             True,
             False,
-            E.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES)),
+            "ExpectColumnValuesToBeInSet",
+            dict(column="status", value_set=list(STATUSES)),
+            unexpected=f"status IS NOT NULL AND status NOT IN ({_sql_text(STATUSES)})",
         ),
         Rule(
             "score not null for ok rows",
             "score",
             True,
             False,
-            E.ExpectColumnValuesToNotBeNull(column="score", **ok),
+            "ExpectColumnValuesToNotBeNull",
+            dict(column="score", **ok),
+            unexpected="score IS NULL",
+            condition=is_ok,
+            missing_is_unexpected=True,
         ),
         Rule(
             "score in [0, 1]",
             "score",
             True,
             False,
-            E.ExpectColumnValuesToBeBetween(column="score", min_value=0.0, max_value=1.0, **ok),
+            "ExpectColumnValuesToBeBetween",
+            dict(column="score", min_value=0.0, max_value=1.0, **ok),
+            unexpected="score IS NOT NULL AND NOT (score >= 0 AND score <= 1)",
+            condition=is_ok,
         ),
         Rule(
             "prediction not null for ok rows",
             "prediction",
             True,
             False,
-            E.ExpectColumnValuesToNotBeNull(column="prediction", **ok),
+            "ExpectColumnValuesToNotBeNull",
+            dict(column="prediction", **ok),
+            unexpected="prediction IS NULL",
+            condition=is_ok,
+            missing_is_unexpected=True,
         ),
         Rule(
             "prediction in {0, 1}",
             "prediction",
             True,
             False,
-            E.ExpectColumnValuesToBeInSet(column="prediction", value_set=[0, 1], **ok),
+            "ExpectColumnValuesToBeInSet",
+            dict(column="prediction", value_set=[0, 1], **ok),
+            unexpected="prediction IS NOT NULL AND prediction NOT IN (0, 1)",
+            condition=is_ok,
         ),
         Rule(
             "latency_ms >= 0",
             "latency_ms",
             True,
             False,
-            E.ExpectColumnValuesToBeBetween(column="latency_ms", min_value=0.0, max_value=FINITE),
+            "ExpectColumnValuesToBeBetween",
+            dict(column="latency_ms", min_value=0.0, max_value=FINITE),
+            unexpected=f"latency_ms IS NOT NULL AND NOT (latency_ms >= 0 AND latency_ms <= {FINITE!r})",
         ),
     ]
     for col in model.features.numeric:
@@ -165,7 +307,9 @@ def build_rules(model: ModelConfig, expected_rows: tuple[int, int] | None = None
                 col,
                 True,
                 False,
-                E.ExpectColumnValuesToBeBetween(column=col, min_value=-FINITE, max_value=FINITE),
+                "ExpectColumnValuesToBeBetween",
+                dict(column=col, min_value=-FINITE, max_value=FINITE),
+                unexpected=f"{_q(col)} IS NOT NULL AND NOT ({_q(col)} >= {-FINITE!r} AND {_q(col)} <= {FINITE!r})",
             )
         )
     lo, hi = expected_rows or model.expected_rows or (1, None)
@@ -175,170 +319,250 @@ def build_rules(model: ModelConfig, expected_rows: tuple[int, int] | None = None
             None,
             False,
             False,
-            E.ExpectTableRowCountToBeBetween(min_value=lo, max_value=hi),
+            "ExpectTableRowCountToBeBetween",
+            dict(min_value=lo, max_value=hi),
         )
     )
     return rules
 
 
-def _coerce(raw: pd.DataFrame, model: ModelConfig) -> tuple[pd.DataFrame, pd.Series]:
-    """Typed columns plus a per-row reason for values that are not of their declared type."""
-    frame = raw.copy()
-    reasons = pd.Series("", index=frame.index, dtype="object")
-    if "status" not in frame.columns:
-        frame["status"] = "ok"
-    frame["status"] = frame["status"].astype("string").fillna("ok").str.lower()
-    if "latency_ms" not in frame.columns:
-        frame["latency_ms"] = np.nan
-    for col in ("score", "prediction", "latency_ms", *model.features.numeric):
-        original = frame[col]
-        as_number = pd.to_numeric(original, errors="coerce")
-        if not pd.api.types.is_numeric_dtype(original):
-            bad = as_number.isna() & original.notna() & (original.astype("string").str.strip() != "")
-            reasons = reasons.where(~bad, reasons + f"{col} is not a number; ")
-        frame[col] = as_number.astype("float64")
-    for col in ("prediction_id", "request_id", "model_name", "model_version", "role", *model.string_columns):
-        frame[col] = frame[col].astype("string")
-    frame["role"] = frame["role"].str.lower()
-    return frame, reasons
+# --------------------------------------------------------------------------- the SQL pass
+
+NUMERIC_TYPES = (
+    "DOUBLE",
+    "FLOAT",
+    "REAL",
+    "DECIMAL",
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "BOOLEAN",
+)
 
 
-def whole_day_problems(raw: pd.DataFrame, model: ModelConfig, files: list[str]) -> list[str]:
-    where = ", ".join(files[:3]) + (f" (+{len(files) - 3} more)" if len(files) > 3 else "") or "<no files>"
-    if raw.empty:
-        return [f"no rows for {model.name} in {where}"]
+def whole_day_problems(columns: list[str], model: ModelConfig, files: list[str]) -> list[str]:
+    """A missing required column makes the whole day unusable (the file is named)."""
+    where = _where(files)
     needed = [*REQUIRED_COLUMNS, "score", "prediction", *model.input_columns]
-    missing = [c for c in needed if c not in raw.columns]
+    missing = [c for c in needed if c not in columns]
     if missing:
         return [f"missing required column(s) {missing} in {where}"]
     return []
 
 
-def validate_day(
-    raw: pd.DataFrame,
-    model: ModelConfig,
-    partition_date: dt.date,
-    files: list[str],
-    read_problems: list[str] | None = None,
-) -> DayValidation:
-    """Split a day's raw rows into valid snapshot rows and quarantined rows, with GX results."""
-    problems = list(read_problems or [])
-    if not problems:
-        problems = whole_day_problems(raw, model, files)
-    read_rows = len(raw)
-    if problems:
-        return DayValidation(
-            valid=pd.DataFrame(),
-            quarantined=pd.DataFrame(),
-            results=_problem_results(model, partition_date, problems),
-            problems=problems,
-            read_rows=read_rows,
-        )
-    raw = raw.reset_index(drop=True)
-    frame, type_reasons = _coerce(raw, model)
-    rules = build_rules(model)
-    results, row_reasons = _run_suite(frame, rules, model, partition_date)
-    # Unique prediction_id: the first occurrence of an id is kept, later ones are quarantined.
-    dup_rule = "prediction_id unique"
-    first = ~frame["prediction_id"].duplicated(keep="first")
-    row_reasons = row_reasons.where(
-        ~(first & row_reasons.str.contains(dup_rule, regex=False)),
-        row_reasons.str.replace(f"{dup_rule}; ", "", regex=False),
-    )
-    reasons = (type_reasons + row_reasons).str.strip().str.rstrip(";")
-    bad = reasons != ""
-    columns = [
-        "prediction_id",
-        "request_id",
-        "model_version",
-        "role",
-        "ts",
-        "score",
-        "prediction",
-        "latency_ms",
-        "status",
-        *model.input_columns,
-    ]
-    if "source_file" in frame.columns:
-        columns.append("source_file")
-    valid = frame.loc[~bad, columns].copy()
-    valid["prediction"] = valid["prediction"].astype("Int64").astype("Int32")
-    quarantined = frame.loc[bad, [c for c in columns if c not in model.input_columns]].copy()
-    quarantined["reason"] = reasons[bad]
-    raw_rows = raw.loc[bad].drop(columns=["source_file"], errors="ignore")
-    quarantined["raw"] = (
-        raw_rows.apply(lambda r: json.dumps(r.to_dict(), default=str), axis=1) if bad.any() else []
-    )
-    return DayValidation(
-        valid=valid.reset_index(drop=True),
-        quarantined=quarantined.reset_index(drop=True),
-        results=results,
-        problems=[],
-        read_rows=read_rows,
-    )
+def _where(files: list[str]) -> str:
+    return ", ".join(files[:3]) + (f" (+{len(files) - 3} more)" if len(files) > 3 else "") or "<no files>"
 
 
-def _run_suite(
-    frame: pd.DataFrame, rules: list[Rule], model: ModelConfig, partition_date: dt.date
-) -> tuple[pd.DataFrame, pd.Series]:
-    import great_expectations as gx
+def _numeric(column: str, kind: str, present: bool) -> tuple[str, str | None]:
+    """(typed value, type-problem predicate) of a column that must be a number. NaN counts as missing,
+    as in pandas; text that does not parse as a finite-or-infinite number is 'not a number'."""
+    if not present:
+        return "CAST(NULL AS DOUBLE)", None
+    c = _q(column)
+    if kind.split("(")[0] in NUMERIC_TYPES:
+        return f"CASE WHEN isnan(CAST({c} AS DOUBLE)) THEN NULL ELSE CAST({c} AS DOUBLE) END", None
+    text = f"trim(CAST({c} AS VARCHAR))"
+    parsed = f"TRY_CAST({text} AS DOUBLE)"
+    value = f"CASE WHEN isnan({parsed}) THEN NULL ELSE {parsed} END"
+    bad = f"{c} IS NOT NULL AND {text} <> '' AND ({parsed} IS NULL OR isnan({parsed}))"
+    return value, bad
 
-    context, batch_definition = _gx()
-    suite = gx.ExpectationSuite(name=f"predictions_{model.name}")
-    by_name = {rule.name: rule for rule in rules}
-    for rule in rules:
-        rule.expectation.meta = {"rule": rule.name}
-        suite.add_expectation(rule.expectation)
-    with _GX_LOCK:
-        suite = context.suites.add_or_update(suite)
-        gx_frame = frame.astype({c: "object" for c in frame.columns if str(frame[c].dtype) == "string"})
-        batch = batch_definition.get_batch(batch_parameters={"dataframe": gx_frame})
-        report = batch.validate(suite, result_format={"result_format": "COMPLETE"})
-    reasons = pd.Series("", index=frame.index, dtype="object")
-    rows: list[dict[str, Any]] = []
-    for result in report.results:
-        rule = by_name[result.expectation_config.meta["rule"]]
-        info = result.exception_info or {}
-        raised = bool(info.get("raised_exception")) if isinstance(info, dict) else False
-        if raised:  # GX does not raise on metric errors: surface them as a failed expectation
-            success, unexpected, details = False, None, {"exception": info.get("exception_message")}
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def check_rows(
+    con: duckdb.DuckDBPyConnection, raw: str, model: ModelConfig, rules: list[Rule], table: str = "checked"
+) -> list[tuple[str, str]]:
+    """Create `table`: every raw row typed, with one flag column per row rule (`__rule_<i>`), one per
+    type problem (`__type_<column>`), the quarantine `reason` (NULL for a valid row) and, for a rejected
+    row only, the row as read as JSON (`raw`). One pass over the raw rows, plus a narrow one (ids) for
+    duplicates and, when rows were rejected, one that picks their original values."""
+    rel = con.sql(f"SELECT * FROM {raw} LIMIT 0")
+    raw_types = {n: str(t).upper() for n, t in zip(rel.columns, rel.types, strict=True)}
+    present = set(raw_types)
+    cols: list[str] = [ORDER_COLUMN, f"{FILE_COLUMN} AS source_file"]
+    for name in ("prediction_id", "request_id", "model_name", "model_version"):
+        cols.append(f"CAST({_q(name)} AS VARCHAR) AS {name}")
+    cols.append("lower(CAST(role AS VARCHAR)) AS role")
+    cols.append(f"{TS_COLUMN} AS ts")
+    cols.append(
+        f"coalesce(lower(CAST(status AS VARCHAR)), '{OK}') AS status"
+        if "status" in present
+        else f"'{OK}' AS status"
+    )
+    type_checks: list[tuple[str, str]] = []
+    for name in ("score", "prediction", "latency_ms", *model.features.numeric):
+        value, bad = _numeric(name, raw_types.get(name, ""), name in present)
+        cols.append(f"{value} AS {_q(name)}")
+        if bad:
+            type_checks.append((name, bad))
+            cols.append(f"({bad}) AS {_q('__type_' + name)}")
+    for name in model.string_columns:
+        cols.append(f"CAST({_q(name)} AS VARCHAR) AS {_q(name)}")
+
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE __duplicates AS SELECT CAST(prediction_id AS VARCHAR) AS prediction_id, "
+        f"count(*) AS __duplicates, min({ORDER_COLUMN}) AS __first_order FROM {raw} "
+        "WHERE prediction_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1"
+    )
+    row_rules = [r for r in rules if r.row_level]
+    flags = []
+    for i, rule in enumerate(row_rules):
+        predicate = f"({rule.condition}) AND ({rule.unexpected})" if rule.condition else rule.unexpected
+        flags.append(f"coalesce({predicate}, false) AS __rule_{i}")
+    reasons = [f"CASE WHEN {_q('__type_' + n)} THEN '{n} is not a number' END" for n, _ in type_checks]
+    for i, rule in enumerate(row_rules):
+        if rule.name == "prediction_id unique":
+            # The first occurrence of an id is kept; later ones are quarantined.
+            reasons.append(f"CASE WHEN __rule_{i} AND {ORDER_COLUMN} > __first_order THEN '{rule.name}' END")
         else:
-            success = bool(result.success)
-            unexpected = result.result.get("unexpected_count")
-            details = {
-                k: result.result.get(k)
-                for k in ("observed_value", "partial_unexpected_list")
-                if result.result.get(k) is not None
-            }
-            if rule.row_level and not success:
-                idx = result.result.get("unexpected_index_list") or []
-                positions = [i if isinstance(i, (int, np.integer)) else i.get("index") for i in idx]
-                hit = pd.Index(positions).intersection(frame.index)
-                reasons.loc[hit] = reasons.loc[hit] + f"{rule.name}; "
+            reasons.append(f"CASE WHEN __rule_{i} THEN '{rule.name.replace(chr(39), chr(39) * 2)}' END")
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE {table} AS
+        WITH typed AS (SELECT {", ".join(cols)} FROM {raw}),
+        flagged AS (
+            SELECT t.*, coalesce(d.__duplicates, 1) AS __duplicates, d.__first_order, {", ".join(flags)}
+            FROM typed t LEFT JOIN __duplicates d USING (prediction_id)
+        )
+        SELECT * EXCLUDE (__first_order), nullif(concat_ws('; ', {", ".join(reasons) or "NULL"}), '') AS reason,
+               CAST(NULL AS VARCHAR) AS raw
+        FROM flagged
+        """
+    )
+    rejected = con.execute(f"SELECT count(*) FROM {table} WHERE reason IS NOT NULL").fetchall()[0][0]
+    if rejected:
+        originals = [c for c in raw_types if c not in (FILE_COLUMN, ORDER_COLUMN, TS_COLUMN)]
+        packed = f"struct_pack({', '.join(f'{_ident(c)} := {_ident(c)}' for c in originals)})"
+        con.execute(
+            f"""
+            UPDATE {table} SET raw = j.raw
+            FROM (
+                SELECT {ORDER_COLUMN} AS o, CAST(to_json({packed}) AS VARCHAR) AS raw FROM {raw}
+                WHERE {ORDER_COLUMN} IN (SELECT {ORDER_COLUMN} FROM {table} WHERE reason IS NOT NULL)
+            ) j
+            WHERE {table}.{ORDER_COLUMN} = j.o
+            """
+        )
+    return type_checks
+
+
+def rule_results(
+    con: duckdb.DuckDBPyConnection, table: str, rules: list[Rule], model: ModelConfig, partition_date: dt.date
+) -> pd.DataFrame:
+    """validation_results rows of the row rules, from the flags of `table` (GX's counting conventions:
+    element_count = rows the rule looks at; unexpected_percent over the non-missing ones, except for
+    not-null rules where missing values are the unexpected ones)."""
+    row_rules = [r for r in rules if r.row_level]
+    # One hash aggregate over the few distinct patterns of (conditions, nulls, flags); the counts of every
+    # rule are sums over those patterns.
+    conditions = sorted({r.condition for r in row_rules if r.condition})
+    columns = sorted({r.column for r in row_rules if r.column})
+    keys = [f"coalesce({c}, false) AS c{i}" for i, c in enumerate(conditions)]
+    keys += [f"{_q(c)} IS NULL AS n{i}" for i, c in enumerate(columns)]
+    keys += [f"__rule_{i} AS r{i}" for i in range(len(row_rules))]
+    patterns = con.execute(f"SELECT {', '.join(keys)}, count(*) AS rows FROM {table} GROUP BY ALL").df()
+    rows = []
+    for i, rule in enumerate(row_rules):
+        looked_at = (
+            patterns[f"c{conditions.index(rule.condition)}"].astype(bool)
+            if rule.condition
+            else pd.Series(True, index=patterns.index)
+        )
+        missing_rows = patterns[f"n{columns.index(rule.column)}"].astype(bool)
+        element = int(patterns.loc[looked_at, "rows"].sum())
+        missing = int(patterns.loc[looked_at & missing_rows, "rows"].sum())
+        unexpected = int(patterns.loc[patterns[f"r{i}"].astype(bool), "rows"].sum())
+        denominator = element if rule.missing_is_unexpected else element - missing
+        percent = 100.0 * unexpected / denominator if denominator else None
+        details: dict[str, Any] = {}
+        if unexpected:
+            sample = con.execute(
+                f"SELECT {_q(rule.column)} FROM {table} WHERE __rule_{i} ORDER BY {ORDER_COLUMN} "
+                f"LIMIT {PARTIAL_UNEXPECTED}"
+            ).fetchall()
+            details["partial_unexpected_list"] = [_jsonable(v[0]) for v in sample]
         rows.append(
             {
                 "model_name": model.name,
                 "partition_date": partition_date,
                 "expectation": rule.name,
                 "column_name": rule.column,
-                "success": success,
-                "unexpected_count": None if unexpected is None else int(unexpected),
-                "element_count": result.result.get("element_count", len(frame)),
-                "unexpected_percent": result.result.get("unexpected_percent"),
+                "success": unexpected == 0,
+                "unexpected_count": unexpected,
+                "element_count": element,
+                "unexpected_percent": percent,
                 "blocking": rule.blocking,
                 "details": json.dumps(details, default=str),
             }
         )
-    return pd.DataFrame(rows), reasons
+    return pd.DataFrame(rows)
 
 
-def _problem_results(model: ModelConfig, partition_date: dt.date, problems: list[str]) -> pd.DataFrame:
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+def table_results(
+    rules: list[Rule], valid_rows: int, model: ModelConfig, partition_date: dt.date
+) -> pd.DataFrame:
+    """GX validates the table-level expectations on the cleaned batch (result_format SUMMARY). The
+    batch holds the columns those expectations read; the row count reads none, so GX gets the day's
+    valid row count without a copy of its values."""
+    table_rules = [r for r in rules if not r.row_level]
+    if not table_rules:
+        return pd.DataFrame()
+    specs = [(r.name, r.gx_class, r.gx_kwargs) for r in table_rules]
+    suite_name = f"predictions_{model.name}_table"
+    helper = _GX_STATE.get("helper")
+    if helper is not None:
+        try:
+            results = helper.submit(run_table_expectations, specs, valid_rows, suite_name).result()
+        except Exception:  # noqa: BLE001 - a broken helper must not lose the day's validation
+            _GX_STATE.pop("helper", None)
+            results = run_table_expectations(specs, valid_rows, suite_name)
+    else:
+        results = run_table_expectations(specs, valid_rows, suite_name)
+    by_name = {r.name: r for r in table_rules}
     return pd.DataFrame(
         [
             {
                 "model_name": model.name,
                 "partition_date": partition_date,
-                "expectation": "day is usable",
+                "expectation": name,
+                "column_name": by_name[name].column,
+                "success": success,
+                "unexpected_count": None,
+                "element_count": valid_rows,
+                "unexpected_percent": None,
+                "blocking": by_name[name].blocking,
+                "details": json.dumps(details, default=str),
+            }
+            for name, success, details in results
+        ]
+    )
+
+
+def problem_results(model: ModelConfig, partition_date: dt.date, problems: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "model_name": model.name,
+                "partition_date": partition_date,
+                "expectation": DAY_USABLE,
                 "column_name": None,
                 "success": False,
                 "unexpected_count": None,
@@ -352,6 +576,53 @@ def _problem_results(model: ModelConfig, partition_date: dt.date, problems: list
     )
 
 
+def validate(
+    con: duckdb.DuckDBPyConnection,
+    raw: str,
+    columns: list[str],
+    model: ModelConfig,
+    partition_date: dt.date,
+    files: list[str],
+    read_problems: list[str] | None = None,
+    table: str = "checked",
+) -> DayValidation:
+    """Validate the raw rows of `raw` (a relation of `con`) into `table` (see check_rows) and return the
+    results. A day with a read problem, a missing column or no rows is unusable: `table` is then empty."""
+    problems = list(read_problems or []) or whole_day_problems(columns, model, files)
+    if problems:
+        return DayValidation(results=problem_results(model, partition_date, problems), problems=problems)
+    rules = build_rules(model)
+    preload_gx()  # the table-level expectations need GX at the end of this day's checks
+    check_rows(con, raw, model, rules, table)
+    read_rows = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+    if read_rows == 0:
+        problems = [f"no rows for {model.name} in {_where(files)}"]
+        return DayValidation(results=problem_results(model, partition_date, problems), problems=problems)
+    quarantined = int(con.execute(f"SELECT count(*) FROM {table} WHERE reason IS NOT NULL").fetchall()[0][0])
+    by_reason: dict[str, int] = {}
+    if quarantined:
+        pairs = con.execute(
+            f"SELECT trim(part), count(*) FROM (SELECT unnest(string_split(reason, ';')) AS part FROM {table} "
+            "WHERE reason IS NOT NULL) GROUP BY 1 ORDER BY 2 DESC, 1"
+        ).fetchall()
+        by_reason = {str(k): int(v) for k, v in pairs}
+    valid = read_rows - quarantined
+    results = pd.concat(
+        [
+            rule_results(con, table, rules, model, partition_date),
+            table_results(rules, valid, model, partition_date),
+        ],
+        ignore_index=True,
+    )
+    return DayValidation(
+        results=results,
+        read_rows=read_rows,
+        valid_rows=valid,
+        quarantined_rows=quarantined,
+        quarantine_by_reason=by_reason,
+    )
+
+
 def results_markdown(results: pd.DataFrame) -> str:
     if results.empty:
         return "no expectations evaluated"
@@ -362,10 +633,7 @@ def results_markdown(results: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-QUARANTINE_CRITICAL_SHARE = 0.10  # above this share of a day's rows quarantined, the day's data is suspect
-
-
-def validation_checks(outcome: DayValidation, model: ModelConfig) -> list[CheckResult]:
+def validation_checks(validation: DayValidation, model: ModelConfig) -> list[CheckResult]:
     """`snapshot_usable` (blocking: the day cannot be monitored) and `validation` (rows quarantined
     or expectations failed: a warning, critical when more than 10 % of the day is rejected)."""
     usable = CheckResult(
@@ -381,16 +649,16 @@ def validation_checks(outcome: DayValidation, model: ModelConfig) -> list[CheckR
                 problem,
                 {"problem": problem},
             )
-            for problem in outcome.problems
+            for problem in validation.problems
         ],
-        metadata={"read_rows": outcome.read_rows},
-        description="; ".join(outcome.problems) or "the day's prediction log is readable and complete",
+        metadata={"read_rows": validation.read_rows},
+        description="; ".join(validation.problems) or "the day's prediction log is readable and complete",
     )
     findings: list[Finding] = []
-    if outcome.usable and outcome.read_rows:
-        share = len(outcome.quarantined) / outcome.read_rows
+    if validation.usable and validation.read_rows:
+        share = validation.quarantined_rows / validation.read_rows
         severity = "critical" if share > QUARANTINE_CRITICAL_SHARE else "warning"
-        for r in outcome.results.itertuples():
+        for r in validation.results.itertuples():
             if r.success or r.blocking:
                 continue
             count = None if pd.isna(r.unexpected_count) else int(r.unexpected_count)
@@ -404,7 +672,7 @@ def validation_checks(outcome: DayValidation, model: ModelConfig) -> list[CheckR
                     0.0,
                     f"{model.name}: expectation '{r.expectation}' failed"
                     + (
-                        f" on {count} of {outcome.read_rows} rows (quarantined)"
+                        f" on {count} of {validation.read_rows} rows (quarantined)"
                         if count
                         else f" ({r.details})"
                     ),
@@ -412,15 +680,30 @@ def validation_checks(outcome: DayValidation, model: ModelConfig) -> list[CheckR
                         "expectation": r.expectation,
                         "column": r.column_name,
                         "unexpected_count": count,
-                        "read_rows": outcome.read_rows,
+                        "read_rows": validation.read_rows,
                         "quarantined_share": round(share, 6),
                     },
                 )
             )
-    validation = CheckResult(
+    result = CheckResult(
         check_name="validation",
         findings=findings,
-        metadata={"validation_md": results_markdown(outcome.results)},
-        description=f"{len(outcome.quarantined)} of {outcome.read_rows} rows quarantined",
+        metadata={"validation_md": results_markdown(validation.results)},
+        description=f"{validation.quarantined_rows} of {validation.read_rows} rows quarantined",
     )
-    return [usable, validation]
+    return [usable, result]
+
+
+__all__ = [
+    "CHECKS",
+    "DAY_USABLE",
+    "DayValidation",
+    "ERROR",
+    "Rule",
+    "build_rules",
+    "check_rows",
+    "problem_results",
+    "results_markdown",
+    "validate",
+    "validation_checks",
+]

@@ -170,7 +170,7 @@ def build_demo_warehouse(tmp_path: Path) -> tuple[Warehouse, MonitoringConfig]:
                                     requests=requests, peak_requests_per_hour=120, error_rate=errors / requests,
                                     errors=errors))  # fmt: skip
             # the model-wide row core.serving adds: must not be drawn as a third role or double the requests
-            serving.append(dict(model_name=model, partition_date=day, role="all", model_version="all",
+            serving.append(dict(model_name=model, partition_date=day, role="__all__", model_version="__all__",
                                 latency_p99_ms=9999.0, requests=99999, error_rate=0.5, errors=49999))  # fmt: skip
     wh.replace_where("serving_metrics", _rows(serving), "true", [])
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
+from scipy import special, stats
 from scipy.spatial.distance import jensenshannon
 
 from monitoring_pipelines.config import DriftThresholds, ModelConfig
@@ -21,6 +20,7 @@ from monitoring_pipelines.core.profiles import (
     build_sketch,
     profile_numeric,
 )
+from monitoring_pipelines.storage.snapshot import Snapshot
 
 TOL = 1e-9
 CATEGORIES = np.array(["north", "south", "east", "west", "central"])
@@ -138,10 +138,31 @@ def test_ks_and_wasserstein_equal_scipy_through_compute_drift() -> None:
         x, y = ref[feature].dropna().to_numpy(), cur[feature].dropna().to_numpy()
         ks = stats.ks_2samp(x, y, method="asymp")
         assert abs(row(drift, feature, "ks")["value"] - ks.statistic) <= TOL
-        assert row(drift, feature, "ks")["p_value"] == pytest.approx(ks.pvalue, rel=1e-9, abs=1e-300)
+        p_value = row(drift, feature, "ks")["p_value"]
+        if ks.pvalue >= D.KS_TAIL:
+            assert p_value == pytest.approx(ks.pvalue, rel=1e-9)
+        else:  # the limiting distribution: never below the exact tail (see ks_pvalue)
+            assert ks.pvalue <= p_value < D.KS_TAIL
         w = stats.wasserstein_distance(x, y) / x.std()
         assert abs(row(drift, feature, "wasserstein_norm")["value"] - w) <= TOL
         assert row(drift, feature, "ks")["error_bound"] == 0.0
+
+
+@pytest.mark.parametrize("en", [250, 1_000, 10_000, 100_000])
+def test_ks_pvalue_is_scipy_above_the_tail_and_conservative_below_it(en: int) -> None:
+    # scipy's exact tail is slow for a large en and a small p (why ks_pvalue uses the limit there)
+    for p in np.logspace(0, -6 if en > 10_000 else -12, 25):
+        statistic = float(special.kolmogi(p)) / np.sqrt(en)
+        if statistic >= 1:
+            continue
+        exact = float(stats.kstwo.sf(statistic, en))
+        got = D.ks_pvalue(statistic, 2 * en, 2 * en)  # en = n*m/(n+m)
+        if exact >= D.KS_TAIL:
+            assert got == pytest.approx(exact, rel=1e-9)
+        elif got < D.KS_TAIL:
+            assert got >= exact
+            if exact >= 1e-6:  # the stated worst case down to 1e-6
+                assert got <= exact * (1.22 if en <= 250 else 1.1)
 
 
 def test_sketched_ks_and_wasserstein_stay_within_the_stated_bound() -> None:
@@ -276,15 +297,48 @@ def test_unseen_share_and_other_bucket(profile: ReferenceProfile) -> None:
     assert row(drift, "region", "psi")["value"] > 0.25  # 10 % in a bin the reference had empty
 
 
-def test_duckdb_relation_gives_the_same_rows_as_a_frame(profile: ReferenceProfile) -> None:
-    cur = make_rows(20_000, np.random.default_rng(16), shift=0.3)
+def as_log(frame: pd.DataFrame, day: dt.date = dt.date(2026, 2, 1)) -> pd.DataFrame:
+    """`frame` (make_rows) as raw prediction-log rows of the test model, all on `day`."""
+    n = len(frame)
+    out = frame.reset_index(drop=True).copy()
+    out["prediction_id"] = [f"p{i}" for i in range(n)]
+    out["request_id"] = [f"r{i}" for i in range(n)]
+    out["model_name"] = "credit"
+    out["model_version"] = "v1"
+    out["role"] = "champion"
+    out["ts"] = pd.Timestamp(day, tz="UTC") + pd.to_timedelta(np.arange(n) % 86_400, unit="s")
+    return out
+
+
+def test_snapshot_columns_give_the_same_rows_as_a_frame(profile: ReferenceProfile) -> None:
+    cur = as_log(make_rows(20_000, np.random.default_rng(16), shift=0.3))
     cur["role"] = np.where(np.arange(len(cur)) % 10 == 0, "shadow", "champion")
-    con = duckdb.connect()
-    con.register("cur_view", cur)
+    failed = np.arange(len(cur)) % 10 == 1
+    cur["status"] = np.where(failed, "error", "ok")
+    cur.loc[failed, ["score", "prediction"]] = np.nan  # a failed request has no score
+    snap, validation = Snapshot.from_frame(make_model(), cur, dt.date(2026, 2, 1))
+    with snap:
+        assert validation.quarantined_rows == 0
+        from_snapshot = D.compute_drift(profile, snap.columns(), DriftThresholds())
     from_frame = D.compute_drift(profile, cur, DriftThresholds())
-    from_relation = D.compute_drift(profile, con.table("cur_view"), DriftThresholds())
-    pd.testing.assert_frame_equal(from_frame, from_relation, check_exact=False, rtol=1e-12)
-    assert row(from_frame, "age", "ks")["n_current"] == 18_000  # shadow rows left out
+    pd.testing.assert_frame_equal(from_frame, from_snapshot, check_exact=False, rtol=1e-12)
+    assert row(from_frame, "age", "ks")["n_current"] == 16_000  # shadow and error rows left out
+    assert row(from_frame, "income", "null_rate_change")["n_current"] == 16_000
+
+
+def test_snapshot_columns_of_one_day_of_several(profile: ReferenceProfile) -> None:
+    first = as_log(make_rows(6000, np.random.default_rng(19)), dt.date(2026, 2, 1))
+    second = as_log(make_rows(4000, np.random.default_rng(20), shift=1.0), dt.date(2026, 2, 2))
+    both = pd.concat([first, second.assign(prediction_id="b" + second["prediction_id"])], ignore_index=True)
+    snap, _ = Snapshot.from_frame(make_model(), both, dt.date(2026, 2, 1), dt.date(2026, 2, 2))
+    with snap:
+        for day, frame in ((dt.date(2026, 2, 1), first), (dt.date(2026, 2, 2), second)):
+            pd.testing.assert_frame_equal(
+                D.compute_drift(profile, frame, DriftThresholds()),
+                D.compute_drift(profile, snap.columns(day), DriftThresholds()),
+                check_exact=False,
+                rtol=1e-12,
+            )
 
 
 def test_missing_column_is_an_error(profile: ReferenceProfile) -> None:

@@ -3,6 +3,7 @@ behaviour on synthetic days (a small group degrading is caught, quiet days stay 
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
@@ -10,10 +11,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from monitoring_pipelines.config import SubgroupThresholds
+from monitoring_pipelines.config import ModelConfig, SubgroupThresholds
 from monitoring_pipelines.core import fairness
 from monitoring_pipelines.core.baselines import summarize_days
-from monitoring_pipelines.core.performance import binary_metrics
+from monitoring_pipelines.core.performance import attach_labels, binary_metrics
+from monitoring_pipelines.storage.snapshot import Snapshot
 
 SEGMENTS = ["region", "sex"]
 INTERSECTIONS = [["region", "sex"]]
@@ -137,6 +139,54 @@ def test_intersections_have_stable_names_and_missing_values_are_kept() -> None:
     inter = rows[rows["segment"] == "age_band*sex"]
     assert set(inter["segment_value"]) == {"65+|F", "65+|M", "18-34|F", "__missing__|F", "__all__"}
     assert "__missing__" in set(rows.loc[rows["segment"] == "age_band", "segment_value"])
+
+
+def test_snapshot_scored_rows_give_the_same_subgroup_metrics() -> None:
+    """The subgroups asset reads the snapshot's scored rows (labels joined in DuckDB, segments as text);
+    they give the rows the champion's `ok` rows with their labels give as a frame."""
+    rng = np.random.default_rng(12)
+    day = synthetic_day(rng, n=4000)
+    n = len(day)
+    day["sex"] = np.where(rng.random(n) < 0.05, None, day["sex"])  # missing segment values
+    labelled = rng.random(n) < 0.7
+    start = dt.date(2026, 6, 1)
+    raw = day.drop(columns="label").assign(
+        prediction_id=[f"p{i}" for i in range(n)],
+        request_id=[f"r{i}" for i in range(n)],
+        model_name="fair",
+        model_version="v1",
+        role="champion",
+        status="ok",
+        ts=pd.Timestamp(start, tz="UTC") + pd.to_timedelta(np.arange(n), unit="s"),
+    )
+    failed = raw.iloc[:50].assign(
+        prediction_id=lambda f: "e" + f["prediction_id"], request_id=lambda f: "e" + f["request_id"]
+    )
+    failed = failed.assign(status="error", score=np.nan, prediction=np.nan)
+    shadow = raw.iloc[:500].assign(prediction_id=lambda f: "s" + f["prediction_id"], role="shadow")
+    labels = pd.DataFrame({"request_id": raw["request_id"], "label": day["label"]})[labelled]
+    labels = pd.concat([labels, pd.DataFrame({"request_id": ["e1", "nowhere"], "label": [1.0, 0.0]})])
+    model = ModelConfig(
+        name="fair",
+        features={"categorical": ["region"]},
+        segments=SEGMENTS,
+        segment_intersections=INTERSECTIONS,
+        reference={"start": "2026-05-01", "end": "2026-05-28"},
+    )
+    snap, validation = Snapshot.from_frame(model, pd.concat([raw, failed, shadow], ignore_index=True), start)
+    with snap:
+        assert validation.quarantined_rows == 0
+        snap.set_labels(labels)
+        scored = snap.scored(SEGMENTS)
+        order = snap.scored(["prediction_id"])["prediction_id"]
+    frame, _ = attach_labels(raw.set_index("prediction_id").loc[order].reset_index(), labels)
+    from_snapshot = fairness.subgroup_metrics(scored, SEGMENTS, INTERSECTIONS)
+    from_frame = fairness.subgroup_metrics(frame, SEGMENTS, INTERSECTIONS)
+    pd.testing.assert_frame_equal(from_snapshot, from_frame, rtol=1e-12)
+    assert "__missing__" in set(from_snapshot.loc[from_snapshot["segment"] == "sex", "segment_value"])
+    assert metric(from_snapshot, "region", "a", "auc")["labelled"] == int(
+        labelled[day["region"] == "a"].sum()
+    )
 
 
 def test_segment_summaries_use_values_with_enough_rows() -> None:

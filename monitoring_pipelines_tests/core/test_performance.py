@@ -3,13 +3,14 @@ and the checks flag a real drop, not a noisy day."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring_pipelines.config import PerformanceThresholds
+from monitoring_pipelines.config import ModelConfig, PerformanceThresholds
 from monitoring_pipelines.core.baselines import summarize_days
 from monitoring_pipelines.core.performance import (
     HIGHER_IS_BETTER,
@@ -17,6 +18,7 @@ from monitoring_pipelines.core.performance import (
     PERFORMANCE_COLUMNS,
     _ece_bootstrap,
     _ece_normal_bootstrap,
+    attach_labels,
     binary_metrics,
     compare_to_band,
     daily_performance,
@@ -24,6 +26,7 @@ from monitoring_pipelines.core.performance import (
     performance_checks,
 )
 from monitoring_pipelines.core.stats import wilson_interval
+from monitoring_pipelines.storage.snapshot import Snapshot
 
 Z95 = 1.959963984540054
 
@@ -206,6 +209,107 @@ def test_daily_performance_measured_rows_equal_binary_metrics() -> None:
     measured = out[~out["estimated"]].set_index("metric")
     for metric in METRICS:
         assert measured.loc[metric, "value"] == pytest.approx(value(direct, metric), abs=1e-15)
+
+
+# --------------------------------------------------------------------------- the snapshot's scored rows
+
+START = dt.date(2026, 6, 1)
+MODEL = ModelConfig(
+    name="scored_model",
+    features={"numeric": ["x"]},
+    reference={"start": "2026-05-01", "end": "2026-05-28"},
+)
+
+
+def logged_day(n: int, seed: int) -> pd.DataFrame:
+    """Raw rows of a day: the champion's `ok` rows (one request logged twice), shadow rows of the same
+    requests and failed champion requests without a score."""
+    y, s, p = calibrated_sample(n, seed)
+    s = np.round(s, 3)  # ties
+    ids = [f"q{i}" for i in range(n)]
+    champion = pd.DataFrame(
+        {"request_id": ids, "role": "champion", "status": "ok", "score": s, "prediction": p}
+    )
+    twice = champion.iloc[:1].assign(score=0.5, prediction=1)
+    shadow = champion.assign(role="shadow", score=np.clip(s + 0.05, 0, 1))
+    failed = pd.DataFrame(
+        {"request_id": [f"e{i}" for i in range(20)], "role": "champion", "status": "error", "score": np.nan}
+    )
+    day = pd.concat([champion, twice, shadow, failed], ignore_index=True)
+    rows = len(day)
+    return day.assign(
+        prediction_id=[f"p{i}" for i in range(rows)],
+        model_name=MODEL.name,
+        model_version="v1",
+        ts=pd.Timestamp(START, tz="UTC") + pd.to_timedelta(np.arange(rows), unit="s"),
+        x=1.0,
+    )
+
+
+def adversarial_labels(day: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Labels with corrections (the later label_ts wins), undated labels (older than dated ones), labels
+    that are not 0/1 (dropped), labels of failed requests and of requests the day does not have; no two
+    labels of one request share a label_ts."""
+    rng = np.random.default_rng(seed)
+    stamp = pd.Timestamp("2026-06-09", tz="UTC")
+    rows = []
+    for k, rid in enumerate([*day["request_id"].unique(), "unknown-1", "unknown-2"]):
+        if rng.random() < 0.3:
+            continue
+        for j in range(rng.choice([1, 1, 2, 3])):
+            label = rng.choice(np.array([0.0, 1.0, 1.0, 2.0, -1.0, np.nan]))
+            when = pd.NaT if j == 0 and rng.random() < 0.2 else stamp + pd.Timedelta(minutes=10 * k + j)
+            rows.append((rid, label, when))
+    frame = pd.DataFrame(rows, columns=["request_id", "label", "label_ts"])
+    return frame.sample(frac=1, random_state=seed).reset_index(drop=True)
+
+
+def both_paths(day: pd.DataFrame, labels: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """daily_performance of the snapshot's scored rows (labels joined in DuckDB) and of the champion's
+    `ok` rows as a frame with the labels joined by request_id, in the same row order (the order feeds
+    the seeded bootstraps)."""
+    snap, validation = Snapshot.from_frame(MODEL, day, START)
+    with snap:
+        assert validation.quarantined_rows == 0
+        snap.set_labels(labels)
+        scored = snap.scored()
+        order = snap.scored(["prediction_id"])["prediction_id"]
+    frame = day[(day["role"] == "champion") & (day["status"] == "ok")]
+    frame = frame.set_index("prediction_id").loc[order].reset_index()
+    return daily_performance(scored), daily_performance(frame, labels)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_snapshot_scored_rows_give_the_same_daily_performance(seed: int) -> None:
+    day = logged_day(3000, seed)
+    labels = adversarial_labels(day, seed)
+    from_snapshot, from_frame = both_paths(day, labels)
+    pd.testing.assert_frame_equal(from_snapshot, from_frame, rtol=1e-12)
+    for key in ("rows", "scored", "dropped_scores", "labelled"):
+        assert from_snapshot.attrs[key] == from_frame.attrs[key], key
+    assert from_frame.attrs["rows"] == 3001 and from_frame.attrs["invalid_labels"] > 0
+    assert 0 < from_frame.attrs["labelled"] < 3001
+    assert (~from_snapshot["estimated"]).sum() == len(METRICS)
+
+
+def test_snapshot_label_ties_resolve_like_the_frame_path() -> None:
+    """Two labels of one request with the same label_ts (a correction in the same batch): the frame path
+    keeps the later row (input order breaks ties, core.performance._latest_labels); the SQL must agree."""
+    day = logged_day(400, seed=7)
+    stamp = pd.Timestamp("2026-06-09", tz="UTC")
+    ids = day.loc[day["role"] == "champion", "request_id"].iloc[1:301].tolist()
+    first = pd.DataFrame({"request_id": ids, "label": [0.0, 1.0] * 150, "label_ts": stamp})
+    corrected = first.assign(label=1.0 - first["label"])
+    labels = pd.concat([first, corrected], ignore_index=True)
+    attached, _ = attach_labels(pd.DataFrame({"request_id": ids}), labels)
+    assert attached["label"].tolist() == corrected["label"].tolist()  # the later row of each tie
+    snap, _ = Snapshot.from_frame(MODEL, day, START)
+    with snap:
+        snap.set_labels(labels)
+        got = snap.scored(["request_id"]).set_index("request_id")["label"]
+    assert got.loc[ids].tolist() == corrected["label"].tolist()
+    from_snapshot, from_frame = both_paths(day, labels)
+    pd.testing.assert_frame_equal(from_snapshot, from_frame, rtol=1e-12)
 
 
 # --------------------------------------------------------------------------- checks

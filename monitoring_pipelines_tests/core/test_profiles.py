@@ -13,7 +13,8 @@ from monitoring_pipelines.config import DriftThresholds
 from monitoring_pipelines.core import drift as D
 from monitoring_pipelines.core import profiles as P
 from monitoring_pipelines.core.profiles import ReferenceProfile
-from monitoring_pipelines_tests.core.test_drift import make_model, make_rows
+from monitoring_pipelines.storage.snapshot import Snapshot
+from monitoring_pipelines_tests.core.test_drift import as_log, make_model, make_rows
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +157,37 @@ def test_reference_rows_are_champion_ok_rows_of_the_window(reference: pd.DataFra
     profile = P.build_reference_profile(frame, make_model(), window)
     assert profile.n == len(kept)
     assert (profile.window_start, profile.window_end) == window
+
+
+def test_a_snapshot_of_the_window_gives_the_same_profile_and_bands(
+    reference: pd.DataFrame, profile: ReferenceProfile
+) -> None:
+    """The reference asset profiles the window's snapshot (SnapshotColumns) and scores each of its days
+    for the bands; that is the profile of the same rows as a frame, shadow and failed rows left out."""
+    raw = as_log(reference)
+    raw["ts"] = pd.to_datetime(reference["partition_date"]).dt.tz_localize("UTC") + pd.to_timedelta(
+        np.arange(len(raw)) % 86_400, unit="s"
+    )
+    noise = as_log(make_rows(3000, np.random.default_rng(303), shift=2.0))
+    noise["ts"] = raw["ts"].iloc[: len(noise)].to_numpy()
+    noise["role"] = np.where(np.arange(len(noise)) % 2 == 0, "shadow", "champion")
+    noise["status"] = np.where(noise["role"] == "champion", "error", "ok")
+    noise.loc[noise["status"] == "error", ["score", "prediction"]] = np.nan
+    noise["prediction_id"] = "n" + noise["prediction_id"]
+    model = make_model()
+    start, end = model.reference.start, model.reference.end
+    snap, validation = Snapshot.from_frame(model, pd.concat([raw, noise], ignore_index=True), start, end)
+    with snap:
+        assert validation.quarantined_rows == 0
+        days = {day: snap.columns(day) for day in snap.days()}
+        assert len(days) == 10
+        fitted = D.fit_reference_profile(snap.columns(), model, days=days)
+    assert fitted.n == profile.n == len(reference) and len(profile.variability_frame()) > 0
+    assert fitted.version == profile.version
+    pd.testing.assert_frame_equal(P.profile_to_rows(fitted), P.profile_to_rows(profile))
+    pd.testing.assert_frame_equal(
+        fitted.variability_frame(), profile.variability_frame(), check_like=True, rtol=1e-12
+    )
 
 
 def test_missing_prediction_columns_are_skipped_but_a_missing_feature_is_an_error(

@@ -1,25 +1,83 @@
-"""Champion/shadow pairing, paired statistics against reference implementations, and the promotion
-rule's behaviour on synthetic traffic (better shadow promoted, identical never, segment harm flagged)."""
+"""Champion/shadow pairing (the snapshot's SQL against the pandas implementation it replaced), paired
+statistics against reference implementations, and the promotion rule's behaviour on synthetic traffic
+(better shadow promoted, identical never, segment harm flagged)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
 
-from monitoring_pipelines.config import ServingThresholds, ShadowThresholds
+from monitoring_pipelines.config import ModelConfig, ServingThresholds, ShadowThresholds
 from monitoring_pipelines.core import shadow
+from monitoring_pipelines.core.shadow import COVERAGE_COLUMNS, PAIR_KEYS, SIDE_COLUMNS
+from monitoring_pipelines.core.stats import to_float_array
+from monitoring_pipelines.storage.snapshot import Snapshot
 
 AGE_BANDS = np.array(["18-34", "35-64", "65+"])
 AGE_SHARES = [0.40, 0.52, 0.08]  # 65+: the 8 % segment
+START = dt.date(2026, 6, 1)
+MODEL = ModelConfig(
+    name="shadowed",
+    features={"categorical": ["age_band"]},
+    segments=["age_band"],
+    reference={"start": "2026-05-01", "end": "2026-05-28"},
+)
+SEG_MODEL = ModelConfig(
+    name="shadowed",
+    features={"categorical": ["seg"]},
+    segments=["seg"],
+    reference={"start": "2026-05-01", "end": "2026-05-28"},
+)
 
 
 def separation(auc: float) -> float:
     """Binormal separation giving this AUC with unit-variance noise: AUC = Phi(mu / sqrt 2)."""
     return math.sqrt(2) * stats.norm.ppf(auc)
+
+
+def logged(frame: pd.DataFrame, day: dt.date = START, seed: int = 0) -> pd.DataFrame:
+    """`frame` as prediction-log rows of the test model: a unique prediction_id per row (in row order),
+    the model name and, when missing, a ts inside `day` (UTC)."""
+    out = frame.reset_index(drop=True).copy()
+    out["prediction_id"] = [f"{day:%Y%m%d}-p{i:06d}" for i in range(len(out))]
+    out["model_name"] = MODEL.name
+    if "ts" not in out:
+        seconds = np.random.default_rng(seed).uniform(0, 86_400, len(out))
+        out["ts"] = pd.Timestamp(day, tz="UTC") + pd.to_timedelta(seconds, unit="s")
+    return out
+
+
+def pairs_of(
+    frame: pd.DataFrame,
+    labels: pd.DataFrame | None = None,
+    segments: Sequence[str] = ("age_band",),
+    model: ModelConfig = MODEL,
+    day: dt.date = START,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The snapshot's pairs and coverage of a day of raw rows (every row must pass validation)."""
+    snap, validation = Snapshot.from_frame(model, frame, day)
+    with snap:
+        assert validation.usable and validation.quarantined_rows == 0, validation.quarantine_by_reason
+        if labels is not None:
+            snap.set_labels(labels)
+        return snap.shadow_pairs(list(segments))
+
+
+def compare(
+    frame: pd.DataFrame,
+    labels: pd.DataFrame | None,
+    segments: Sequence[str] = ("age_band",),
+    thresholds: ShadowThresholds | None = None,
+) -> pd.DataFrame:
+    """shadow_comparisons of a day as the pipeline computes it: snapshot pairs, then the statistics."""
+    paired, coverage = pairs_of(frame, labels, segments)
+    return shadow.shadow_comparisons(paired, coverage, list(segments), thresholds)
 
 
 def traffic(
@@ -32,7 +90,8 @@ def traffic(
     identical: bool = False,
     shadow_latency_ms: float = 50.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One day of prediction-log rows for champion v1 and shadow v2 on the same requests, and its labels.
+    """One day (START + `day`) of prediction-log rows for champion v1 and shadow v2 on the same requests,
+    and its labels.
 
     Both scores share a latent noise (correlation 0.7), as two models of the same problem do.
     `harmed_auc` sets the shadow's AUC in the 65+ segment.
@@ -52,6 +111,8 @@ def traffic(
     latency = np.concatenate(
         [rng.lognormal(np.log(50.0), 0.3, n), rng.lognormal(np.log(shadow_latency_ms), 0.3, n)]
     )
+    seconds = rng.uniform(0, 86_000, n)
+    ts = pd.Timestamp(START + dt.timedelta(days=day), tz="UTC") + pd.to_timedelta(seconds, unit="s")
     frame = pd.DataFrame(
         {
             "request_id": np.concatenate([request_id, request_id]),
@@ -62,9 +123,11 @@ def traffic(
             "prediction": np.concatenate([score_c > 0.4, score_s > 0.4]).astype(int),
             "latency_ms": latency,
             "status": "ok",
+            # the shadow scores the request a few milliseconds after the champion
+            "ts": np.concatenate([ts, ts + pd.Timedelta(milliseconds=5)]),
         }
     )
-    return frame, pd.DataFrame({"request_id": request_id, "label": y})
+    return logged(frame, START + dt.timedelta(days=day)), pd.DataFrame({"request_id": request_id, "label": y})
 
 
 def row(
@@ -197,10 +260,222 @@ def test_days_needed_follows_the_power_formula() -> None:
     assert shadow.days_needed(0.0, 0.01, days=7) is None
 
 
+# --------------------------------------------------------------------------- the reference pairing
+# The pandas pairing the snapshot's SQL replaced (core.shadow._side / pair_predictions / _latest_labels
+# as they were), kept here as the independent reference the SQL must agree with.
+
+
+def reference_side(day: pd.DataFrame, role: str, carry: Sequence[str]) -> tuple[pd.DataFrame, pd.Series]:
+    """One role's rows, one per (version, request): the earliest by ts wins. Also returns the
+    duplicate rows dropped, per model version."""
+    rows = day[day["role"] == role]
+    if "ts" in rows.columns:
+        rows = rows.sort_values("ts", kind="stable")
+    keys = ["request_id"] if role == "champion" else ["model_version", "request_id"]
+    deduped = rows.drop_duplicates(keys, keep="first")
+    frame = pd.DataFrame(
+        {
+            "request_id": deduped["request_id"].to_numpy(dtype=object),
+            "model_version": deduped["model_version"].astype(str).to_numpy(dtype=object),
+            "score": to_float_array(deduped["score"]) if "score" in deduped else np.nan,
+            "prediction": to_float_array(deduped["prediction"]) if "prediction" in deduped else np.nan,
+            "status": (
+                deduped["status"].fillna("ok").astype(str).to_numpy(dtype=object)
+                if "status" in deduped
+                else "ok"
+            ),
+            "latency_ms": to_float_array(deduped["latency_ms"]) if "latency_ms" in deduped else np.nan,
+        }
+    )
+    for column in carry:
+        if column in deduped.columns:
+            frame[column] = deduped[column].to_numpy()
+    dropped = rows.loc[rows.duplicated(keys, keep="first"), "model_version"].astype(str)
+    return frame, dropped.value_counts()
+
+
+def reference_pairs(day: pd.DataFrame, segments: Sequence[str] = ()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pair the champion's and each shadow version's prediction of the same request (see
+    Snapshot.shadow_pairs); a shadow-only request is charged to the day's main champion version."""
+    champ, champ_dups = reference_side(day, "champion", segments)
+    side, shadow_dups = reference_side(day, "shadow", [])
+    champ = champ.rename(columns={c: f"champion_{c}" for c in SIDE_COLUMNS})
+    champ = champ.rename(columns={"champion_model_version": "champion_version"})
+    side = side.rename(columns={c: f"shadow_{c}" for c in SIDE_COLUMNS})
+    side = side.rename(columns={"shadow_model_version": "shadow_version"})
+    paired = champ.merge(side, on="request_id", how="inner", validate="one_to_many")
+    order = ["request_id", *PAIR_KEYS]
+    paired = paired[[*order, *(c for c in paired.columns if c not in order)]]
+
+    main_champion = champ["champion_version"].mode().iloc[0] if len(champ) else ""
+    coverage = []
+    champ_ids = champ["request_id"]
+    for version, rows in side.groupby("shadow_version", sort=True):
+        in_shadow = champ_ids.isin(rows["request_id"]).to_numpy()
+        shadow_only = int((~rows["request_id"].isin(champ_ids)).sum())
+        per_champion = (
+            pd.DataFrame({"champion_version": champ["champion_version"], "paired": in_shadow})
+            .groupby("champion_version", sort=True)["paired"]
+            .agg(["sum", "size"])
+        )
+        if main_champion not in per_champion.index:
+            per_champion.loc[main_champion] = (0, 0)
+        for champion_version, counts in per_champion.iterrows():
+            n_paired, n_champion = int(counts["sum"]), int(counts["size"])
+            only = shadow_only if champion_version == main_champion else 0
+            union = n_champion + only
+            coverage.append(
+                {
+                    "champion_version": champion_version,
+                    "shadow_version": version,
+                    "champion_requests": n_champion,
+                    "shadow_requests": n_paired + only,
+                    "paired": n_paired,
+                    "champion_only": n_champion - n_paired,
+                    "shadow_only": only,
+                    "duplicate_rows": int(champ_dups.sum()) + int(shadow_dups.get(version, 0)),
+                    "coverage": n_paired / union if union else math.nan,
+                }
+            )
+    return paired.reset_index(drop=True), pd.DataFrame(coverage, columns=COVERAGE_COLUMNS)
+
+
+def reference_latest_labels(labels: pd.DataFrame | None) -> pd.DataFrame:
+    """One 0/1 label per request, the latest by label_ts (labels may be corrected).
+
+    A label without label_ts is older than any dated one, as in core.performance: every metric now
+    reads labels through the same rule (the pandas shadow code sorted undated labels last, so an
+    undated label beat a dated correction there and only there)."""
+    if labels is None or labels.empty:
+        return pd.DataFrame({"request_id": pd.Series(dtype=object), "label": pd.Series(dtype=float)})
+    frame = labels.assign(label=to_float_array(labels["label"]))
+    frame = frame[np.isin(frame["label"].to_numpy(), (0.0, 1.0))]
+    if "label_ts" in frame.columns:
+        frame = frame.sort_values("label_ts", kind="stable", na_position="first")
+    return frame.drop_duplicates("request_id", keep="last")[["request_id", "label"]]
+
+
+def adversarial_day(seed: int, day: dt.date = START, variant: str = "both") -> pd.DataFrame:
+    """Raw rows that exercise every pairing rule: duplicates on both sides (a request logged twice by
+    the champion, possibly under two versions; twice by one shadow), ts ties (broken by the row's
+    position, which is also its prediction_id order), error rows without a score, missing latencies and
+    segments, champion-only and shadow-only requests, two champion and two shadow versions.
+    `variant`: "both", "champion_only" or "shadow_only" (an empty side)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(120):
+        rid = f"{day:%m%d}-r{i}"
+        seg = rng.choice(np.array(["a", "b", None], dtype=object))
+        if variant != "shadow_only" and rng.random() < 0.8:
+            for _ in range(rng.choice([1, 1, 1, 2, 3])):
+                rows.append(("champion", rng.choice(["v1", "v1", "v1", "v0"]), rid, seg))
+        if variant != "champion_only":
+            for version in ("s1", "s2"):
+                if rng.random() < 0.7:
+                    for _ in range(rng.choice([1, 1, 2])):
+                        rows.append(("shadow", version, rid, rng.choice(["a", "b"])))
+    frame = pd.DataFrame(rows, columns=["role", "model_version", "request_id", "seg"])
+    frame = frame.sample(frac=1, random_state=seed).reset_index(drop=True)
+    n = len(frame)
+    error = rng.random(n) < 0.15
+    score = np.round(rng.random(n), 2)
+    frame["score"] = np.where(error, np.nan, score)
+    frame["prediction"] = np.where(error, np.nan, (score > 0.5).astype(float))
+    frame["status"] = np.where(error, "error", "ok")
+    frame["latency_ms"] = np.where(rng.random(n) < 0.1, np.nan, rng.gamma(2, 20, n))
+    # four distinct times a day: most duplicates tie on ts
+    frame["ts"] = pd.Timestamp(day, tz="UTC") + pd.to_timedelta(rng.integers(0, 4, n) * 3600 + 1800, unit="s")
+    return logged(frame, day)
+
+
+def adversarial_labels(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Labels of most requests: corrections (a later label_ts wins), a missing label_ts (loses to a dated
+    one), labels that are not 0/1 (ignored) and labels of requests the day does not have. No two labels of
+    one request share a label_ts (ties are core.performance's test)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    stamp = pd.Timestamp("2026-07-01", tz="UTC")
+    for k, rid in enumerate(frame["request_id"].unique()):
+        if rng.random() < 0.25:
+            continue
+        for j in range(rng.choice([1, 1, 2, 3])):
+            label = rng.choice([0.0, 1.0, 1.0, 2.0, np.nan])
+            when = pd.NaT if j == 0 and rng.random() < 0.2 else stamp + pd.Timedelta(minutes=10 * k + j)
+            rows.append((rid, label, when))
+    rows += [("nowhere", 1.0, stamp), ("nowhere", 0.0, stamp + pd.Timedelta(days=1))]
+    labels = pd.DataFrame(rows, columns=["request_id", "label", "label_ts"])
+    return labels.sample(frac=1, random_state=seed).reset_index(drop=True)
+
+
+def expected_pairs(
+    raw: pd.DataFrame, labels: pd.DataFrame | None, segments: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The reference's pairs with the columns Snapshot.shadow_pairs adds: the champion row's UTC
+    partition_date and the request's label."""
+    paired, coverage = reference_pairs(raw, [*segments, "ts"])
+    paired["partition_date"] = pd.to_datetime(paired.pop("ts"), utc=True).dt.date
+    paired = paired.merge(reference_latest_labels(labels), on="request_id", how="left")
+    return paired, coverage
+
+
+def by_pair(coverage: pd.DataFrame) -> pd.DataFrame:
+    return coverage.sort_values(PAIR_KEYS).reset_index(drop=True)
+
+
+def assert_same_pairs(got: pd.DataFrame, expected: pd.DataFrame) -> None:
+    keys = ["request_id", "shadow_version"]
+    assert not got.duplicated(keys).any()
+    got = got.assign(partition_date=pd.to_datetime(got["partition_date"]).dt.date)
+    assert set(got.columns) == set(expected.columns)
+    pd.testing.assert_frame_equal(
+        got.sort_values(keys).reset_index(drop=True),
+        expected.sort_values(keys).reset_index(drop=True)[list(got.columns)],
+        check_dtype=False,
+    )
+
+
 # --------------------------------------------------------------------------- pairing and comparisons
 
 
-def test_pair_predictions_reports_coverage_on_both_sides() -> None:
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("variant", ["both", "champion_only", "shadow_only"])
+def test_snapshot_pairs_equal_the_reference_pairing(seed: int, variant: str) -> None:
+    raw = adversarial_day(seed, variant=variant)
+    labels = adversarial_labels(raw, seed)
+    paired, coverage = pairs_of(raw, labels, ["seg"], SEG_MODEL)
+    expected, expected_coverage = expected_pairs(raw, labels, ["seg"])
+    assert list(coverage.columns) == COVERAGE_COLUMNS
+    pd.testing.assert_frame_equal(coverage.reset_index(drop=True), expected_coverage, check_dtype=False)
+    assert_same_pairs(paired, expected)
+    if variant == "both":  # the data is adversarial enough to mean something
+        assert coverage["duplicate_rows"].min() > 0 and coverage["shadow_only"].sum() > 0
+        assert set(coverage["champion_version"]) == {"v0", "v1"}
+        assert set(coverage["shadow_version"]) == {"s1", "s2"}
+        assert (coverage["champion_only"] > 0).all()
+        assert paired["label"].notna().any() and paired["label"].isna().any()
+        assert (paired["champion_status"] == "error").any() and (paired["shadow_status"] == "error").any()
+        assert paired["seg"].isna().any()
+    else:
+        assert paired.empty
+        if variant == "champion_only":
+            assert coverage.empty  # no shadow version, no pair to report
+        else:  # every request is shadow-only: charged to no champion version, coverage 0
+            assert coverage["shadow_version"].tolist() == ["s1", "s2"]
+            assert (coverage["champion_version"] == "").all() and (coverage["coverage"] == 0).all()
+
+
+def test_pairs_do_not_depend_on_the_order_rows_are_read() -> None:
+    raw = adversarial_day(7)
+    paired, coverage = pairs_of(raw, None, ["seg"], SEG_MODEL)
+    shuffled = raw.sample(frac=1, random_state=3).reset_index(drop=True)
+    again, again_coverage = pairs_of(shuffled, None, ["seg"], SEG_MODEL)
+    pd.testing.assert_frame_equal(coverage, again_coverage)
+    pd.testing.assert_frame_equal(
+        paired, again
+    )  # ts ties go to the smaller prediction_id, whatever the order
+
+
+def test_shadow_pairs_report_coverage_on_both_sides() -> None:
     day = pd.DataFrame(
         {
             "request_id": ["r1", "r2", "r3", "r4", "r1", "r2", "r5", "r2", "r1", "r1"],
@@ -209,10 +484,12 @@ def test_pair_predictions_reports_coverage_on_both_sides() -> None:
             "score": [0.1, 0.2, 0.3, 0.4, 0.15, 0.25, 0.5, 0.9, 0.11, 0.1],
             "prediction": [0, 0, 0, 0, 0, 0, 1, 1, 0, 0],
             "seg": list("aabbaabaab"),
+            # logged in this order, a second apart
+            "ts": pd.Timestamp(START, tz="UTC") + pd.to_timedelta(np.arange(10), unit="s"),
         }
     )
     # r2 is logged twice by v2 (duplicate), r1 twice by the champion (duplicate); r5 has no champion.
-    paired, coverage = shadow.pair_predictions(day, ["seg"])
+    paired, coverage = pairs_of(logged(day), None, ["seg"], SEG_MODEL)
     cov = coverage.set_index("shadow_version")
     assert cov.loc["v2", "paired"] == 2 and cov.loc["v2", "champion_only"] == 2
     assert cov.loc["v2", "shadow_only"] == 1 and cov.loc["v2", "shadow_requests"] == 3
@@ -222,13 +499,55 @@ def test_pair_predictions_reports_coverage_on_both_sides() -> None:
     v2 = paired[paired["shadow_version"] == "v2"].set_index("request_id")
     assert v2.loc["r2", "shadow_score"] == pytest.approx(0.25)  # first row wins
     assert v2.loc["r1", "champion_version"] == "v1" and v2.loc["r1", "seg"] == "a"
+    assert paired["label"].isna().all() and (pd.to_datetime(paired["partition_date"]).dt.date == START).all()
+    expected, expected_coverage = expected_pairs(logged(day), None, ["seg"])
+    pd.testing.assert_frame_equal(coverage, expected_coverage, check_dtype=False)
+    assert_same_pairs(paired, expected)
+
+
+def test_merged_coverage_of_days_equals_the_coverage_of_the_pooled_rows() -> None:
+    first, second = adversarial_day(11, START), adversarial_day(12, START + dt.timedelta(days=1))
+    days = []
+    for raw in (first, second):
+        days.append(pairs_of(raw, None, ["seg"], SEG_MODEL, raw["ts"].iloc[0].date()))
+    merged = shadow.merge_coverage([days[0][1], days[1][1]])
+    both = pd.concat([first, second], ignore_index=True)
+    snap, _ = Snapshot.from_frame(SEG_MODEL, both, START, START + dt.timedelta(days=1))
+    with snap:
+        pooled, pooled_coverage = snap.shadow_pairs(["seg"])
+    # the same counts; merge_coverage sorts by the pair, the snapshot by shadow version first
+    pd.testing.assert_frame_equal(by_pair(merged), by_pair(pooled_coverage), check_dtype=False)
+    _, expected_coverage = reference_pairs(both, ["seg"])
+    pd.testing.assert_frame_equal(by_pair(merged), by_pair(expected_coverage), check_dtype=False)
+    assert merged["shadow_only"].sum() > 0 and merged["duplicate_rows"].min() > 0
+    assert sorted(pd.to_datetime(pooled["partition_date"]).dt.date.unique()) == [
+        START,
+        START + dt.timedelta(days=1),
+    ]
+    assert list(shadow.merge_coverage([days[0][1].iloc[:0]]).columns) == COVERAGE_COLUMNS
+    assert shadow.merge_coverage([]).empty
+
+
+def test_pool_window_is_the_last_window_days_up_to_the_day() -> None:
+    day = dt.date(2026, 6, 10)
+    assert shadow.pool_window(day, ShadowThresholds(window_days=7)) == (dt.date(2026, 6, 4), day)
+    assert shadow.pool_window(day, ShadowThresholds(window_days=1)) == (day, day)
+
+
+def test_pooled_recommendation_counts_only_labelled_days() -> None:
+    rng = np.random.default_rng(8)
+    labelled = pairs_of(*traffic(rng, 1000, day=0))
+    unlabelled = pairs_of(traffic(rng, 1000, day=1)[0], day=START + dt.timedelta(days=1))
+    paired = pd.concat([labelled[0], unlabelled[0]], ignore_index=True)
+    coverage = shadow.merge_coverage([labelled[1], unlabelled[1]])
+    assert coverage["champion_requests"].tolist() == [2000]
+    [rec] = shadow.pooled_recommendations(paired, coverage, ["age_band"], THRESHOLDS, SERVING)
+    assert rec.days == 1 and rec.n == 1000  # the unlabelled day's pairs carry no label
 
 
 def test_comparisons_have_overall_and_per_segment_rows() -> None:
     frame, labels = traffic(np.random.default_rng(0), 3000, shadow_auc=0.82)
-    comparisons = shadow.shadow_comparisons(
-        frame, labels, ["age_band"], ShadowThresholds(bootstrap_samples=200)
-    )
+    comparisons = compare(frame, labels, ["age_band"], ShadowThresholds(bootstrap_samples=200))
     assert list(comparisons.columns) == shadow.COLUMNS
     assert set(comparisons["segment_value"]) == {"__all__", "18-34", "35-64", "65+"}
     for metric in (*shadow.LABEL_FREE_METRICS, *shadow.LABELLED_METRICS):
@@ -244,13 +563,16 @@ def test_comparisons_have_overall_and_per_segment_rows() -> None:
     assert shift["delta"] == pytest.approx(
         row(comparisons, "flip_rate_0_to_1")["value"] - row(comparisons, "flip_rate_1_to_0")["value"]
     )
-    again = shadow.shadow_comparisons(frame, labels, ["age_band"], ShadowThresholds(bootstrap_samples=200))
-    pd.testing.assert_frame_equal(comparisons, again)  # seeded: a re-run writes the same rows
+    # seeded: a re-run (a new snapshot of the same rows, read in another order) writes the same rows
+    again = compare(
+        frame.sample(frac=1, random_state=1), labels, ["age_band"], ShadowThresholds(bootstrap_samples=200)
+    )
+    pd.testing.assert_frame_equal(comparisons, again)
 
 
 def test_unlabelled_day_has_label_free_rows_only() -> None:
     frame, _ = traffic(np.random.default_rng(1), 500)
-    comparisons = shadow.shadow_comparisons(frame, None, ["age_band"], ShadowThresholds())
+    comparisons = compare(frame, None, ["age_band"], ShadowThresholds())
     assert not set(shadow.LABELLED_METRICS) & set(comparisons["metric"])
     assert row(comparisons, "score_spearman")["value"] > 0.5
 
@@ -261,7 +583,7 @@ def test_poor_coverage_and_errors_are_reported() -> None:
     frame = frame.drop(shadow_rows[:100])  # the shadow missed 10 % of the requests
     errors = shadow_rows[100:150]
     frame.loc[errors, ["status", "score", "prediction"]] = ["error", np.nan, np.nan]
-    comparisons = shadow.shadow_comparisons(frame, labels, [], ShadowThresholds())
+    comparisons = compare(frame, labels, [], ShadowThresholds())
     assert row(comparisons, "pairing_coverage")["value"] == pytest.approx(0.9)
     err = row(comparisons, "error_rate")
     assert err["shadow_value"] == pytest.approx(50 / 900) and err["champion_value"] == 0
@@ -280,16 +602,18 @@ SERVING = ServingThresholds()
 
 
 def recommend_over_days(days: int, n: int, seed: int, **kwargs: object) -> list[shadow.Recommendation]:
-    """The daily rule as the pipeline runs it: pool the last window_days days, compare, recommend."""
+    """The daily rule as the pipeline runs it: pair each day in its snapshot, pool the pairs of the last
+    window_days days (coverage merged), compare, recommend."""
     rng = np.random.default_rng(seed)
     history, out = [], []
     for d in range(days):
-        history.append(traffic(rng, n, day=d, **kwargs))
+        frame, labels = traffic(rng, n, day=d, **kwargs)
+        history.append(pairs_of(frame, labels, day=START + dt.timedelta(days=d)))
         window = history[-THRESHOLDS.window_days :]
-        pooled = pd.concat([w[0] for w in window], ignore_index=True)
-        labels = pd.concat([w[1] for w in window], ignore_index=True)
-        comparisons = shadow.shadow_comparisons(pooled, labels, ["age_band"], THRESHOLDS)
-        [rec] = shadow.promotion_recommendation(comparisons, THRESHOLDS, SERVING, days=len(window))
+        paired = pd.concat([w[0] for w in window], ignore_index=True)
+        coverage = shadow.merge_coverage([w[1] for w in window])
+        [rec] = shadow.pooled_recommendations(paired, coverage, ["age_band"], THRESHOLDS, SERVING)
+        assert rec.days == len(window)  # every pooled day is labelled
         out.append(rec)
     return out
 

@@ -1,21 +1,56 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
 from monitoring_pipelines.config import load_config
-from monitoring_pipelines.storage.sources import FileSource, SqlSource, normalize_labels
+from monitoring_pipelines.storage.sources import (
+    FILE_COLUMN,
+    TS_COLUMN,
+    FileSource,
+    SqlSource,
+    new_connection,
+    read_labels,
+)
 from monitoring_pipelines_tests.conftest import synthetic_day, write_parquet
 
 DAY = dt.date(2026, 6, 10)
+NEXT = DAY + dt.timedelta(days=1)
 
 
-def test_file_source_reads_only_the_partition_day(tmp_path, write_config, config_dict):
-    config = load_config(write_config(config_dict))
-    model = config.model("credit_default")
+@pytest.fixture
+def config(write_config, config_dict):
+    return load_config(write_config(config_dict))
+
+
+@pytest.fixture
+def model(config):
+    return config.model("credit_default")
+
+
+@pytest.fixture
+def con():
+    connection = new_connection()
+    yield connection
+    connection.close()
+
+
+def _folder(config, model, day: dt.date, kind: str = "predictions"):
+    folder = config.data_dir / "incoming" / model.name / kind / f"date={day.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _column(con, read, column: str) -> pd.Series:
+    """A column of the loaded relation (the bookkeeping columns FILE_COLUMN, TS_COLUMN included)."""
+    return con.sql(f'SELECT "{column}" FROM {read.relation} ORDER BY __order').df()[column]
+
+
+def test_file_source_reads_only_the_partition_day(config, model, con):
     today, yesterday, tomorrow = (
         synthetic_day(DAY + dt.timedelta(days=k), 50, seed=k + 1) for k in (0, -1, 1)
     )
@@ -23,36 +58,148 @@ def test_file_source_reads_only_the_partition_day(tmp_path, write_config, config
     late = synthetic_day(DAY, 7, seed=9)
     write_parquet(config.data_dir, model.name, DAY, pd.concat([today, yesterday.head(3)]))
     write_parquet(config.data_dir, model.name, DAY - dt.timedelta(days=1), yesterday)
-    write_parquet(config.data_dir, model.name, DAY + dt.timedelta(days=1), pd.concat([tomorrow, late]))
-    read = FileSource(config.data_dir).read_predictions(model, DAY, DAY)
-    assert len(read.frame) == 57
-    assert set(read.frame["prediction_id"]) == set(today["prediction_id"]) | set(late["prediction_id"])
-    assert (read.frame["ts"].dt.date == DAY).all()
+    write_parquet(config.data_dir, model.name, NEXT, pd.concat([tomorrow, late]))
+    read = FileSource(config.data_dir).load_predictions(con, model, DAY, DAY)
+    assert not read.problems
+    frame = read.frame(con)
+    assert len(frame) == 57
+    assert set(frame["prediction_id"]) == set(today["prediction_id"]) | set(late["prediction_id"])
+    assert (frame["ts"].dt.tz_convert("UTC").dt.date == DAY).all()
+    assert (_column(con, read, TS_COLUMN).dt.date == DAY).all()
     assert read.rows_outside_window == 3 + len(tomorrow)
+    # the late rows are read from (and attributed to) the next day's folder
+    files = _column(con, read, FILE_COLUMN)
+    ids = _column(con, read, "prediction_id")
+    assert set(ids[files.str.contains(f"date={NEXT}")]) == set(late["prediction_id"])
+    assert set(ids[files.str.contains(f"date={DAY}")]) == set(today["prediction_id"])
 
 
-def test_file_source_reads_csv_and_reports_missing_day(tmp_path, write_config, config_dict):
-    config = load_config(write_config(config_dict))
-    model = config.model("credit_default")
-    folder = config.data_dir / "incoming" / model.name / "predictions" / f"date={DAY}"
-    folder.mkdir(parents=True)
+def test_file_source_reads_csv_and_reports_missing_day(config, model, con):
+    folder = _folder(config, model, DAY)
     synthetic_day(DAY, 20).to_csv(folder / "part.csv", index=False)
-    read = FileSource(config.data_dir).read_predictions(model, DAY, DAY)
-    assert len(read.frame) == 20 and not read.problems
-    empty = FileSource(config.data_dir).read_predictions(
-        model, DAY + dt.timedelta(days=5), DAY + dt.timedelta(days=5)
+    read = FileSource(config.data_dir).load_predictions(con, model, DAY, DAY)
+    assert not read.problems
+    assert len(read.frame(con)) == 20
+    assert read.files == [str(folder / "part.csv")]
+    missing = DAY + dt.timedelta(days=5)
+    empty = FileSource(config.data_dir).load_predictions(con, model, missing, missing)
+    assert empty.frame(con).empty and "no prediction files" in empty.problems[0]
+
+
+def test_csv_with_iso_8601_text_timestamps(config, model, con):
+    """Text `ts` is parsed as ISO 8601 with its offset; the UTC day decides where a row belongs."""
+    base = synthetic_day(DAY, 5, seed=2).drop(columns=["ts"])
+    own = base.assign(
+        prediction_id=[f"own-{i}" for i in range(5)],
+        ts=[
+            "2026-06-10T00:00:00Z",
+            "2026-06-10T12:30:15.250+00:00",
+            "2026-06-11T01:30:00+02:00",  # 23:30 UTC on the day, the next day in its own zone
+            "2026-06-10T23:30:00-02:00",  # 01:30 UTC the next day: outside the window
+            "not a time",  # no usable ts: kept by its own folder (validation quarantines it)
+        ],
     )
-    assert empty.frame.empty and "no prediction files" in empty.problems[0]
+    late = base.assign(
+        prediction_id=[f"late-{i}" for i in range(5)],
+        ts=[
+            "2026-06-11T00:59:00+01:00",  # 23:59 UTC on the day: a late row of the day
+            "2026-06-11T00:00:00Z",
+            "2026-06-11T10:00:00Z",
+            "2026-06-10T22:00:00-03:00",  # 01:00 UTC the next day
+            "",  # no usable ts in the next folder: belongs to the next day only
+        ],
+    )
+    own.to_csv(_folder(config, model, DAY) / "part.csv", index=False)
+    late.to_csv(_folder(config, model, NEXT) / "part.csv", index=False)
+    read = FileSource(config.data_dir).load_predictions(con, model, DAY, DAY)
+    assert not read.problems
+    ids = _column(con, read, "prediction_id").tolist()
+    ts = dict(zip(ids, _column(con, read, TS_COLUMN), strict=True))
+    assert set(ids) == {"own-0", "own-1", "own-2", "own-4", "late-0"}
+    assert ts["own-0"] == pd.Timestamp("2026-06-10 00:00", tz="UTC")
+    assert ts["own-1"] == pd.Timestamp("2026-06-10 12:30:15.250", tz="UTC")
+    assert ts["own-2"] == pd.Timestamp("2026-06-10 23:30", tz="UTC")
+    assert ts["late-0"] == pd.Timestamp("2026-06-10 23:59", tz="UTC")
+    assert pd.isna(ts["own-4"])
+    # own-3 plus the three next-day rows of the next folder (its ts-less row is not counted)
+    assert read.rows_outside_window == 4
 
 
-def test_unreadable_file_is_named(tmp_path, write_config, config_dict):
-    config = load_config(write_config(config_dict))
-    model = config.model("credit_default")
-    folder = config.data_dir / "incoming" / model.name / "predictions" / f"date={DAY}"
-    folder.mkdir(parents=True)
-    (folder / "broken.parquet").write_bytes(b"not parquet at all")
-    read = FileSource(config.data_dir).read_predictions(model, DAY, DAY)
-    assert any("broken.parquet" in p and "unreadable" in p for p in read.problems)
+@pytest.fixture
+def new_york(monkeypatch):
+    """The process's local time zone is not UTC (DuckDB connections default to it)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_naive_timestamp_is_taken_as_utc(config, model, new_york):
+    con = new_connection()  # a naive value must not be read in the local zone
+    frame = synthetic_day(DAY, 5, seed=3)
+    frame["ts"] = pd.to_datetime(
+        ["2026-06-10 00:30", "2026-06-10 23:30", "2026-06-09 23:30", "2026-06-10 12:00", "2026-06-11 00:00"]
+    )
+    nxt = synthetic_day(NEXT, 2, seed=4)
+    nxt["ts"] = pd.to_datetime(["2026-06-10 23:45", "2026-06-11 03:00"])
+    write_parquet(config.data_dir, model.name, DAY, frame)
+    write_parquet(config.data_dir, model.name, NEXT, nxt)
+    read = FileSource(config.data_dir).load_predictions(con, model, DAY, DAY)
+    assert not read.problems
+    ids = _column(con, read, "prediction_id").tolist()
+    ts = dict(zip(ids, _column(con, read, TS_COLUMN), strict=True))
+    expected = {
+        frame.loc[0, "prediction_id"]: pd.Timestamp("2026-06-10 00:30", tz="UTC"),
+        frame.loc[1, "prediction_id"]: pd.Timestamp("2026-06-10 23:30", tz="UTC"),
+        frame.loc[3, "prediction_id"]: pd.Timestamp("2026-06-10 12:00", tz="UTC"),
+        nxt.loc[0, "prediction_id"]: pd.Timestamp("2026-06-10 23:45", tz="UTC"),
+    }
+    assert ts == expected
+    assert read.rows_outside_window == 3
+    con.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("broken.parquet", lambda parquet, csv: b"not parquet at all"),
+        ("truncated.parquet", lambda parquet, csv: parquet[: len(parquet) // 2]),
+        ("empty.parquet", lambda parquet, csv: b""),
+        ("empty.csv", lambda parquet, csv: b""),
+        ("truncated.csv", lambda parquet, csv: csv[: len(csv) - 40]),  # cut in the middle of a row
+    ],
+    ids=["corrupt-parquet", "truncated-parquet", "empty-parquet", "empty-csv", "truncated-csv"],
+)
+def test_unreadable_file_is_named(config, model, con, name, content):
+    good = write_parquet(config.data_dir, model.name, DAY, synthetic_day(DAY, 30), name="good.parquet")
+    bad = good.parent / name
+    csv = synthetic_day(DAY, 30, seed=1).to_csv(index=False).encode()
+    bad.write_bytes(content(good.read_bytes(), csv))
+    read = FileSource(config.data_dir).load_predictions(con, model, DAY, DAY)
+    assert any(str(bad) in p and "unreadable" in p for p in read.problems), read.problems
+    assert not any("good.parquet" in p for p in read.problems)
+    assert read.relation == ""  # nothing is half-used: the day is unusable
+
+
+def test_parquet_with_truncated_end_next_to_good_files_is_named(config, model, con):
+    first = write_parquet(config.data_dir, model.name, DAY, synthetic_day(DAY, 40, seed=1), name="a.parquet")
+    write_parquet(config.data_dir, model.name, DAY, synthetic_day(DAY, 40, seed=2), name="c.parquet")
+    write_parquet(config.data_dir, model.name, NEXT, synthetic_day(NEXT, 40, seed=3), name="d.parquet")
+    truncated = first.parent / "b.parquet"
+    truncated.write_bytes(first.read_bytes()[:-10])  # footer cut off
+    read = FileSource(config.data_dir).load_predictions(con, model, DAY, DAY)
+    unreadable = [p for p in read.problems if "unreadable" in p]
+    assert len(unreadable) == 1 and str(truncated) in unreadable[0], read.problems
+    assert read.relation == ""
+
+
+def test_late_folder_unreadable_file_is_named(config, model, con):
+    write_parquet(config.data_dir, model.name, DAY, synthetic_day(DAY, 20))
+    late = _folder(config, model, NEXT) / "late.parquet"
+    late.write_bytes(b"PAR1 garbage")
+    read = FileSource(config.data_dir).load_predictions(con, model, DAY, DAY)
+    assert any(str(late) in p and "unreadable" in p for p in read.problems), read.problems
 
 
 @pytest.fixture
@@ -75,54 +222,89 @@ def sqlite_source(tmp_path):
     return SqlSource(url, "predictions", "labels", None, chunk_rows=1000)
 
 
-def test_sql_source_binds_dates_and_model(sqlite_source, write_config, config_dict):
-    model = load_config(write_config(config_dict)).model("credit_default")
-    read = sqlite_source.read_predictions(model, DAY, DAY)
-    assert len(read.frame) == 300
-    assert set(read.frame["model_name"]) == {"credit_default"}
-    labels = sqlite_source.read_labels(model, DAY, DAY + dt.timedelta(days=7))
+def test_sql_source_binds_dates_and_model(sqlite_source, model, con):
+    read = sqlite_source.load_predictions(con, model, DAY, DAY)
+    assert not read.problems
+    frame = read.frame(con)
+    assert len(frame) == 300
+    assert set(frame["model_name"]) == {"credit_default"}
+    assert (_column(con, read, TS_COLUMN).dt.date == DAY).all()
+    assert read.rows_outside_window == 200  # the next day's rows, fetched by the widened bounds
+    labels = read_labels(sqlite_source, model, DAY, DAY + dt.timedelta(days=7))
     assert len(labels) == 100
+    assert set(labels["label"]) == {1}
 
 
-def test_sql_source_reports_missing_table(tmp_path, write_config, config_dict):
-    model = load_config(write_config(config_dict)).model("credit_default")
+def test_sql_source_reports_missing_table(tmp_path, model, con):
     source = SqlSource(f"sqlite:///{tmp_path / 'empty.db'}", "nope", None, None)
-    read = source.read_predictions(model, DAY, DAY)
-    assert read.frame.empty and "nope" in read.problems[0]
+    read = source.load_predictions(con, model, DAY, DAY)
+    assert read.frame(con).empty and read.relation == "" and "nope" in read.problems[0]
 
 
-def test_latest_label_wins():
-    labels = pd.DataFrame(
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_latest_label_wins(config, model, suffix):
+    first = pd.DataFrame(
         {
-            "request_id": ["a", "a", "b"],
-            "label": [0, 1, 1],
-            "label_ts": ["2026-01-02", "2026-01-05", "2026-01-03"],
+            "request_id": ["a", "b", "c"],
+            "label": [1, 1, 0],
+            "label_ts": ["2026-01-05T00:00:00Z", "2026-01-03T00:00:00Z", "2026-01-03T00:00:00Z"],
         }
     )
-    out = normalize_labels(labels).set_index("request_id")
-    assert out.loc["a", "label"] == 1 and len(out) == 2
+    # arrives later but is older for `a`; newer for `c`
+    second = pd.DataFrame(
+        {
+            "request_id": ["a", "c"],
+            "label": [0, 1],
+            "label_ts": ["2026-01-02T00:00:00Z", "2026-01-04T00:00:00Z"],
+        }
+    )
+    for day, frame in ((DAY, first), (NEXT, second)):
+        path = _folder(config, model, day, "labels") / f"labels{suffix}"
+        if suffix == ".csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_parquet(path, index=False)
+    out = read_labels(FileSource(config.data_dir), model, DAY, NEXT).set_index("request_id")
+    assert len(out) == 3
+    assert out.loc["a", "label"] == 1 and out.loc["b", "label"] == 1 and out.loc["c", "label"] == 1
+    assert out.loc["a", "label_ts"] == pd.Timestamp("2026-01-05", tz="UTC")
+    only_first = read_labels(FileSource(config.data_dir), model, DAY, DAY).set_index("request_id")
+    assert only_first.loc["c", "label"] == 0
 
 
-def test_late_rows_alone_do_not_make_a_day(tmp_path, write_config, config_dict):
-    config = load_config(write_config(config_dict))
-    model = config.model("credit_default")
-    write_parquet(config.data_dir, model.name, DAY + dt.timedelta(days=1), synthetic_day(DAY, 5, seed=4))
-    read = FileSource(config.data_dir).read_predictions(model, DAY, DAY)
-    assert read.frame.empty and "no prediction files" in read.problems[0]
+def test_late_rows_alone_do_not_make_a_day(config, model, con):
+    write_parquet(config.data_dir, model.name, NEXT, synthetic_day(DAY, 5, seed=4))
+    read = FileSource(config.data_dir).load_predictions(con, model, DAY, DAY)
+    assert read.frame(con).empty and "no prediction files" in read.problems[0]
 
 
-def test_row_without_timestamp_belongs_to_its_own_folder_only(tmp_path, write_config, config_dict):
-    config = load_config(write_config(config_dict))
-    model = config.model("credit_default")
-    nxt = DAY + dt.timedelta(days=1)
-    frame = synthetic_day(nxt, 20, seed=5)
-    frame["ts"] = frame["ts"].astype(object)
-    frame.loc[0, "ts"] = None
+@pytest.mark.parametrize("bad_ts", [None, "not a time"], ids=["missing", "unparsable"])
+def test_row_without_timestamp_belongs_to_its_own_folder_only(config, model, bad_ts):
+    frame = synthetic_day(NEXT, 20, seed=5)
+    frame["ts"] = frame["ts"].astype(object) if bad_ts is None else frame["ts"].map(lambda t: t.isoformat())
+    frame.loc[0, "ts"] = bad_ts
     write_parquet(config.data_dir, model.name, DAY, synthetic_day(DAY, 10, seed=6))
-    write_parquet(config.data_dir, model.name, nxt, frame)
+    write_parquet(config.data_dir, model.name, NEXT, frame)
     source = FileSource(config.data_dir)
-    today = source.read_predictions(model, DAY, DAY).frame
-    tomorrow = source.read_predictions(model, nxt, nxt).frame
-    assert frame.loc[0, "prediction_id"] not in set(today["prediction_id"])
-    assert frame.loc[0, "prediction_id"] in set(tomorrow["prediction_id"])
-    assert today["source_file"].str.endswith(".parquet").all()
+    con_today, con_tomorrow = new_connection(), new_connection()
+    try:
+        today = source.load_predictions(con_today, model, DAY, DAY)
+        tomorrow = source.load_predictions(con_tomorrow, model, NEXT, NEXT)
+        stray = frame.loc[0, "prediction_id"]
+        assert stray not in set(today.frame(con_today)["prediction_id"])
+        assert stray in set(tomorrow.frame(con_tomorrow)["prediction_id"])
+        assert len(today.frame(con_today)) == 10 and len(tomorrow.frame(con_tomorrow)) == 20
+        # the next folder's other rows are outside today's window; its ts-less row is not counted
+        assert today.rows_outside_window == 19 and tomorrow.rows_outside_window == 0
+        assert _column(con_today, today, FILE_COLUMN).str.endswith(".parquet").all()
+        tomorrow_files = dict(
+            zip(
+                _column(con_tomorrow, tomorrow, "prediction_id"),
+                _column(con_tomorrow, tomorrow, FILE_COLUMN),
+                strict=True,
+            )
+        )
+        assert f"date={NEXT}" in tomorrow_files[stray]
+    finally:
+        con_today.close()
+        con_tomorrow.close()

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from monitoring_pipelines.config import load_config
-from monitoring_pipelines.storage.sources import SqlSource
+from monitoring_pipelines.storage.sources import TS_COLUMN, SqlSource, new_connection, read_labels
 from monitoring_pipelines_tests.conftest import synthetic_day
 
 DAY = dt.date(2026, 6, 10)
@@ -103,9 +103,18 @@ def test_postgres_source_reads_one_utc_day_with_bound_parameters(postgres_url, w
     )
     labels.to_sql("labels", engine, index=False, if_exists="replace")
     source = SqlSource(postgres_url, "predictions", "labels", None, chunk_rows=1000)
-    read = source.read_predictions(model, DAY, DAY)
-    assert not read.problems
-    assert set(read.frame["prediction_id"]) == set(frames[1]["prediction_id"])
-    assert (read.frame["ts"].dt.date == DAY).all()
-    assert len(source.read_labels(model, DAY, DAY + dt.timedelta(days=7))) == 150
+    con = new_connection()
+    try:
+        read = source.load_predictions(con, model, DAY, DAY)
+        assert not read.problems
+        frame = read.frame(con)
+        assert set(frame["prediction_id"]) == set(frames[1]["prediction_id"])
+        assert len(frame) == 150
+        assert (frame["ts"].dt.tz_convert("UTC").dt.date == DAY).all()
+        parsed = con.sql(f"SELECT {TS_COLUMN} FROM {read.relation}").df()[TS_COLUMN]
+        assert (parsed.dt.date == DAY).all()
+        assert read.rows_outside_window == 300  # the neighbouring days fetched by the widened bounds
+    finally:
+        con.close()
+    assert len(read_labels(source, model, DAY, DAY + dt.timedelta(days=7))) == 150
     assert "postgres@127.0.0.1" in read.files[0] and "***" not in read.files[0]

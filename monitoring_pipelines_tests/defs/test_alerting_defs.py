@@ -27,23 +27,21 @@ from dagster import (
 from monitoring_pipelines import alerting_service as svc
 from monitoring_pipelines.config import load_config
 from monitoring_pipelines.core.alerts import records
-from monitoring_pipelines.defs.alerting import (
-    ALERTING_ASSETS,
-    ALERTING_SENSORS,
+from monitoring_pipelines.defs import alerting
+from monitoring_pipelines.defs.alerting import deliver_notifications
+from monitoring_pipelines.defs.partitions import Partitions
+from monitoring_pipelines.defs.resources import (
     GitHubTrackerResource,
+    MonitoringResource,
     TrackerResource,
-    alerting_resources,
-    alerts,
-    backlog_items,
-    deliver_notifications,
-    monitoring_kpis,
+    default_resources,
 )
-from monitoring_pipelines.defs.resources import MonitoringResource
 from monitoring_pipelines.storage.warehouse import Warehouse
 from monitoring_pipelines_tests.receivers import HttpReceiver
 
 MODEL = "credit_default"
 START = dt.date(2026, 6, 1)
+alerts, backlog_items, monitoring_kpis = alerting.build(Partitions.for_start(START))
 
 
 def day(n: int) -> dt.date:
@@ -273,10 +271,8 @@ def test_deliver_notifications_sensor_sends_the_outbox_and_launches_nothing(
 ):
     write_checks(warehouse, 1, {"income": "critical"})
     run_day(1, config_path, instance, assets=[alerts])
-    context = build_sensor_context(
-        instance=instance, resources={"monitoring": MonitoringResource(config_path=str(config_path))}
-    )
-    with HttpReceiver() as receiver:
+    resources = {"monitoring": MonitoringResource(config_path=str(config_path))}
+    with HttpReceiver() as receiver, build_sensor_context(instance=instance, resources=resources) as context:
         monkeypatch.setenv("MONITORING_WEBHOOK_URL", receiver.url("/hook"))
         outcome = deliver_notifications(context)
         assert isinstance(outcome, SkipReason) and "1 delivered" in outcome.skip_message
@@ -289,18 +285,20 @@ def test_deliver_notifications_sensor_sends_the_outbox_and_launches_nothing(
 
 
 def test_definitions_assemble_with_the_alerting_pieces(config_path):
-    resources = {"monitoring": MonitoringResource(config_path=str(config_path)), **alerting_resources()}
-    defs = Definitions(assets=ALERTING_ASSETS, sensors=ALERTING_SENSORS, resources=resources)
+    resources = default_resources(str(config_path))
+    defs = Definitions(
+        assets=[alerts, backlog_items, monitoring_kpis], sensors=alerting.SENSORS, resources=resources
+    )
     Definitions.validate_loadable(defs)
-    assert {s.name for s in ALERTING_SENSORS} == {"deliver_notifications"}
+    assert {s.name for s in alerting.SENSORS} == {"deliver_notifications"}
     assert deliver_notifications.minimum_interval_seconds == 180
 
 
 def test_alerting_resources_pick_the_tracker_from_the_environment(monkeypatch):
     monkeypatch.delenv("MONITORING_GITHUB_REPO", raising=False)
-    assert type(alerting_resources()["tracker"]) is TrackerResource
+    assert type(default_resources()["tracker"]) is TrackerResource
     monkeypatch.setenv("MONITORING_GITHUB_REPO", "acme/models")
-    tracker = alerting_resources()["tracker"]
+    tracker = default_resources()["tracker"]
     assert isinstance(tracker, GitHubTrackerResource) and tracker.repo == "acme/models"
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from dagster import DefaultScheduleStatus, DefaultSensorStatus, Definitions
 
-from monitoring_pipelines.definitions import defs
+from monitoring_pipelines.definitions import defs as load_defs
+
+defs = load_defs()
 
 SNAPSHOT = Path(__file__).with_name("graph_snapshot.json")
 

@@ -10,25 +10,19 @@ import pytest
 from dagster import DagsterInstance, MultiPartitionKey, materialize
 
 from monitoring_pipelines.config import load_config
-from monitoring_pipelines.defs.drift import drift_scores
-from monitoring_pipelines.defs.performance import performance_metrics
-from monitoring_pipelines.defs.reference import reference_profiles
 from monitoring_pipelines.defs.resources import MonitoringResource
-from monitoring_pipelines.defs.serving import serving_metrics
-from monitoring_pipelines.defs.shadow import shadow_comparisons
-from monitoring_pipelines.defs.snapshots import prediction_snapshots
-from monitoring_pipelines.defs.subgroups import subgroup_metrics
 from monitoring_pipelines.storage.warehouse import Warehouse
 from monitoring_pipelines_tests.conftest import synthetic_day, write_parquet
+from monitoring_pipelines_tests.defs.assets import assets_for
 
 START = dt.date(2026, 6, 1)
 DAY_ASSETS = [
-    prediction_snapshots,
-    drift_scores,
-    performance_metrics,
-    subgroup_metrics,
-    serving_metrics,
-    shadow_comparisons,
+    "prediction_snapshots",
+    "drift_scores",
+    "performance_metrics",
+    "subgroup_metrics",
+    "serving_metrics",
+    "shadow_comparisons",
 ]
 
 
@@ -63,8 +57,9 @@ def project(tmp_path, config_dict, write_config):
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions("models", ["credit_default", "churn_propensity"])
     resources = {"monitoring": MonitoringResource(config_path=str(config_path))}
+    assets = assets_for(config)
     result = materialize(
-        [reference_profiles], partition_key="credit_default", resources=resources, instance=instance
+        [assets.reference_profiles], partition_key="credit_default", resources=resources, instance=instance
     )
     assert result.success
     return {
@@ -73,13 +68,14 @@ def project(tmp_path, config_dict, write_config):
         "resources": resources,
         "frames": frames,
         "warehouse": Warehouse(config.warehouse),
+        "assets": assets,
     }
 
 
 def _run(project, day: dt.date, assets=DAY_ASSETS, raise_on_error=True):
     key = MultiPartitionKey({"date": day.isoformat(), "model": "credit_default"})
     return materialize(
-        assets,
+        [getattr(project["assets"], name) for name in assets],
         partition_key=key,
         resources=project["resources"],
         instance=project["instance"],
@@ -118,7 +114,7 @@ def test_valid_plus_quarantined_equals_rows_read(project, tmp_path):
     frame = project["frames"][day].copy()
     frame.loc[:9, "score"] = 4.0
     write_parquet(project["config"].data_dir, "credit_default", day, frame)
-    result = _run(project, day, [prediction_snapshots])
+    result = _run(project, day, ["prediction_snapshots"])
     meta = result.asset_materializations_for_node("prediction_snapshots")[0].metadata
     assert meta["rows_read"].value == 800 and meta["rows_quarantined"].value == 10
     assert _count(project["warehouse"], "quarantined_predictions", day) == 10
@@ -147,7 +143,7 @@ def test_unusable_day_blocks_downstream_assets(project):
 
 def test_late_labels_turn_estimates_into_measurements(project):
     day = START + dt.timedelta(days=5)
-    _run(project, day, [prediction_snapshots, performance_metrics])
+    _run(project, day, ["prediction_snapshots", "performance_metrics"])
     wh = project["warehouse"]
     before = wh.partition("performance_metrics", "credit_default", day)
     before = before[~before["metric"].str.startswith("outcome:")]
@@ -159,7 +155,7 @@ def test_late_labels_turn_estimates_into_measurements(project):
         _labels(project["frames"][day], 5),
         kind="labels",
     )
-    _run(project, day, [prediction_snapshots, performance_metrics])
+    _run(project, day, ["prediction_snapshots", "performance_metrics"])
     after = wh.partition("performance_metrics", "credit_default", day)
     measured = after[~after["estimated"].astype(bool) & ~after["metric"].str.startswith("outcome:")]
     assert set(measured["metric"]) >= {"auc", "accuracy", "brier"}
@@ -171,7 +167,7 @@ def test_a_unit_bug_fires_critical_drift(project):
     frame = project["frames"][day].copy()
     frame["income"] = frame["income"] / 1000
     write_parquet(project["config"].data_dir, "credit_default", day, frame)
-    result = _run(project, day, [prediction_snapshots, drift_scores])
+    result = _run(project, day, ["prediction_snapshots", "drift_scores"])
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not checks["critical_drift"].passed
     assert "income" in checks["critical_drift"].metadata["failed_subjects"].value
@@ -182,24 +178,75 @@ def test_a_unit_bug_fires_critical_drift(project):
     assert {"income", "region", "score"} <= sources
 
 
-def test_large_day_path_gives_the_same_drift(project, monkeypatch):
-    import monitoring_pipelines.defs.drift as drift_defs
+METRIC_TABLES = {
+    "prediction_snapshots": ["prediction_id"],
+    "quarantined_predictions": ["prediction_id", "reason"],
+    "validation_results": ["expectation"],
+    "drift_scores": ["feature", "statistic"],
+    "performance_metrics": ["metric", "estimated"],
+    "subgroup_metrics": ["segment", "segment_value", "metric"],
+    "serving_metrics": ["role", "model_version"],
+    "check_results": ["asset", "check_name"],
+}
+
+
+def _tables(project, day: dt.date) -> dict[str, pd.DataFrame]:
+    out = {}
+    for table, key in METRIC_TABLES.items():
+        frame = project["warehouse"].partition(table, "credit_default", day)
+        frame = frame.drop(columns=["run_id", "evaluated_at"], errors="ignore")
+        out[table] = frame.sort_values(key).reset_index(drop=True)
+    return out
+
+
+def test_every_path_to_a_model_day_writes_the_same_tables(project, monkeypatch):
+    """A day held in memory, a day held in a temporary DuckDB file (the path of days larger than
+    FILE_BACKED_BYTES) and a day the metric assets read back from the warehouse give the same rows."""
+    import monitoring_pipelines.storage.snapshot as snapshot_module
 
     day = START + dt.timedelta(days=6)
     frame = project["frames"][day].copy()
     frame["income"] = frame["income"] * 1.5
+    frame.loc[:4, "score"] = 3.0  # a few rows quarantined
     write_parquet(project["config"].data_dir, "credit_default", day, frame)
-    _run(project, day, [prediction_snapshots, drift_scores])
-    columns = ["feature", "statistic", "value", "p_value", "drifted", "severity"]
-    small = project["warehouse"].partition("drift_scores", "credit_default", day)[columns]
-    monkeypatch.setattr(drift_defs, "LARGE_DAY_ROWS", 0)
-    result = _run(project, day, [drift_scores])
-    assert result.asset_materializations_for_node("drift_scores")[0].metadata["large_day_path"].value is True
-    large = project["warehouse"].partition("drift_scores", "credit_default", day)[columns]
-    key = ["feature", "statistic"]
-    pd.testing.assert_frame_equal(
-        small.sort_values(key).reset_index(drop=True),
-        large.sort_values(key).reset_index(drop=True),
-        check_exact=False,
-        rtol=1e-9,
+    labels = _labels(project["frames"][day], 7)
+    write_parquet(
+        project["config"].data_dir, "credit_default", day + dt.timedelta(days=2), labels, kind="labels"
     )
+    _run(project, day)
+    in_memory = _tables(project, day)
+    assert all(len(t) for t in in_memory.values())
+
+    monkeypatch.setattr(snapshot_module, "FILE_BACKED_BYTES", 0)
+    result = _run(project, day)
+    assert result.success
+    in_file = _tables(project, day)
+
+    monkeypatch.setattr(snapshot_module, "FILE_BACKED_BYTES", 256 * 2**20)
+    _run(project, day, [name for name in DAY_ASSETS if name != "prediction_snapshots"])
+    from_warehouse = _tables(project, day)
+
+    for table in METRIC_TABLES:
+        pd.testing.assert_frame_equal(in_memory[table], in_file[table], check_exact=False, rtol=1e-9)
+        pd.testing.assert_frame_equal(in_memory[table], from_warehouse[table], check_exact=False, rtol=1e-9)
+
+
+@pytest.mark.parametrize("assets", [DAY_ASSETS, ["prediction_snapshots"]])
+def test_a_failed_snapshot_write_fails_the_run(project, monkeypatch, assets):
+    day = START + dt.timedelta(days=5)
+    original = Warehouse.replace_from
+
+    def failing(self, con, writes):
+        if any(table == "prediction_snapshots" for table, *_ in writes):
+            raise OSError("disk full")
+        return original(self, con, writes)
+
+    monkeypatch.setattr(Warehouse, "replace_from", failing)
+    result = _run(project, day, assets=assets, raise_on_error=False)
+    assert not result.success
+    failures = [e for e in result.all_events if e.is_failure]
+    text = " ".join(str(e.event_specific_data) for e in failures)
+    assert "disk full" in text
+    if len(assets) > 1:  # written in the background: the step that waited for it names the write
+        assert "writing prediction_snapshots of credit_default" in text
+    assert _count(project["warehouse"], "prediction_snapshots", day) == 0

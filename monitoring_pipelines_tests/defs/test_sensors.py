@@ -5,9 +5,22 @@ import datetime as dt
 import pandas as pd
 from dagster import DagsterInstance, build_schedule_context, build_sensor_context
 
+from monitoring_pipelines.config import load_config
+from monitoring_pipelines.defs.partitions import Partitions
+from monitoring_pipelines.defs.resources import MonitoringResource
 from monitoring_pipelines.defs.schedules import nightly_monitoring
-from monitoring_pipelines.defs.sensors import days_touched_by_labels, label_arrivals, register_models
+from monitoring_pipelines.defs.sensors import days_touched_by_labels, label_arrivals_sensor, register_models
+from monitoring_pipelines.storage.reference import input_fingerprint
+from monitoring_pipelines.storage.warehouse import Warehouse
 from monitoring_pipelines_tests.conftest import write_parquet
+
+label_arrivals = label_arrivals_sensor(Partitions.for_start(dt.date(2026, 6, 1)))
+
+
+def _context(instance, path, cursor=None):
+    return build_sensor_context(
+        instance=instance, cursor=cursor, resources={"monitoring": MonitoringResource(config_path=str(path))}
+    )
 
 
 def test_labels_arriving_on_a_day_touch_the_days_before_it():
@@ -32,43 +45,75 @@ def test_label_sensor_requests_reruns_only_for_changed_arrivals(
     tmp_path, config_dict, write_config, monkeypatch
 ):
     path = write_config(config_dict)
-    monkeypatch.setenv("MONITORING_CONFIG", str(path))
     data_dir = tmp_path / "data"
     write_parquet(data_dir, "credit_default", dt.date(2026, 6, 10), _labels(), kind="labels")
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("models", ["credit_default"])
-        first = label_arrivals(build_sensor_context(instance=instance))
+        with _context(instance, path) as context:
+            first = label_arrivals(context)
         assert first.run_requests == []  # the first look only remembers
-        again = label_arrivals(build_sensor_context(instance=instance, cursor=first.cursor))
+        with _context(instance, path, first.cursor) as context:
+            again = label_arrivals(context)
         assert again.run_requests == []
         write_parquet(data_dir, "credit_default", dt.date(2026, 6, 12), _labels(7), kind="labels")
-        changed = label_arrivals(build_sensor_context(instance=instance, cursor=again.cursor))
+        with _context(instance, path, again.cursor) as context:
+            changed = label_arrivals(context)
         keys = sorted(str(r.partition_key) for r in changed.run_requests)
         assert keys == [f"2026-06-{d:02d}|credit_default" for d in range(5, 12)]
 
 
-def test_register_models_adds_partitions_and_requests_reference(
-    tmp_path, config_dict, write_config, monkeypatch
+def test_register_models_adds_partitions_and_rebuilds_only_changed_references(
+    tmp_path, config_dict, write_config
 ):
-    monkeypatch.setenv("MONITORING_CONFIG", str(write_config(config_dict)))
+    path = write_config(config_dict)
+    config = load_config(path)
     with DagsterInstance.ephemeral() as instance:
-        result = register_models(build_sensor_context(instance=instance))
+        with _context(instance, path) as context:
+            result = register_models(context)
         added = result.dynamic_partitions_requests[0].partition_keys
         assert sorted(added) == ["churn_propensity", "credit_default"]
         assert sorted(r.partition_key for r in result.run_requests) == ["churn_propensity", "credit_default"]
-        unchanged = register_models(build_sensor_context(instance=instance, cursor=result.cursor))
-        assert unchanged.run_requests == []
+        # A reference built from exactly these inputs is not rebuilt, after a restart as before it.
+        model = config.model("credit_default")
+        stored = pd.DataFrame(
+            {
+                "model_name": ["credit_default"],
+                "profile_version": ["v1"],
+                "feature": ["income"],
+                "kind": ["numeric"],
+                "created_at": [pd.Timestamp.now(tz="UTC")],
+                "input_fingerprint": [input_fingerprint(config, model)],
+            }
+        )
+        Warehouse(config.warehouse).replace_where(
+            "reference_profiles", stored, "model_name = ?", ["credit_default"]
+        )
+        instance.add_dynamic_partitions("models", ["churn_propensity", "credit_default"])
+        with _context(instance, path) as context:
+            unchanged = register_models(context)
+        assert [r.partition_key for r in unchanged.run_requests] == ["churn_propensity"]
+        assert unchanged.dynamic_partitions_requests == []
+        # Labels of the reference window landing later change what the reference is built from.
+        late = pd.DataFrame(
+            {"request_id": ["r1"], "label": [1], "label_ts": [pd.Timestamp("2026-06-05", tz="UTC")]}
+        )
+        write_parquet(config.data_dir, "credit_default", dt.date(2026, 6, 5), late, kind="labels")
+        with _context(instance, path) as context:
+            changed = register_models(context)
+        assert sorted(r.partition_key for r in changed.run_requests) == ["churn_propensity", "credit_default"]
 
 
-def test_nightly_schedule_targets_yesterday_for_every_model(tmp_path, config_dict, write_config, monkeypatch):
-    monkeypatch.setenv("MONITORING_CONFIG", str(write_config(config_dict)))
+def test_nightly_schedule_targets_yesterday_for_every_model(tmp_path, config_dict, write_config):
+    path = write_config(config_dict)
     (tmp_path / "dagster_home").mkdir()
     with DagsterInstance.local_temp(str(tmp_path / "dagster_home")) as instance:
         instance.add_dynamic_partitions("models", ["credit_default", "churn_propensity"])
         when = dt.datetime(2026, 7, 2, 2, 15, tzinfo=dt.UTC)
-        requests = nightly_monitoring(
-            build_schedule_context(instance=instance, scheduled_execution_time=when)
-        )
+        resources = {"monitoring": MonitoringResource(config_path=str(path))}
+        with build_schedule_context(
+            instance=instance, scheduled_execution_time=when, resources=resources
+        ) as ctx:
+            requests = nightly_monitoring(ctx)
         assert sorted(str(r.partition_key) for r in requests) == [
             "2026-07-01|churn_propensity",
             "2026-07-01|credit_default",
@@ -83,15 +128,17 @@ def test_label_sensor_watches_a_sql_labels_table(tmp_path, config_dict, write_co
     _labels().to_sql("labels", engine, index=False)
     model = config_dict["models"][0]
     model.update(source="sql", sql={"url": url, "predictions_table": "predictions", "labels_table": "labels"})
-    monkeypatch.setenv("MONITORING_CONFIG", str(write_config(config_dict)))
+    path = write_config(config_dict)
     with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions("models", ["credit_default"])
-        first = label_arrivals(build_sensor_context(instance=instance))
+        with _context(instance, path) as context:
+            first = label_arrivals(context)
         assert first.run_requests == []
         late = _labels(3).assign(
             request_id=["x1", "x2", "x3"], label_ts=pd.Timestamp("2026-06-14 09:00", tz="UTC")
         )
         late.to_sql("labels", engine, index=False, if_exists="append")
-        changed = label_arrivals(build_sensor_context(instance=instance, cursor=first.cursor))
+        with _context(instance, path, first.cursor) as context:
+            changed = label_arrivals(context)
         keys = sorted(str(r.partition_key) for r in changed.run_requests)
         assert keys == [f"2026-06-{d:02d}|credit_default" for d in range(7, 14)]
