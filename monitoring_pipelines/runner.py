@@ -149,7 +149,9 @@ def _execute(task: Task) -> Outcome:
 
         from monitoring_pipelines.definitions import defs
 
-        _WORKER["defs"], _WORKER["instance"] = defs(), DagsterInstance.get()
+        _WORKER["defs"] = defs()
+        if "instance" not in _WORKER:
+            _WORKER["instance"] = DagsterInstance.get()
     job = _WORKER["defs"].resolve_job_def(task.job)
     kwargs = {"partition_key": task.partition_key} if task.partition_key is not None else {}
     result = job.execute_in_process(
@@ -184,6 +186,13 @@ def _preload(helper_process: bool = True) -> None:
     from monitoring_pipelines.validation.suite import preload_gx
 
     preload_gx(helper_process)
+
+
+def _release_gx() -> None:
+    """This process validates no more days: its GX helper may exit while the summary is written."""
+    from monitoring_pipelines.validation.suite import release_gx_helper
+
+    release_gx_helper()
 
 
 class _Executor:
@@ -260,12 +269,19 @@ def run_range(
     workers: int | None = None,
 ) -> RunReport:
     """Every model-day of the range through the Dagster jobs (see the module docstring for the phases)."""
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    metric_runs = len(models) * len(days)
+    if metric_runs == 1:
+        # One model-day runs in this process: GX loads in its helper while Dagster loads here.
+        _preload()
+
     from dagster import DagsterInstance
     from tqdm import tqdm
 
     from monitoring_pipelines.defs.partitions import MODELS_PARTITION_NAME, model_day_key
 
     instance = DagsterInstance.get()
+    _WORKER["instance"] = instance  # the runs of this process use it (workers load their own)
     known = set(instance.get_dynamic_partitions(MODELS_PARTITION_NAME))
     missing = [m for m in models if m not in known]
     if missing:
@@ -273,7 +289,6 @@ def run_range(
 
     report = RunReport(warehouse=str(config.warehouse))
     began = time.monotonic()
-    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     stale, report.skipped_references = stale_references(config, models)
     references = [Task("reference_job", f"reference {m}", partition_key=m) for m in stale]
     if len(days) == 1:
@@ -303,10 +318,9 @@ def run_range(
             ],
         ]
     total = sum(len(p) for p in phases) + (1 if dashboard else 0)
-    metric_runs = len(phases[1])
     executor = _Executor(min(workers or os.cpu_count() or 1, metric_runs) if metric_runs > 1 else 1)
     if executor.pool is None:
-        _preload()
+        _preload()  # (already started for a single model-day)
     outcomes: list[Outcome] = []
     try:
         with tqdm(total=total, disable=not progress, unit="run", desc="monitoring") as bar:
@@ -326,6 +340,7 @@ def run_range(
                     done(outcome)
     finally:
         executor.close()
+        _release_gx()
     for outcome in outcomes:
         report.runs += 1
         if outcome.kind is None:

@@ -68,7 +68,7 @@ def reference_baselines(
     days. Returns the profile carrying its drift bands and the `reference_baselines` rows (all domains).
     """
     from monitoring_pipelines.core.drift import reference_variability
-    from monitoring_pipelines.core.fairness import overall_metrics, subgroup_metrics
+    from monitoring_pipelines.core.fairness import subgroup_and_overall_metrics
     from monitoring_pipelines.core.outcomes import outcome_rows
     from monitoring_pipelines.core.performance import daily_performance
 
@@ -86,12 +86,12 @@ def reference_baselines(
         if model.outcomes:
             totals, requests = reference.outcome_totals(model.outcomes, day)
             outcomes.append(outcome_rows(totals, requests, model.outcomes).assign(day=day))
+        groups, overall_rows = subgroup_and_overall_metrics(
+            scored, model.segments, model.segment_intersections, min_n=thresholds.subgroups.min_n
+        )
         if model.segments:
-            groups = subgroup_metrics(
-                scored, model.segments, model.segment_intersections, min_n=thresholds.subgroups.min_n
-            )
             subgroups.append(groups.assign(day=day))
-        overall.append(overall_metrics(scored).assign(day=day))
+        overall.append(overall_rows.assign(day=day))
 
     def bands(frames: list[pd.DataFrame], keys: list[str], domain: str) -> pd.DataFrame:
         if not frames:

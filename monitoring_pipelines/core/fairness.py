@@ -271,9 +271,22 @@ def subgroup_metrics(
     Columns: segment, segment_value, metric, value, ci_low, ci_high, n (the metric's denominator),
     rows, labelled, gap (value - overall), ratio (value / overall).
     """
+    return subgroup_and_overall_metrics(day, segments, intersections, confidence, min_n)[0]
+
+
+def subgroup_and_overall_metrics(
+    day: pd.DataFrame,
+    segments: Sequence[str],
+    intersections: Sequence[Sequence[str]] = (),
+    confidence: float = 0.95,
+    min_n: int = 200,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`subgroup_metrics` and `overall_metrics` of the same day from one pass: the overall row is what
+    every gap is measured against, so it is computed once (its AUC interval sorts the whole day)."""
     groups = [[s] for s in segments] + [list(c) for c in intersections]
     base = _prepare(day, [c for columns in groups for c in columns])
     overall = _group_metrics(base, _one_group(len(base)), confidence)
+    overall_rows = overall[OVERALL_COLUMNS].reset_index(drop=True)
     overall_value = overall.set_index("metric")["value"]
     overall_rate = float(overall_value.get("positive_rate", np.nan))
     frames: list[pd.DataFrame] = []
@@ -292,8 +305,8 @@ def subgroup_metrics(
         if summary:
             frames.append(pd.DataFrame(summary, columns=COLUMNS))
     if not frames:
-        return pd.DataFrame(columns=COLUMNS)
-    return pd.concat(frames, ignore_index=True)
+        return pd.DataFrame(columns=COLUMNS), overall_rows
+    return pd.concat(frames, ignore_index=True), overall_rows
 
 
 # --------------------------------------------------------------------------- checks

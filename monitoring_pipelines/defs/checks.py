@@ -14,12 +14,19 @@ import json
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetKey, MetadataValue
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    MetadataValue,
+)
 
 from monitoring_pipelines.core.findings import CheckResult, CheckSpec
 from monitoring_pipelines.core.formatting import fmt, markdown_table
+from monitoring_pipelines.defs.resources import MonitoringResource, later_step_waits
 from monitoring_pipelines.schema import columns_of
-from monitoring_pipelines.storage.warehouse import Warehouse
 
 FINDINGS_SHOWN = 50
 
@@ -111,18 +118,27 @@ def checks_write(
 
 
 def record_checks(
-    warehouse: Warehouse,
+    monitoring: MonitoringResource,
+    context: AssetExecutionContext,
     asset_name: str,
     results: list[CheckResult],
     model_name: str,
     partition_date: dt.date,
-    run_id: str,
     tables: dict[str, object] | None = None,
 ) -> list[AssetCheckResult]:
     """Persist the model-day's `tables` and the check results for alerting in one transaction, and return
-    the results as Dagster check results for the UI."""
+    the results as Dagster check results for the UI. When this run's `alerts` step follows (it reads
+    check_results and so waits for the write), the write goes on in the background meanwhile."""
     day = "model_name = ? AND partition_date = ?"
     writes = [(table, frame, day, [model_name, partition_date]) for table, frame in (tables or {}).items()]
-    writes.append(checks_write(asset_name, results, model_name, partition_date, run_id))
-    warehouse.replace_many(writes)
+    writes.append(checks_write(asset_name, results, model_name, partition_date, context.run_id))
+    monitoring.replace(
+        f"{asset_name} of {model_name} {partition_date}",
+        writes,
+        later=later_step_waits(context, SETTLING_STEPS),
+    )
     return [to_check_result(asset_name, r) for r in results]
+
+
+# The steps after the metrics that read the warehouse (and so wait for the writes left in the background).
+SETTLING_STEPS = ("alerts",)

@@ -29,12 +29,12 @@ def build(parts: Partitions) -> AssetsDefinition:
         scores = drift.compute_drift(profile, columns, thresholds)
         results = drift.drift_checks(scores, thresholds, profile.version)
         checks = record_checks(
-            monitoring.warehouse,
+            monitoring,
+            context,
             "drift_scores",
             results,
             model_name,
             day,
-            context.run_id,
             tables={"drift_scores": scores.assign(partition_date=day)},
         )
         drifted = sorted(set(scores.loc[scores["drifted"].astype(bool), "feature"]))

@@ -36,12 +36,12 @@ def build(parts: Partitions) -> AssetsDefinition:
         results += outcomes.outcome_checks(outcome_rows, bands_for(baselines, "outcome"), thresholds.outcomes)
         rows = pd.concat([metrics, outcome_rows], ignore_index=True) if len(outcome_rows) else metrics
         checks = record_checks(
-            monitoring.warehouse,
+            monitoring,
+            context,
             "performance_metrics",
             results,
             model_name,
             day,
-            context.run_id,
             tables={"performance_metrics": rows.assign(model_name=model_name, partition_date=day)},
         )
         measured = metrics[~metrics["estimated"].astype(bool)]

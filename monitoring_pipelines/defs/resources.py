@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from concurrent.futures import Future
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
+from typing import Any
 
 import pandas as pd
-from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from dagster import AssetExecutionContext, ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, PrivateAttr
 
 from monitoring_pipelines.config import ModelConfig, MonitoringConfig, config_path_from_env, load_config
@@ -36,6 +38,7 @@ class MonitoringResource(ConfigurableResource):
     _snapshots: dict[tuple[str, dt.date], Snapshot] = PrivateAttr(default_factory=dict)
     _references: dict[str, tuple[ReferenceProfile, pd.DataFrame]] = PrivateAttr(default_factory=dict)
     _pending: list[tuple[str, Future[None]]] = PrivateAttr(default_factory=list)
+    _writer: ThreadPoolExecutor | None = PrivateAttr(default=None)
 
     @cached_property
     def config(self) -> MonitoringConfig:
@@ -52,6 +55,19 @@ class MonitoringResource(ConfigurableResource):
         """A warehouse write that goes on while the run computes (see Snapshot.write(background=True))."""
         if write is not None:
             self._pending.append((what, write))
+
+    def replace(self, what: str, writes: list[tuple[str, Any, str, list[Any]]], later: bool = False) -> None:
+        """Replace `writes` in one warehouse transaction: now, or with `later` on this run's writer thread
+        (in order, behind the run's earlier writes) while the run computes on; the next access to
+        `warehouse` waits for it and fails naming `what` if it failed. Only ask for `later` when a later
+        step of the same run will access the warehouse (see later_step_waits)."""
+        if not later:
+            self.warehouse.replace_many(writes)
+            return
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="warehouse-writer")
+        warehouse = Warehouse.shared(self.config.warehouse)
+        self._pending.append((what, self._writer.submit(warehouse.replace_many, writes)))
 
     def settle(self) -> None:
         while self._pending:
@@ -98,9 +114,27 @@ class MonitoringResource(ConfigurableResource):
         try:
             self.settle()
         finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+                self._writer = None
             for snapshot in self._snapshots.values():
                 snapshot.close()
             self._snapshots.clear()
+
+
+def later_step_runs(context: AssetExecutionContext, steps: Sequence[str]) -> bool:
+    """Whether one of `steps` runs in this run (in any process)."""
+    planned = context.run.step_keys_to_execute
+    names = set(planned) if planned is not None else set(context.job_def.graph.node_dict)
+    return any(step in names for step in steps)
+
+
+def later_step_waits(context: AssetExecutionContext, steps: Sequence[str]) -> bool:
+    """Whether one of `steps` (assets that access `monitoring.warehouse`, which waits for the writes
+    this run left in the background) runs later in this run, in this process. Only then may a step
+    write in the background: a failed write then fails that step, naming the write, whereas an error
+    at the resource's teardown is only logged. Steps in separate processes write in the step."""
+    return "in_process" in context.job_def.executor_def.name and later_step_runs(context, steps)
 
 
 class TrackerResource(ConfigurableResource):

@@ -26,12 +26,12 @@ def build(parts: Partitions) -> AssetsDefinition:
         metrics = monitoring.snapshot(model, day).serving()
         results = serving.serving_checks(metrics, model.thresholds.serving)
         checks = record_checks(
-            monitoring.warehouse,
+            monitoring,
+            context,
             "serving_metrics",
             results,
             model_name,
             day,
-            context.run_id,
             tables={"serving_metrics": metrics.assign(model_name=model_name, partition_date=day)},
         )
         yield MaterializeResult(

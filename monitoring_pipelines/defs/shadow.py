@@ -49,12 +49,12 @@ def build(parts: Partitions) -> AssetsDefinition:
             ]
         table = comparisons.reindex(columns=result_columns("shadow_comparisons"))
         checks = record_checks(
-            monitoring.warehouse,
+            monitoring,
+            context,
             "shadow_comparisons",
             results,
             model_name,
             day,
-            context.run_id,
             tables={
                 "shadow_comparisons": table.assign(model_name=model_name, partition_date=day),
                 "shadow_recommendations": shadow.recommendation_rows(recommendations).assign(

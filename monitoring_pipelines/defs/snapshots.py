@@ -16,7 +16,7 @@ from monitoring_pipelines.core.formatting import markdown_table
 from monitoring_pipelines.defs.checks import check_specs, checks_write, to_check_result
 from monitoring_pipelines.defs.common import WAREHOUSE_POOL
 from monitoring_pipelines.defs.partitions import Partitions, split_key
-from monitoring_pipelines.defs.resources import MonitoringResource
+from monitoring_pipelines.defs.resources import MonitoringResource, later_step_waits
 from monitoring_pipelines.storage.reference import MissingReferenceError
 from monitoring_pipelines.storage.snapshot import Snapshot
 from monitoring_pipelines.validation import suite
@@ -52,7 +52,7 @@ def build(parts: Partitions) -> AssetsDefinition:
             warehouse,
             validation,
             also=[checks_write("prediction_snapshots", results, model_name, day, context.run_id)],
-            background=validation.usable and _a_later_step_waits(context),
+            background=validation.usable and later_step_waits(context, DOWNSTREAM),
         )
         monitoring.defer(f"prediction_snapshots of {model_name} {day}", write)
         checks = [to_check_result("prediction_snapshots", r) for r in results]
@@ -86,17 +86,6 @@ DOWNSTREAM = (
     "shadow_comparisons",
     "alerts",
 )
-
-
-def _a_later_step_waits(context: AssetExecutionContext) -> bool:
-    """Write in the background only when a later step of this run shares the resource and so waits for
-    the write: a failure then fails that step, naming the write. (A resource's teardown error is only
-    logged, so a run of this asset alone, or steps in separate processes, write in the step.)"""
-    if "in_process" not in context.job_def.executor_def.name:
-        return False
-    steps = context.run.step_keys_to_execute
-    names = set(steps) if steps is not None else set(context.job_def.graph.node_dict)
-    return any(name in names for name in DOWNSTREAM)
 
 
 def _preview(snap: Snapshot) -> str:

@@ -23,22 +23,21 @@ def build(parts: Partitions) -> AssetsDefinition:
         model = monitoring.config.model(model_name)
         thresholds = model.thresholds.subgroups
         rows = monitoring.labelled(model, day).scored(model.segments)
-        today = fairness.subgroup_metrics(
+        today, overall = fairness.subgroup_and_overall_metrics(
             rows, model.segments, model.segment_intersections, min_n=thresholds.min_n
         )
-        overall = fairness.overall_metrics(rows)
         _, baselines = monitoring.reference(model_name)
         results = fairness.subgroup_checks(
             today, bands_for(baselines, "subgroup"), overall, bands_for(baselines, "overall"), thresholds
         )
         table = today.reindex(columns=result_columns("subgroup_metrics"))
         checks = record_checks(
-            monitoring.warehouse,
+            monitoring,
+            context,
             "subgroup_metrics",
             results,
             model_name,
             day,
-            context.run_id,
             tables={"subgroup_metrics": table.assign(model_name=model_name, partition_date=day)},
         )
         failing = sorted({f.subject for r in results for f in r.findings if f.severity != "info"})

@@ -18,7 +18,7 @@ import datetime as dt
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -47,9 +47,10 @@ from monitoring_pipelines.storage.sources import (
 from monitoring_pipelines.storage.warehouse import Warehouse, quote_ident
 from monitoring_pipelines.validation.suite import DayValidation, preload_gx, validate
 
-FILE_BACKED_BYTES = 256 * 2**20  # source bytes above which a snapshot lives in a temporary file
-MEMORY_LIMIT = "1GB"  # DuckDB's buffer for one snapshot; beyond it, a file-backed snapshot pages out
-VALIDATED = "checked"  # table: every raw row typed, flagged, with its quarantine reason
+FILE_BACKED_BYTES = 1024 * 2**20  # source bytes above which a snapshot lives in a temporary file
+MEMORY_LIMIT = "800MB"  # DuckDB's buffer for one snapshot; beyond it, a file-backed snapshot pages out
+CHECKED = "checked"  # table: every raw row typed, flagged, with its quarantine reason (validation.suite)
+VALIDATED = "validated"  # view: CHECKED with the row's source_file (named from its file index, not stored)
 DAY = "day"  # relation: the valid rows (partition_date + the snapshot columns)
 SNAPSHOT_BASE = [c for c in columns_of("prediction_snapshots") if c not in ("model_name",)]
 
@@ -121,7 +122,7 @@ class Snapshot:
                 paths = [Path(f) for f in read.files if Path(f).exists()]
                 problems = unreadable(snap.con, paths, full=True) or [f"{', '.join(read.files)}: {exc}"]
                 validation = validate(snap.con, "", [], model, start, read.files, problems)
-            snap._define_day(validated=validation.usable)
+            snap._define_day(validated=validation.usable, files=read.files)
         except BaseException:
             snap.close()
             raise
@@ -154,10 +155,8 @@ class Snapshot:
                     if kind.startswith("TIMESTAMP")
                     else "TRY_CAST(CAST(ts AS VARCHAR) AS TIMESTAMPTZ)"
                 )
-            source = "source_file" if "source_file" in frame.columns else _literal(files[0])
-            exclude = " EXCLUDE (source_file)" if "source_file" in frame.columns else ""
             snap.con.execute(
-                f"CREATE OR REPLACE TEMP VIEW raw AS SELECT *{exclude}, {source} AS {FILE_COLUMN}, "
+                f"CREATE OR REPLACE TEMP VIEW raw AS SELECT *, {_literal(files[0])} AS {FILE_COLUMN}, "
                 f"{ts} AS {TS_COLUMN} FROM __frame"
             )
             columns = list(snap.con.sql("SELECT * FROM raw LIMIT 0").columns)
@@ -165,7 +164,7 @@ class Snapshot:
         if not len(frame) and not problems:
             problems = [f"no rows for {model.name} in {', '.join(files)}"]
         validation = validate(snap.con, "raw", columns, model, start, list(files), problems)
-        snap._define_day(validated=validation.usable)
+        snap._define_day(validated=validation.usable, files=list(files[:1]))
         return snap, validation
 
     @classmethod
@@ -211,8 +210,16 @@ class Snapshot:
         snap._define_champion()
         return snap
 
-    def _define_day(self, validated: bool) -> None:
-        """`day`: the valid rows with their partition date (the UTC day of ts), in the snapshot's columns."""
+    def _define_day(self, validated: bool, files: Sequence[str] = ()) -> None:
+        """`day`: the valid rows with their partition date (the UTC day of ts), in the snapshot's columns.
+        A row's source_file is `files[i]` for its file index i (the high bits of __order, see
+        storage.sources): a path repeated on every row would cost a hundred bytes a row in memory."""
+        if validated:
+            names = "(CAST([" + ", ".join(_literal(f) for f in files) + "] AS VARCHAR[]))"
+            self.con.execute(
+                f"CREATE OR REPLACE VIEW {VALIDATED} AS SELECT *, "
+                f"{names}[({ORDER_COLUMN} >> 40) + 1] AS source_file FROM {CHECKED}"
+            )
         cols = [c for c in SNAPSHOT_BASE if c not in ("partition_date", "prediction", "source_file")]
         select = ", ".join(_q(c) for c in cols)
         inputs = ", ".join(_q(c) for c in self.model.input_columns)
@@ -299,11 +306,7 @@ class Snapshot:
         if not background:
             warehouse.replace_from(self.con, writes)
             return None
-        cursor = self.con.cursor()
-        catalog = self.con.execute("SELECT current_database()").fetchall()[0][0]
-        cursor.execute(
-            f"USE {_q(catalog)}"
-        )  # a cursor starts in the default catalog, not the file-backed one
+        cursor = self.cursor()
         done: Future[None] = Future()
 
         def run() -> None:
@@ -353,7 +356,7 @@ class Snapshot:
 
     def quarantine_frame(self) -> pd.DataFrame:
         cols = [c for c in columns_of("quarantined_predictions") if c not in ("model_name", "partition_date")]
-        if not self._has_table(VALIDATED):
+        if not self._has_table(CHECKED):
             return pd.DataFrame(columns=cols)
         return self.con.execute(
             f"SELECT {', '.join(_q(c) for c in cols)} FROM {VALIDATED} WHERE reason IS NOT NULL ORDER BY {ORDER_COLUMN}"
@@ -367,16 +370,27 @@ class Snapshot:
         )
 
     # ------------------------------------------------------------------ labels and outcomes
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to this snapshot's database, for another thread (the caller closes it)."""
+        catalog = self.con.execute("SELECT current_database()").fetchall()[0][0]
+        cursor = self.con.cursor()
+        cursor.execute(
+            f"USE {_q(catalog)}"
+        )  # a cursor starts in the default catalog, not the file-backed one
+        return cursor
+
     def load_labels(self, source: Source, arrived_from: dt.date, arrived_to: dt.date) -> int:
         """`labels`: the latest 0/1 label of each of this snapshot's requests that arrived in the window
         (semi-joined with the requests here, so a large label folder is filtered while it is read)."""
         if self._labels == (arrived_from, arrived_to):
             return self._count("labels")
-        raw = source.load_labels(self.con, self.model, arrived_from, arrived_to)
-        where = f"request_id IN (SELECT request_id FROM {DAY})"
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE labels AS {LABELS_SQL.format(raw=raw, where=where)}")
+        self._create_labels(self.con, source.load_labels(self.con, self.model, arrived_from, arrived_to))
         self._labels = (arrived_from, arrived_to)
         return self._count("labels")
+
+    def _create_labels(self, con: duckdb.DuckDBPyConnection, raw: str) -> None:
+        where = f"request_id IN (SELECT request_id FROM {DAY})"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE labels AS {LABELS_SQL.format(raw=raw, where=where)}")
 
     def set_labels(self, labels: pd.DataFrame) -> None:
         """Labels given as a frame (request_id, label[, label_ts]); tests and callers with their own."""
@@ -389,10 +403,7 @@ class Snapshot:
             "CREATE OR REPLACE TEMP VIEW __labels_given AS SELECT CAST(request_id AS VARCHAR) AS request_id, "
             "CAST(label AS VARCHAR) AS label, CAST(label_ts AS VARCHAR) AS label_ts, __order FROM __labels_frame"
         )
-        where = f"request_id IN (SELECT request_id FROM {DAY})"
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE labels AS {LABELS_SQL.format(raw='__labels_given', where=where)}"
-        )
+        self._create_labels(self.con, "__labels_given")
         self._labels = (dt.date.min, dt.date.min)
 
     def load_outcomes(self, source: Source, start: dt.date, end: dt.date) -> int:
@@ -401,7 +412,7 @@ class Snapshot:
         if self._outcomes == (start, end):
             return self._count("outcomes")
         raw = source.load_outcomes(self.con, self.model, start, end)
-        self._create_outcomes(raw)
+        self._create_outcomes(raw, self.con)
         self._outcomes = (start, end)
         return self._count("outcomes")
 
@@ -416,13 +427,13 @@ class Snapshot:
             "CAST(outcome AS VARCHAR) AS outcome, CAST(value AS VARCHAR) AS value, CAST(ts AS VARCHAR) AS ts, "
             "__order FROM __outcomes_frame"
         )
-        self._create_outcomes("__outcomes_given")
+        self._create_outcomes("__outcomes_given", self.con)
         self._outcomes = (dt.date.min, dt.date.min)
 
-    def _create_outcomes(self, raw: str) -> None:
+    def _create_outcomes(self, raw: str, con: duckdb.DuckDBPyConnection) -> None:
         names = ", ".join(_literal(n) for n in self.model.outcomes) or "NULL"
         where = f"outcome IN ({names}) AND request_id IN (SELECT request_id FROM {DAY})"
-        self.con.execute(
+        con.execute(
             "CREATE OR REPLACE TEMP TABLE outcomes AS SELECT request_id, outcome, "
             "arg_max(value, (coalesce(ts, TIMESTAMPTZ '1970-01-01 00:00:00+00'), __order)) AS value, max(ts) AS ts "
             f"FROM ({OUTCOMES_SQL.format(raw=raw, where=where)}) GROUP BY request_id, outcome"
@@ -635,12 +646,15 @@ class Snapshot:
 
 class SnapshotColumns:
     """The drift statistics' column source (core.profiles.Columns) over a relation of the snapshot:
-    one column fetched at a time, numeric values sorted, categories counted in SQL."""
+    one column fetched at a time, numeric values sorted, categories counted in SQL. Safe to call from
+    several threads: each call queries through a cursor of its own (DuckDB runs them side by side and
+    numpy sorts without the GIL), so the drift workers fetch and sort in parallel."""
 
-    parallel_extract = False  # one DuckDB connection: fetch on the calling thread
+    parallel_extract = True
 
     def __init__(self, con: duckdb.DuckDBPyConnection, relation: str, day: dt.date | None = None) -> None:
         self.con = con
+        self.catalog = con.execute("SELECT current_database()").fetchall()[0][0]
         self.where = "" if day is None else f"partition_date = DATE '{day.isoformat()}'"
         self.relation = relation
         self.present = set(con.sql(f"SELECT * FROM {relation} LIMIT 0").columns)
@@ -661,15 +675,26 @@ class SnapshotColumns:
     def numeric(self, column: str) -> tuple[np.ndarray, int]:
         q = self._check(column)
         sql = f"SELECT CAST({q} AS DOUBLE) AS v FROM {self.relation}{self._where(f'isfinite(CAST({q} AS DOUBLE))')}"
-        values = np.asarray(self.con.execute(sql).fetchnumpy()["v"], dtype=np.float64)
+        with self._cursor() as cursor:
+            values = np.asarray(cursor.execute(sql).fetchnumpy()["v"], dtype=np.float64)
         values.sort()
         return values, self.n_rows
 
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cursor = self.con.cursor()
+        try:
+            cursor.execute(f"USE {_q(self.catalog)}")  # a cursor starts in the default catalog
+            yield cursor
+        finally:
+            cursor.close()
+
     def categorical(self, column: str) -> tuple[dict[str, int], int]:
         q = self._check(column)
-        pairs = self.con.execute(
-            f"SELECT {q} AS v, count(*) FROM {self.relation}{self._where(f'{q} IS NOT NULL')} GROUP BY 1"
-        ).fetchall()
+        with self._cursor() as cursor:
+            pairs = cursor.execute(
+                f"SELECT {q} AS v, count(*) FROM {self.relation}{self._where(f'{q} IS NOT NULL')} GROUP BY 1"
+            ).fetchall()
         counts: dict[str, int] = {}
         for value, n in pairs:
             if isinstance(value, float) and np.isnan(value):

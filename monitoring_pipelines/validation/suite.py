@@ -17,6 +17,7 @@ blocking check.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -26,6 +27,7 @@ from functools import cached_property
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import ModelConfig
@@ -120,6 +122,24 @@ def _gx() -> tuple[Any, Any]:
         return _GX_STATE["context"], _GX_STATE["batch_definition"]
 
 
+def _helper_start() -> None:
+    """The GX helper yields the CPU to the run (its DuckDB threads) and loads GX in the time left over:
+    it has until the day's rows are checked, seconds later."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(10)
+    _gx()
+
+
+def release_gx_helper() -> None:
+    """End the GX helper process now. It holds nothing to clean up, so it leaves with os._exit: an orderly
+    exit of a process with GX and pandas loaded would cost the caller most of a second at its own exit."""
+    with _LOADER_LOCK:
+        helper = _GX_STATE.pop("helper", None)
+    if helper is not None:
+        helper.submit(os._exit, 0)
+        helper.shutdown(wait=True, cancel_futures=True)
+
+
 _LOADER_LOCK = threading.Lock()  # guards starting a loader only; _GX_LOCK is held during the import
 
 
@@ -142,7 +162,7 @@ def preload_gx(helper_process: bool = False) -> None:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
-            helper = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_gx)
+            helper = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_helper_start)
             helper.submit(int)  # start the process (and its GX import) now
             _GX_STATE["helper"] = helper
             return
@@ -382,14 +402,15 @@ def _ident(name: str) -> str:
 def check_rows(
     con: duckdb.DuckDBPyConnection, raw: str, model: ModelConfig, rules: list[Rule], table: str = "checked"
 ) -> list[tuple[str, str]]:
-    """Create `table`: every raw row typed, with one flag column per row rule (`__rule_<i>`), one per
-    type problem (`__type_<column>`), the quarantine `reason` (NULL for a valid row) and, for a rejected
-    row only, the row as read as JSON (`raw`). One pass over the raw rows, plus a narrow one (ids) for
-    duplicates and, when rows were rejected, one that picks their original values."""
+    """Create `table`: every raw row typed, with the row rules' flags packed in bit masks (`rule_flag(i)`
+    reads rule i: one BIGINT per 63 rules instead of a column per rule, a wide day's snapshot stays
+    small), one flag per type problem (`__type_<column>`), the quarantine `reason` (NULL for a valid
+    row) and, for a rejected row only, the row as read as JSON (`raw`). One pass over the raw rows, plus
+    a narrow one (ids) for duplicates and, when rows were rejected, one that picks their original values."""
     rel = con.sql(f"SELECT * FROM {raw} LIMIT 0")
     raw_types = {n: str(t).upper() for n, t in zip(rel.columns, rel.types, strict=True)}
     present = set(raw_types)
-    cols: list[str] = [ORDER_COLUMN, f"{FILE_COLUMN} AS source_file"]
+    cols: list[str] = [ORDER_COLUMN]  # the file a row came from is __order's high bits (storage.sources)
     for name in ("prediction_id", "request_id", "model_name", "model_version"):
         cols.append(f"CAST({_q(name)} AS VARCHAR) AS {name}")
     cols.append("lower(CAST(role AS VARCHAR)) AS role")
@@ -434,7 +455,9 @@ def check_rows(
             SELECT t.*, coalesce(d.__duplicates, 1) AS __duplicates, d.__first_order, {", ".join(flags)}
             FROM typed t LEFT JOIN __duplicates d USING (prediction_id)
         )
-        SELECT * EXCLUDE (__first_order), nullif(concat_ws('; ', {", ".join(reasons) or "NULL"}), '') AS reason,
+        SELECT * EXCLUDE (__first_order{"".join(f", __rule_{i}" for i in range(len(row_rules)))}),
+               {_packed_flags(len(row_rules))}
+               nullif(concat_ws('; ', {", ".join(reasons) or "NULL"}), '') AS reason,
                CAST(NULL AS VARCHAR) AS raw
         FROM flagged
         """
@@ -456,6 +479,25 @@ def check_rows(
     return type_checks
 
 
+FLAG_BITS = 63  # rule flags per BIGINT mask (the sign bit is left alone)
+
+
+def _packed_flags(n_rules: int) -> str:
+    """`__flags_<k>` columns: bit j of mask k is rule k*FLAG_BITS + j (trailing comma included)."""
+    out = []
+    for k in range(0, n_rules, FLAG_BITS):
+        bits = " | ".join(
+            f"(CAST(__rule_{i} AS BIGINT) << {i - k})" for i in range(k, min(k + FLAG_BITS, n_rules))
+        )
+        out.append(f"({bits}) AS __flags_{k // FLAG_BITS}, ")
+    return "".join(out)
+
+
+def rule_flag(i: int) -> str:
+    """SQL: did row rule i flag the row (see check_rows)."""
+    return f"((__flags_{i // FLAG_BITS} >> {i % FLAG_BITS}) & 1 = 1)"
+
+
 def rule_results(
     con: duckdb.DuckDBPyConnection, table: str, rules: list[Rule], model: ModelConfig, partition_date: dt.date
 ) -> pd.DataFrame:
@@ -469,7 +511,7 @@ def rule_results(
     columns = sorted({r.column for r in row_rules if r.column})
     keys = [f"coalesce({c}, false) AS c{i}" for i, c in enumerate(conditions)]
     keys += [f"{_q(c)} IS NULL AS n{i}" for i, c in enumerate(columns)]
-    keys += [f"__rule_{i} AS r{i}" for i in range(len(row_rules))]
+    keys += [f"__flags_{k} AS f{k}" for k in range((len(row_rules) + FLAG_BITS - 1) // FLAG_BITS)]
     patterns = con.execute(f"SELECT {', '.join(keys)}, count(*) AS rows FROM {table} GROUP BY ALL").df()
     rows = []
     for i, rule in enumerate(row_rules):
@@ -481,13 +523,14 @@ def rule_results(
         missing_rows = patterns[f"n{columns.index(rule.column)}"].astype(bool)
         element = int(patterns.loc[looked_at, "rows"].sum())
         missing = int(patterns.loc[looked_at & missing_rows, "rows"].sum())
-        unexpected = int(patterns.loc[patterns[f"r{i}"].astype(bool), "rows"].sum())
+        flagged = (patterns[f"f{i // FLAG_BITS}"].to_numpy(dtype=np.int64) >> (i % FLAG_BITS)) & 1
+        unexpected = int(patterns.loc[flagged == 1, "rows"].sum())
         denominator = element if rule.missing_is_unexpected else element - missing
         percent = 100.0 * unexpected / denominator if denominator else None
         details: dict[str, Any] = {}
         if unexpected:
             sample = con.execute(
-                f"SELECT {_q(rule.column)} FROM {table} WHERE __rule_{i} ORDER BY {ORDER_COLUMN} "
+                f"SELECT {_q(rule.column)} FROM {table} WHERE {rule_flag(i)} ORDER BY {ORDER_COLUMN} "
                 f"LIMIT {PARTIAL_UNEXPECTED}"
             ).fetchall()
             details["partial_unexpected_list"] = [_jsonable(v[0]) for v in sample]

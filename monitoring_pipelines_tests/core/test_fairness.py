@@ -125,6 +125,16 @@ def test_overall_metrics_agree_with_performance_definitions() -> None:
         assert ours.loc[name, "ci_low"] == pytest.approx(theirs.loc[name, "ci_low"])
 
 
+def test_one_pass_gives_the_same_subgroup_and_overall_rows_as_separate_calls() -> None:
+    day = synthetic_day(np.random.default_rng(4), n=3000)
+    day.loc[day.index[::7], "score"] = np.nan  # rows without a usable score are dropped by both
+    groups, overall = fairness.subgroup_and_overall_metrics(day, ["region", "sex"], [["region", "sex"]])
+    pd.testing.assert_frame_equal(
+        groups, fairness.subgroup_metrics(day, ["region", "sex"], [["region", "sex"]])
+    )
+    pd.testing.assert_frame_equal(overall, fairness.overall_metrics(day))
+
+
 def test_intersections_have_stable_names_and_missing_values_are_kept() -> None:
     day = pd.DataFrame(
         {

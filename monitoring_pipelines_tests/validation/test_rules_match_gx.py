@@ -1,7 +1,7 @@
 """The row rules are GX expectations compiled to SQL: prove the SQL flags exactly what GX flags.
 
 `validation/suite.py` declares every row rule as a Great Expectations 1.x expectation and runs it as a
-SQL predicate over the typed day (table `checked`, one `__rule_<i>` flag per row rule). Here GX itself
+SQL predicate over the typed day (table `checked`, rule i's flag read by `suite.rule_flag(i)`). Here GX itself
 (ephemeral context, pandas datasource, result_format COMPLETE) evaluates each declared expectation on
 the same typed values, on frames built to break every rule in every way we could think of, and:
 
@@ -25,6 +25,7 @@ import pytest
 
 from monitoring_pipelines.config import load_config
 from monitoring_pipelines.storage.snapshot import Snapshot
+from monitoring_pipelines.validation import suite
 from monitoring_pipelines.validation.suite import build_rules
 from monitoring_pipelines_tests.conftest import synthetic_day
 
@@ -228,7 +229,8 @@ def test_sql_rules_flag_exactly_what_gx_flags(model, gx_batch_definition, frame_
         typed.index.name = None
         flags = (
             con.sql(
-                f"SELECT __order, {', '.join(f'__rule_{i}' for i in range(len(rules)))} FROM checked ORDER BY __order"
+                f"SELECT __order, {', '.join(f'{suite.rule_flag(i)} AS r{i}' for i in range(len(rules)))} "
+                "FROM checked ORDER BY __order"
             )
             .df()
             .set_index("__order")
@@ -249,7 +251,7 @@ def test_sql_rules_flag_exactly_what_gx_flags(model, gx_batch_definition, frame_
             result = outcome.result
             expected_rows = {int(k) for k in result.get("unexpected_index_list") or []}
             gx_unexpected[rule.name] = expected_rows
-            flagged = {int(k) for k in flags.index[flags[f"__rule_{i}"]]}
+            flagged = {int(k) for k in flags.index[flags[f"r{i}"]]}
             assert flagged == expected_rows, (
                 f"{rule.name}: SQL flags {sorted(flagged - expected_rows)} that GX does not, "
                 f"GX flags {sorted(expected_rows - flagged)} that SQL does not"
