@@ -21,7 +21,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import pandas as pd
@@ -633,7 +633,7 @@ def _digest(
     owner: str,
     as_of: dt.date,
     channel: str,
-    rows: list[tuple[dict[str, Any], str]],
+    rows: list[DigestLine],
     config: AlertingConfig,
     now: pd.Timestamp,
 ) -> dict[str, Any]:
@@ -691,6 +691,49 @@ class AlertDecision:
     fresh: bool = True
 
 
+@dataclass(frozen=True)
+class EvaluationContext:
+    """The fixed inputs of one `evaluate` call that every step needs: who is told, as of which day and
+    when, and whether `as_of` is fresh enough for anything to be sent at all."""
+
+    config: AlertingConfig
+    owner: str
+    as_of: dt.date
+    now: pd.Timestamp
+    fresh: bool
+
+
+class DigestLine(NamedTuple):
+    """One alert in a channel's digest, at the severity it is announced at."""
+
+    row: dict[str, Any]
+    severity: str
+
+
+@dataclass
+class PendingChanges:
+    """What an evaluation has decided so far, in the order it is written: upserted alert rows, outbox
+    rows, and the digest lines per channel (sent as one message per channel once all episodes are seen)."""
+
+    upserts: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    digests: dict[str, list[DigestLine]] = field(default_factory=lambda: defaultdict(list))
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """An open alert newly passing noise control at `severity`: a trigger of its own on each channel, or
+    (`digest`: warnings and info while digest_warnings is on) a line in each channel's digest."""
+
+    severity: str
+    channels: tuple[str, ...]
+    digest: bool
+
+
+# Bookkeeping of the stored row that replaying the history cannot know, so a re-evaluation keeps it.
+_KEPT_COLUMNS = ("created_at", "acknowledged_at", "notified", "notified_severity", "notified_at")
+
+
 def evaluate(
     history: pd.DataFrame,
     existing: pd.DataFrame | None,
@@ -708,103 +751,162 @@ def evaluate(
     by a later partition is left alone, so re-running an old day never rolls state back.
     """
     now = as_timestamp(now) if now is not None else pd.Timestamp.now(tz="UTC")
-    max_age = (
-        notify_max_age_days
-        if notify_max_age_days is not None
-        else int(getattr(config, "notify_max_age_days", DEFAULT_NOTIFY_MAX_AGE_DAYS))
-    )
+    hist, fresh = _history_as_of(history, as_of, _notify_max_age(config, notify_max_age_days))
+    ctx = EvaluationContext(config=config, owner=owner, as_of=as_of, now=now, fresh=fresh)
+    old = {r["alert_id"]: r for r in normalize_alerts(existing)}
+    episodes = replay(finding_rows(hist), _evaluated_days(hist), config, _human_cuts(old))
+    changes = PendingChanges()
+    for ep in episodes:
+        _evaluate_episode(ep, old.get(ep.alert_id), ctx, changes)
+    _enqueue_digests(_model_name(hist, old), ctx, changes)
+    _supersede(old, {ep.alert_id for ep in episodes}, ctx, changes)
+    return _decision(old, changes, fresh)
+
+
+def _notify_max_age(config: AlertingConfig, override: int | None) -> int:
+    if override is not None:
+        return override
+    return int(getattr(config, "notify_max_age_days", DEFAULT_NOTIFY_MAX_AGE_DAYS))
+
+
+def _history_as_of(history: pd.DataFrame, as_of: dt.date, max_age: int) -> tuple[pd.DataFrame, bool]:
+    """The history up to `as_of`, and whether `as_of` is within `max_age` days of the newest day present:
+    only a fresh day sends messages, so backfilling old days never pages anyone about the past."""
     hist = normalize_history(history)
     newest = max(hist["partition_date"], default=as_of)
-    hist = hist[hist["partition_date"] <= as_of]
     fresh = as_of >= newest - dt.timedelta(days=max_age)
+    return hist[hist["partition_date"] <= as_of], fresh
 
-    old = {r["alert_id"]: r for r in normalize_alerts(existing)}
-    cuts = {aid: cut for aid, r in old.items() if is_human_resolved(r) and (cut := human_cut(r))}
-    episodes = replay(finding_rows(hist), _evaluated_days(hist), config, cuts)
 
-    upserts: list[dict[str, Any]] = []
-    outbox: list[dict[str, Any]] = []
-    digests: dict[str, list[tuple[dict[str, Any], str]]] = defaultdict(list)
-    seen: set[str] = set()
-    for ep in episodes:
-        seen.add(ep.alert_id)
-        prev = old.get(ep.alert_id)
-        if ep.closed_by_user or (prev and is_human_resolved(prev)):
-            continue  # a person's resolution is final for this alert
-        row = _episode_row(ep)
-        if (
-            prev
-            and prev["partition_date"]
-            and row["partition_date"]
-            and prev["partition_date"] > row["partition_date"]
-        ):
-            continue  # a later partition already moved this alert on
-        if prev:
-            for col in ("created_at", "acknowledged_at", "notified", "notified_severity", "notified_at"):
-                row[col] = prev[col]
-            if row["status"] == "resolved":
-                row["resolved_at"] = prev["resolved_at"] if prev["status"] == "resolved" else None
-        if row["status"] == "open" and row["acknowledged_at"] is not None:
-            row["status"] = "acknowledged"
+def _human_cuts(old: Mapping[str, Mapping[str, Any]]) -> dict[str, dt.date]:
+    """Alert id -> last day a person's resolution covers (see `replay`)."""
+    return {aid: cut for aid, r in old.items() if is_human_resolved(r) and (cut := human_cut(r))}
+
+
+def _evaluate_episode(
+    ep: Episode, prev: dict[str, Any] | None, ctx: EvaluationContext, changes: PendingChanges
+) -> None:
+    """One replayed episode: its row merged with the stored one, the messages its change calls for
+    (a resolve when it newly resolved, else an announcement), and the row upserted if it changed."""
+    row = _merge_episode(ep, prev, ctx.now)
+    if row is None:
+        return
+    if row["status"] == "resolved":
+        if not prev or prev["status"] != "resolved":
+            changes.outbox += resolve_notifications(row, ctx.config, ctx.owner, ctx.now)
+    elif (announcement := _announcement(ep, row, ctx)) is not None:
+        _announce(ep, row, announcement, ctx, changes)
+    _stamp(row, prev, ctx.now, changes.upserts)
+
+
+def _merge_episode(ep: Episode, prev: dict[str, Any] | None, now: pd.Timestamp) -> dict[str, Any] | None:
+    """The episode's alert row keeping what only the table knows (human actions, what was notified).
+
+    None when the stored row wins: a person resolved it (final for the episode), or a later partition
+    already moved it on (re-running an old day must not roll it back).
+    """
+    if ep.closed_by_user or (prev and is_human_resolved(prev)):
+        return None
+    row = _episode_row(ep)
+    if (
+        prev
+        and prev["partition_date"]
+        and row["partition_date"]
+        and prev["partition_date"] > row["partition_date"]
+    ):
+        return None
+    if prev:
+        for col in _KEPT_COLUMNS:
+            row[col] = prev[col]
         if row["status"] == "resolved":
-            row["resolved_at"] = row["resolved_at"] or now
-            if not prev or prev["status"] != "resolved":
-                outbox += resolve_notifications(row, config, owner, now)
-        elif fresh and ep.announce > level_of(row["notified_severity"]):
-            severity = SEVERITIES[ep.announce]
-            channels = route_channels(config, severity, owner)
-            if severity == "critical" or not config.digest_warnings:
-                payload = alert_payload(row, "trigger", config.ui_base_url, severity=severity, owner=owner)
-                outbox += [
-                    notification_row(
-                        kind="trigger",
-                        channel=ch,
-                        severity=severity,
-                        model_name=ep.model_name,
-                        key=ep.key,
-                        alert_ids=[ep.alert_id],
-                        payload=payload,
-                        now=now,
-                        id_parts=(ep.alert_id, severity),
-                    )
-                    for ch in channels
-                ]
-            else:
-                for ch in channels:
-                    digests[ch].append((row, severity))
-            row["notified_severity"] = severity
-            if channels:
-                row["notified"] = True
-                row["notified_at"] = row["notified_at"] or now
-        _stamp(row, prev, now, upserts)
+            row["resolved_at"] = prev["resolved_at"] if prev["status"] == "resolved" else None
+    if row["status"] == "open" and row["acknowledged_at"] is not None:
+        row["status"] = "acknowledged"
+    if row["status"] == "resolved":
+        row["resolved_at"] = row["resolved_at"] or now
+    return row
 
-    model_name = _model_name(hist, old)
-    for channel, rows in sorted(digests.items()):
-        outbox.append(_digest(model_name, owner, as_of, channel, rows, config, now))
 
-    # Alerts the history up to `as_of` no longer produces (a day re-run with corrected inputs).
+def _announcement(ep: Episode, row: Mapping[str, Any], ctx: EvaluationContext) -> Announcement | None:
+    """What to announce for an open episode, if anything: only on a fresh day and only a level above what
+    was already announced, so a re-run or a backfill never sends the same thing twice."""
+    if not ctx.fresh or ep.announce <= level_of(row["notified_severity"]):
+        return None
+    severity = SEVERITIES[ep.announce]
+    channels = tuple(route_channels(ctx.config, severity, ctx.owner))
+    return Announcement(severity, channels, digest=severity != "critical" and ctx.config.digest_warnings)
+
+
+def _announce(
+    ep: Episode,
+    row: dict[str, Any],
+    announcement: Announcement,
+    ctx: EvaluationContext,
+    changes: PendingChanges,
+) -> None:
+    """Queue the announcement and record it on the row, which is what keeps it from being sent again."""
+    severity = announcement.severity
+    if announcement.digest:
+        for channel in announcement.channels:
+            changes.digests[channel].append(DigestLine(row, severity))
+    else:
+        payload = alert_payload(row, "trigger", ctx.config.ui_base_url, severity=severity, owner=ctx.owner)
+        changes.outbox += [
+            notification_row(
+                kind="trigger",
+                channel=channel,
+                severity=severity,
+                model_name=ep.model_name,
+                key=ep.key,
+                alert_ids=[ep.alert_id],
+                payload=payload,
+                now=ctx.now,
+                id_parts=(ep.alert_id, severity),
+            )
+            for channel in announcement.channels
+        ]
+    row["notified_severity"] = severity
+    if announcement.channels:
+        row["notified"] = True
+        row["notified_at"] = row["notified_at"] or ctx.now
+
+
+def _enqueue_digests(model_name: str, ctx: EvaluationContext, changes: PendingChanges) -> None:
+    """One digest per channel for the warnings announced in this evaluation (channels in name order)."""
+    for channel, lines in sorted(changes.digests.items()):
+        changes.outbox.append(_digest(model_name, ctx.owner, ctx.as_of, channel, lines, ctx.config, ctx.now))
+
+
+def _supersede(
+    old: Mapping[str, dict[str, Any]], seen: set[str], ctx: EvaluationContext, changes: PendingChanges
+) -> None:
+    """Resolve stored alerts the history up to `as_of` no longer produces (a day re-run with corrected
+    inputs), closing a page they raised. Human resolutions and alerts of later days are left alone."""
     for aid, prev in old.items():
         if aid in seen or is_human_resolved(prev) or prev.get("resolved_by") == "superseded":
             continue
-        if prev["partition_date"] is not None and prev["partition_date"] <= as_of:
+        if prev["partition_date"] is not None and prev["partition_date"] <= ctx.as_of:
             row = {
                 **prev,
                 "status": "resolved",
                 "resolved_by": "superseded",
-                "resolved_at": prev["resolved_at"] or now,
-                "resolved_date": as_of,
+                "resolved_at": prev["resolved_at"] or ctx.now,
+                "resolved_date": ctx.as_of,
             }
             if prev["status"] != "resolved":
-                outbox += resolve_notifications(row, config, owner, now)  # close a page it raised
-            _stamp(row, prev, now, upserts)
+                changes.outbox += resolve_notifications(row, ctx.config, ctx.owner, ctx.now)
+            _stamp(row, prev, ctx.now, changes.upserts)
 
-    changed = {r["alert_id"]: r for r in upserts}
+
+def _decision(old: Mapping[str, dict[str, Any]], changes: PendingChanges, fresh: bool) -> AlertDecision:
+    """The frames to write, and every alert of the model after the change (stored order, then new ones)."""
+    changed = {r["alert_id"]: r for r in changes.upserts}
     current = [changed.get(aid, r) for aid, r in old.items()] + [
         r for aid, r in changed.items() if aid not in old
     ]
     return AlertDecision(
-        alerts=alerts_frame(upserts),
-        notifications=pd.DataFrame(outbox, columns=NOTIFICATION_COLUMNS),
+        alerts=alerts_frame(changes.upserts),
+        notifications=pd.DataFrame(changes.outbox, columns=NOTIFICATION_COLUMNS),
         current=alerts_frame(current),
         fresh=fresh,
     )

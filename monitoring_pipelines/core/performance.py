@@ -8,6 +8,8 @@ See docs/performance.md for the formulas, their references and the defaults.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -234,6 +236,46 @@ def compare_to_band(
     return below or above, low, high
 
 
+@dataclass(frozen=True)
+class MetricJudgement:
+    """What the performance checks decided about one metric of a model-day, with the numbers behind it.
+
+    Deciding is kept apart from describing so the rules read on their own and the wording (findings,
+    summary table) can change without touching them. `basis` says which row and band were compared.
+    """
+
+    metric: str
+    basis: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    estimated: bool
+    labelled_fraction: float
+    band_mean: float
+    band_std: float
+    band_k: float
+    band_low: float
+    band_high: float
+    n_days: int
+    higher_is_better: bool
+    degraded: bool  # outside the band on the worse side, interval excluding the mean (compare_to_band)
+    critical_drop: float | None  # the configured drop for this metric; None: it has no critical limit
+    worse_by: float  # distance from the band mean towards worse (negative when better)
+    critical: bool
+
+    @property
+    def band_limit(self) -> float:
+        """The band edge on the worse side: the warning's threshold."""
+        return self.band_low if self.higher_is_better else self.band_high
+
+    @property
+    def critical_limit(self) -> float:
+        """The value beyond which the metric is a critical drop (only meaningful with a critical_drop)."""
+        drop = self.critical_drop or 0.0
+        return self.band_mean - drop if self.higher_is_better else self.band_mean + drop
+
+
 def performance_checks(
     today: pd.DataFrame, bands: pd.DataFrame, thresholds: PerformanceThresholds
 ) -> list[CheckResult]:
@@ -246,108 +288,163 @@ def performance_checks(
     Critical: outside the band as well, and worse than the band mean by more than critical_drops[metric]
     (auc defaults to auc_critical_drop) with the interval excluding the mean. positive_rate is not checked (DIRECTIONLESS).
     """
-    if today is None or not set(PERFORMANCE_COLUMNS) <= set(today.columns):
-        today = pd.DataFrame({column: [] for column in PERFORMANCE_COLUMNS})
-    warn: list[Finding] = []
-    crit: list[Finding] = []
-    table: list[dict[str, Any]] = []
-    drops = dict(thresholds.critical_drops)
-    drops.setdefault("auc", thresholds.auc_critical_drop)
-    for metric in METRICS:
-        if metric in DIRECTIONLESS:
-            continue
-        chosen = _choose_row(today, bands, metric, thresholds.min_n)
-        if chosen is None:
-            table.append({"metric": metric, "status": "no data or no reference band"})
-            continue
-        row, band, basis = chosen
-        hib = HIGHER_IS_BETTER[metric]
-        direction: Direction = "higher_is_better" if hib else "lower_is_better"
-        value, lo, hi = float(row["value"]), _f(row["ci_low"]), _f(row["ci_high"])
-        mean, std, n_days = float(band["mean"]), _f(band["std"]), int(band["n_days"])
-        breach, band_low, band_high = compare_to_band(value, lo, hi, mean, std, thresholds.band_k, direction)
-        evidence = {
-            "n": int(row["n"]),
-            "ci": [json_float(lo), json_float(hi)],
-            "band_mean": json_float(mean),
-            "band_std": json_float(std),
-            "band_k": thresholds.band_k,
-            "band": [json_float(band_low), json_float(band_high)],
-            "n_days": n_days,
-            "estimated": bool(row["estimated"]),
-            "basis": basis,
-            "labelled_fraction": json_float(_f(row.get("labelled_fraction", np.nan))),
-        }
-        text = _describe(metric, value, lo, hi, row, basis)
-        band_text = _band_text(mean, std, thresholds.band_k, band_low, band_high, n_days)
-        status = "ok" if np.isfinite(std) else f"no band spread ({n_days} reference day)"
-        if breach:
-            status = "warning"
-            limit = band_low if hib else band_high
-            side = "below" if hib else "above"
-            warn.append(
-                Finding(
-                    check_name=PERFORMANCE_DEGRADATION,
-                    severity="warning",
-                    metric=metric,
-                    # One subject for the whole check: a degraded model moves several metrics at once,
-                    # and one alert (listing them) is what on-call should get, not one page per metric.
-                    subject="model",
-                    value=value,
-                    threshold=limit,
-                    message=f"{text} is {side} its reference band {band_text}",
-                    evidence=evidence,
-                )
-            )
-        drop = drops.get(metric)
-        worse_by = (mean - value) if hib else (value - mean)
-        ci_excludes = not np.isfinite(hi if hib else lo) or ((hi < mean) if hib else (lo > mean))
-        # Critical is degradation that is also large: outside the band (so not the day-to-day noise of a
-        # small day) and worse than the mean by more than the critical drop.
-        if drop is not None and breach and np.isfinite(worse_by) and worse_by > drop and ci_excludes:
-            status = "critical"
-            limit = mean - drop if hib else mean + drop
-            crit.append(
-                Finding(
-                    check_name=PERFORMANCE_CRITICAL_DROP,
-                    severity="critical",
-                    metric=metric,
-                    subject=metric,
-                    value=value,
-                    threshold=limit,
-                    message=(
-                        f"{text} is {worse_by:.4g} worse than its reference mean {mean:.4g} "
-                        f"(critical drop {drop:.4g}; band {band_text})"
-                    ),
-                    evidence={**evidence, "critical_drop": drop, "worse_by": json_float(worse_by)},
-                )
-            )
-        table.append(
-            {
-                "metric": metric,
-                "basis": basis,
-                "value": value,
-                "ci": f"[{lo:.4g}, {hi:.4g}]",
-                "band": f"[{band_low:.4g}, {band_high:.4g}]",
-                "n": int(row["n"]),
-                "status": status,
-            }
-        )
-    summary = markdown_table(table, ["metric", "basis", "value", "ci", "band", "n", "status"])
+    judgements = judge_metrics(today, bands, thresholds)
+    judged = [j for j in judgements.values() if j is not None]
+    summary = _summary_table(judgements)
     return [
         CheckResult(
             check_name=PERFORMANCE_DEGRADATION,
-            findings=warn,
+            findings=[_degradation_finding(j) for j in judged if j.degraded],
             metadata={"summary": summary},
             description=f"Metrics outside their reference band (mean ± {thresholds.band_k:g}·σ), CI excluding the mean",
         ),
         CheckResult(
             check_name=PERFORMANCE_CRITICAL_DROP,
-            findings=crit,
+            findings=[_critical_finding(j) for j in judged if j.critical],
             metadata={"summary": summary},
             description="Metrics worse than their reference mean by more than the critical drop",
         ),
     ]
+
+
+def judge_metrics(
+    today: pd.DataFrame | None, bands: pd.DataFrame | None, thresholds: PerformanceThresholds
+) -> dict[str, MetricJudgement | None]:
+    """Every checked metric (METRICS order, DIRECTIONLESS left out) -> its judgement, or None when the
+    day has no usable row or no reference band for it. Missing inputs judge as no data, never fail."""
+    if today is None or not set(PERFORMANCE_COLUMNS) <= set(today.columns):
+        today = pd.DataFrame({column: [] for column in PERFORMANCE_COLUMNS})
+    drops = dict(thresholds.critical_drops)
+    drops.setdefault("auc", thresholds.auc_critical_drop)
+    out: dict[str, MetricJudgement | None] = {}
+    for metric in METRICS:
+        if metric in DIRECTIONLESS:
+            continue
+        chosen = _choose_row(today, bands, metric, thresholds.min_n)
+        out[metric] = (
+            None if chosen is None else judge_metric(metric, *chosen, thresholds.band_k, drops.get(metric))
+        )
+    return out
+
+
+def judge_metric(
+    metric: str, row: pd.Series, band: pd.Series, basis: str, band_k: float, critical_drop: float | None
+) -> MetricJudgement:
+    """One metric's row against its band: degraded (compare_to_band) and, when a critical drop is set,
+    critical = degraded as well (so not a small day's noise) and worse than the mean by more than the
+    drop, with the interval excluding the mean."""
+    hib = HIGHER_IS_BETTER[metric]
+    direction: Direction = "higher_is_better" if hib else "lower_is_better"
+    value, lo, hi = float(row["value"]), _f(row["ci_low"]), _f(row["ci_high"])
+    mean, std = float(band["mean"]), _f(band["std"])
+    degraded, band_low, band_high = compare_to_band(value, lo, hi, mean, std, band_k, direction)
+    worse_by = (mean - value) if hib else (value - mean)
+    ci_excludes = not np.isfinite(hi if hib else lo) or ((hi < mean) if hib else (lo > mean))
+    critical = bool(
+        critical_drop is not None
+        and degraded
+        and np.isfinite(worse_by)
+        and worse_by > critical_drop
+        and ci_excludes
+    )
+    return MetricJudgement(
+        metric=metric,
+        basis=basis,
+        value=value,
+        ci_low=lo,
+        ci_high=hi,
+        n=int(row["n"]),
+        estimated=bool(row["estimated"]),
+        labelled_fraction=_f(row.get("labelled_fraction", np.nan)),
+        band_mean=mean,
+        band_std=std,
+        band_k=band_k,
+        band_low=band_low,
+        band_high=band_high,
+        n_days=int(band["n_days"]),
+        higher_is_better=hib,
+        degraded=degraded,
+        critical_drop=critical_drop,
+        worse_by=worse_by,
+        critical=critical,
+    )
+
+
+def _evidence(j: MetricJudgement) -> dict[str, Any]:
+    """The numbers a finding is judged on, JSON-safe (NaN and inf become null)."""
+    return {
+        "n": j.n,
+        "ci": [json_float(j.ci_low), json_float(j.ci_high)],
+        "band_mean": json_float(j.band_mean),
+        "band_std": json_float(j.band_std),
+        "band_k": j.band_k,
+        "band": [json_float(j.band_low), json_float(j.band_high)],
+        "n_days": j.n_days,
+        "estimated": j.estimated,
+        "basis": j.basis,
+        "labelled_fraction": json_float(j.labelled_fraction),
+    }
+
+
+def _degradation_finding(j: MetricJudgement) -> Finding:
+    side = "below" if j.higher_is_better else "above"
+    return Finding(
+        check_name=PERFORMANCE_DEGRADATION,
+        severity="warning",
+        metric=j.metric,
+        # One subject for the whole check: a degraded model moves several metrics at once,
+        # and one alert (listing them) is what on-call should get, not one page per metric.
+        subject="model",
+        value=j.value,
+        threshold=j.band_limit,
+        message=f"{_describe(j)} is {side} its reference band {_band_text(j)}",
+        evidence=_evidence(j),
+    )
+
+
+def _critical_finding(j: MetricJudgement) -> Finding:
+    return Finding(
+        check_name=PERFORMANCE_CRITICAL_DROP,
+        severity="critical",
+        metric=j.metric,
+        subject=j.metric,
+        value=j.value,
+        threshold=j.critical_limit,
+        message=(
+            f"{_describe(j)} is {j.worse_by:.4g} worse than its reference mean {j.band_mean:.4g} "
+            f"(critical drop {j.critical_drop:.4g}; band {_band_text(j)})"
+        ),
+        evidence={**_evidence(j), "critical_drop": j.critical_drop, "worse_by": json_float(j.worse_by)},
+    )
+
+
+def _summary_table(judgements: Mapping[str, MetricJudgement | None]) -> str:
+    """The markdown table shown with both checks: one line per checked metric, with its status."""
+    table: list[dict[str, Any]] = []
+    for metric, j in judgements.items():
+        if j is None:
+            table.append({"metric": metric, "status": "no data or no reference band"})
+            continue
+        table.append(
+            {
+                "metric": metric,
+                "basis": j.basis,
+                "value": j.value,
+                "ci": f"[{j.ci_low:.4g}, {j.ci_high:.4g}]",
+                "band": f"[{j.band_low:.4g}, {j.band_high:.4g}]",
+                "n": j.n,
+                "status": _status(j),
+            }
+        )
+    return markdown_table(table, ["metric", "basis", "value", "ci", "band", "n", "status"])
+
+
+def _status(j: MetricJudgement) -> str:
+    if j.critical:
+        return "critical"
+    if j.degraded:
+        return "warning"
+    return "ok" if np.isfinite(j.band_std) else f"no band spread ({j.n_days} reference day)"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -490,14 +587,17 @@ def _band_row(bands: pd.DataFrame, metric: str, estimated: bool) -> pd.Series | 
     return found.iloc[0]
 
 
-def _describe(metric: str, value: float, lo: float, hi: float, row: pd.Series, basis: str) -> str:
-    kind = "estimated" if bool(row["estimated"]) else "measured"
-    return f"{metric} {value:.4g} ({kind}, 95% CI [{lo:.4g}, {hi:.4g}], n={int(row['n'])}; {basis})"
+def _describe(j: MetricJudgement) -> str:
+    kind = "estimated" if j.estimated else "measured"
+    return f"{j.metric} {j.value:.4g} ({kind}, 95% CI [{j.ci_low:.4g}, {j.ci_high:.4g}], n={j.n}; {j.basis})"
 
 
-def _band_text(mean: float, std: float, k: float, low: float, high: float, n_days: int) -> str:
-    std_text = f"{std:.3g}" if np.isfinite(std) else "n/a"
-    return f"[{low:.4g}, {high:.4g}] (mean {mean:.4g} ± {k:g}·σ, σ={std_text}, {n_days} reference days)"
+def _band_text(j: MetricJudgement) -> str:
+    std_text = f"{j.band_std:.3g}" if np.isfinite(j.band_std) else "n/a"
+    return (
+        f"[{j.band_low:.4g}, {j.band_high:.4g}] (mean {j.band_mean:.4g} ± {j.band_k:g}·σ, σ={std_text}, "
+        f"{j.n_days} reference days)"
+    )
 
 
 def _f(value: Any) -> float:

@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -533,6 +533,30 @@ def pooled_recommendations(
 # --------------------------------------------------------------------------- promotion
 
 
+class HarmedSegment(TypedDict):
+    """A segment value where the shadow is significantly worse than the champion beyond the tolerance."""
+
+    segment: str
+    segment_value: str
+    metric: str
+    champion_value: float | None
+    shadow_value: float | None
+    delta: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    n: int
+
+
+class SloBreach(TypedDict):
+    """A serving metric of the shadow above its warning threshold, with the champion's value for context."""
+
+    metric: str
+    value: float
+    threshold: float
+    champion_value: float | None
+
+
 @dataclass(frozen=True)
 class Recommendation:
     """The promotion verdict for one champion/shadow pair over a pooled window of labelled days."""
@@ -549,13 +573,54 @@ class Recommendation:
     p_value: float | None
     n: int
     days: int
-    harmed_segments: list[dict[str, Any]] = field(default_factory=list)
-    slo_breaches: list[dict[str, Any]] = field(default_factory=list)
+    harmed_segments: list[HarmedSegment] = field(default_factory=list)
+    slo_breaches: list[SloBreach] = field(default_factory=list)
     days_needed: int | None = None
     reasons: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# The step of promotion_recommendation's rule that gave the verdict; the reason text follows it.
+Rule = Literal["no_labels", "worse", "harm", "below_margin", "better", "undecided"]
+
+
+@dataclass(frozen=True)
+class PrimaryDelta:
+    """The pooled overall row of the primary metric as JSON-safe numbers: None where missing or not
+    finite, all None with n 0 when the pool has no labelled pairs for it."""
+
+    champion_value: float | None = None
+    shadow_value: float | None = None
+    delta: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    n: int = 0
+
+
+@dataclass(frozen=True)
+class Significance:
+    """Direction of a significant (p < alpha) primary delta, and whether its CI clears min_improvement.
+    Both directions False when the delta is not significant."""
+
+    better: bool = False
+    worse: bool = False
+    clears_margin: bool = True
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    """Everything the rule decided for one pair, with its numbers, before any of it is put into words."""
+
+    metric: str
+    primary: PrimaryDelta
+    harmed: tuple[HarmedSegment, ...]
+    breaches: tuple[SloBreach, ...]
+    verdict: Verdict
+    rule: Rule
+    days_needed: int | None = None
 
 
 def promotion_recommendation(
@@ -577,121 +642,197 @@ def promotion_recommendation(
       4. significantly better (p < alpha) -> promote;
       5. otherwise keep_collecting, with days_needed for the observed delta at `power`.
     """
-    out: list[Recommendation] = []
     if comparisons.empty:
-        return out
+        return []
+    out: list[Recommendation] = []
+    for (cv, sv), rows in comparisons.groupby(PAIR_KEYS, sort=True):  # loop over pairs
+        decision = _decide_promotion(rows, thresholds, serving, days, power)
+        out.append(_describe_promotion(str(cv), str(sv), decision, thresholds, days, power))
+    return out
+
+
+def _decide_promotion(
+    rows: pd.DataFrame, thresholds: ShadowThresholds, serving: ServingThresholds, days: int, power: float
+) -> PromotionDecision:
+    """The rule applied to one pair's comparison rows: numbers and verdict only, no text."""
     metric = thresholds.primary_metric
     higher = HIGHER_IS_BETTER[metric]
-    z = z_value(1 - thresholds.alpha)
-    for (cv, sv), rows in comparisons.groupby(PAIR_KEYS, sort=True):  # loop over pairs
-        overall = rows[rows["segment"] == ALL].set_index("metric")
-        reasons: list[str] = []
-        prim = overall.loc[metric] if metric in overall.index else None
-        delta = json_float(prim["delta"]) if prim is not None else None
-        p = json_float(prim["p_value"]) if prim is not None else None
-        low = json_float(prim["ci_low"]) if prim is not None else None
-        high = json_float(prim["ci_high"]) if prim is not None else None
-        better = worse = False
-        clears_margin = True
-        if delta is not None and p is not None and p < thresholds.alpha:
-            better = delta > 0 if higher else delta < 0
-            worse = not better and delta != 0
-            # Re-testing an overlapping window every day makes "significant" cheap for an equally good
-            # shadow; promotion also needs the whole CI past a minimum improvement.
-            bound = low if higher else (-high if high is not None else None)
-            clears_margin = bound is not None and bound > thresholds.min_improvement
+    overall = rows[rows["segment"] == ALL].set_index("metric")
+    primary = _primary_delta(overall, metric)
+    harmed = _harmed_segments(rows, metric, higher, thresholds)
+    breaches = _slo_breaches(overall, serving)
+    verdict, rule = _verdict(primary, _significance(primary, higher, thresholds), harmed, breaches)
+    needed = None
+    if rule == "undecided" and primary.delta is not None:
+        needed = _days_to_detect(primary.delta, primary, thresholds, days, power)
+    return PromotionDecision(metric, primary, tuple(harmed), tuple(breaches), verdict, rule, needed)
 
-        harmed = []
-        seg = rows[(rows["segment"] != ALL) & (rows["metric"] == metric) & (rows["n"] >= thresholds.min_n)]
-        if not seg.empty:
-            bound = seg["ci_high"] if higher else -seg["ci_low"]  # best plausible improvement
-            for _, r in seg[(bound < -thresholds.segment_tolerance).to_numpy()].iterrows():
-                harmed.append(
-                    {
-                        "segment": r["segment"],
-                        "segment_value": r["segment_value"],
-                        "metric": metric,
-                        "champion_value": json_float(r["champion_value"]),
-                        "shadow_value": json_float(r["shadow_value"]),
-                        "delta": json_float(r["delta"]),
-                        "ci_low": json_float(r["ci_low"]),
-                        "ci_high": json_float(r["ci_high"]),
-                        "p_value": json_float(r["p_value"]),
-                        "n": int(r["n"]),
-                    }
-                )
-        breaches = []
-        for name, limit in (
-            ("latency_p99_ms", serving.p99_latency_warning_ms),
-            ("error_rate", serving.error_rate_warning),
-        ):
-            value = json_float(overall.loc[name, "shadow_value"]) if name in overall.index else None
-            if value is not None and value > limit:
-                champion = json_float(overall.loc[name, "champion_value"])
-                breaches.append(
-                    {"metric": name, "value": value, "threshold": limit, "champion_value": champion}
-                )
 
-        needed = None
-        if delta is None:
-            verdict: Verdict = "keep_collecting"
-            reasons.append(f"no labelled pairs with a computable {metric} yet")
-        elif worse:
-            verdict = "do_not_promote"
-            reasons.append(f"shadow is significantly worse on {metric} (delta {delta:+.4f}, p={p:.3g})")
-        elif harmed or breaches:
-            verdict = "do_not_promote"
-        elif better and not clears_margin:
-            verdict = "keep_collecting"
-            reasons.append(
-                f"shadow is better on {metric} (delta {delta:+.4f}, p={p:.3g}) but its CI does not yet clear "
-                f"the minimum improvement {thresholds.min_improvement}"
-            )
-        elif better:
-            verdict = "promote"
-            reasons.append(f"shadow is significantly better on {metric} (delta {delta:+.4f}, p={p:.3g})")
-        else:
-            verdict = "keep_collecting"
-            se = (high - low) / (2 * z) if low is not None and high is not None else math.nan
-            needed = days_needed(delta, se, days, thresholds.alpha, power)
-            reasons.append(
-                f"no significant difference on {metric} yet (delta {delta:+.4f}, p={_number_text(p)}); "
-                + (
-                    f"about {needed} labelled days would detect this effect with {power:.0%} power"
-                    if needed
-                    else "no effect observed to size the wait"
-                )
-            )
-        reasons += [
-            f"worse for {h['segment']}={h['segment_value']} by {h['delta']:+.4f} "
-            f"(CI {h['ci_low']:+.4f} to {h['ci_high']:+.4f}, n={h['n']}) beyond tolerance {thresholds.segment_tolerance}"
-            for h in harmed
-        ]
-        reasons += [
-            f"{b['metric']} {b['value']:.4g} breaks the serving threshold {b['threshold']:.4g}"
-            for b in breaches
-        ]
-        out.append(
-            Recommendation(
-                champion_version=str(cv),
-                shadow_version=str(sv),
-                verdict=verdict,
-                metric=metric,
-                champion_value=json_float(prim["champion_value"]) if prim is not None else None,
-                shadow_value=json_float(prim["shadow_value"]) if prim is not None else None,
-                delta=delta,
-                ci_low=low,
-                ci_high=high,
-                p_value=p,
-                n=int(prim["n"]) if prim is not None else 0,
-                days=days,
-                harmed_segments=harmed,
-                slo_breaches=breaches,
-                days_needed=needed,
-                reasons=reasons,
-            )
+def _primary_delta(overall: pd.DataFrame, metric: str) -> PrimaryDelta:
+    """The primary metric's row of the whole pair (`overall` is indexed by metric)."""
+    if metric not in overall.index:
+        return PrimaryDelta()
+    row = overall.loc[metric]
+    return PrimaryDelta(
+        champion_value=json_float(row["champion_value"]),
+        shadow_value=json_float(row["shadow_value"]),
+        delta=json_float(row["delta"]),
+        ci_low=json_float(row["ci_low"]),
+        ci_high=json_float(row["ci_high"]),
+        p_value=json_float(row["p_value"]),
+        n=int(row["n"]),
+    )
+
+
+def _significance(primary: PrimaryDelta, higher: bool, thresholds: ShadowThresholds) -> Significance:
+    """Rules 2 and 4. Re-testing an overlapping window every day makes "significant" cheap for an equally
+    good shadow, so promotion also needs the whole CI past the minimum improvement."""
+    delta, p = primary.delta, primary.p_value
+    if delta is None or p is None or not p < thresholds.alpha:
+        return Significance()
+    better = delta > 0 if higher else delta < 0
+    high = primary.ci_high
+    bound = primary.ci_low if higher else (-high if high is not None else None)
+    return Significance(
+        better=better,
+        worse=not better and delta != 0,
+        clears_margin=bound is not None and bound > thresholds.min_improvement,
+    )
+
+
+def _harmed_segments(
+    rows: pd.DataFrame, metric: str, higher: bool, thresholds: ShadowThresholds
+) -> list[HarmedSegment]:
+    """Rule 3, segments: values with n >= min_n whose best plausible improvement (the CI bound on the
+    better side) is still below -segment_tolerance."""
+    seg = rows[(rows["segment"] != ALL) & (rows["metric"] == metric) & (rows["n"] >= thresholds.min_n)]
+    if seg.empty:
+        return []
+    bound = seg["ci_high"] if higher else -seg["ci_low"]
+    return [
+        HarmedSegment(
+            segment=r["segment"],
+            segment_value=r["segment_value"],
+            metric=metric,
+            champion_value=json_float(r["champion_value"]),
+            shadow_value=json_float(r["shadow_value"]),
+            delta=json_float(r["delta"]),
+            ci_low=json_float(r["ci_low"]),
+            ci_high=json_float(r["ci_high"]),
+            p_value=json_float(r["p_value"]),
+            n=int(r["n"]),
         )
-    return out
+        for _, r in seg[(bound < -thresholds.segment_tolerance).to_numpy()].iterrows()
+    ]
+
+
+def _slo_breaches(overall: pd.DataFrame, serving: ServingThresholds) -> list[SloBreach]:
+    """Rule 3, serving: the shadow's p99 latency or error rate above the warning thresholds."""
+    breaches: list[SloBreach] = []
+    for name, limit in (
+        ("latency_p99_ms", serving.p99_latency_warning_ms),
+        ("error_rate", serving.error_rate_warning),
+    ):
+        value = json_float(overall.loc[name, "shadow_value"]) if name in overall.index else None
+        if value is not None and value > limit:
+            champion = json_float(overall.loc[name, "champion_value"])
+            breaches.append(SloBreach(metric=name, value=value, threshold=limit, champion_value=champion))
+    return breaches
+
+
+def _verdict(
+    primary: PrimaryDelta, significance: Significance, harmed: list[HarmedSegment], breaches: list[SloBreach]
+) -> tuple[Verdict, Rule]:
+    """Rules 1-5 of promotion_recommendation, in order: the first that applies decides."""
+    if primary.delta is None:
+        return "keep_collecting", "no_labels"
+    if significance.worse:
+        return "do_not_promote", "worse"
+    if harmed or breaches:
+        return "do_not_promote", "harm"
+    if significance.better and not significance.clears_margin:
+        return "keep_collecting", "below_margin"
+    if significance.better:
+        return "promote", "better"
+    return "keep_collecting", "undecided"
+
+
+def _days_to_detect(
+    delta: float, primary: PrimaryDelta, thresholds: ShadowThresholds, days: int, power: float
+) -> int | None:
+    """Rule 5's wait: the standard error recovered from the CI width, then days_needed."""
+    low, high = primary.ci_low, primary.ci_high
+    z = z_value(1 - thresholds.alpha)
+    se = (high - low) / (2 * z) if low is not None and high is not None else math.nan
+    return days_needed(delta, se, days, thresholds.alpha, power)
+
+
+def _describe_promotion(
+    champion_version: str,
+    shadow_version: str,
+    decision: PromotionDecision,
+    thresholds: ShadowThresholds,
+    days: int,
+    power: float,
+) -> Recommendation:
+    """The Recommendation of a decision: its numbers as decided, and the reasons in words."""
+    p = decision.primary
+    return Recommendation(
+        champion_version=champion_version,
+        shadow_version=shadow_version,
+        verdict=decision.verdict,
+        metric=decision.metric,
+        champion_value=p.champion_value,
+        shadow_value=p.shadow_value,
+        delta=p.delta,
+        ci_low=p.ci_low,
+        ci_high=p.ci_high,
+        p_value=p.p_value,
+        n=p.n,
+        days=days,
+        harmed_segments=list(decision.harmed),
+        slo_breaches=list(decision.breaches),
+        days_needed=decision.days_needed,
+        reasons=_verdict_reasons(decision, thresholds, power) + _harm_reasons(decision, thresholds),
+    )
+
+
+def _verdict_reasons(decision: PromotionDecision, thresholds: ShadowThresholds, power: float) -> list[str]:
+    """The sentence for the rule that decided; rule 3 (harm) is explained by the harm reasons alone."""
+    metric, delta, p = decision.metric, decision.primary.delta, decision.primary.p_value
+    if decision.rule == "no_labels":
+        return [f"no labelled pairs with a computable {metric} yet"]
+    if decision.rule == "harm":
+        return []
+    if decision.rule == "worse":
+        return [f"shadow is significantly worse on {metric} (delta {delta:+.4f}, p={p:.3g})"]
+    if decision.rule == "below_margin":
+        return [
+            f"shadow is better on {metric} (delta {delta:+.4f}, p={p:.3g}) but its CI does not yet clear "
+            f"the minimum improvement {thresholds.min_improvement}"
+        ]
+    if decision.rule == "better":
+        return [f"shadow is significantly better on {metric} (delta {delta:+.4f}, p={p:.3g})"]
+    needed = decision.days_needed
+    wait = (
+        f"about {needed} labelled days would detect this effect with {power:.0%} power"
+        if needed
+        else "no effect observed to size the wait"
+    )
+    return [f"no significant difference on {metric} yet (delta {delta:+.4f}, p={_number_text(p)}); " + wait]
+
+
+def _harm_reasons(decision: PromotionDecision, thresholds: ShadowThresholds) -> list[str]:
+    """One sentence per harmed segment value, then one per serving-threshold breach."""
+    return [
+        f"worse for {h['segment']}={h['segment_value']} by {h['delta']:+.4f} "
+        f"(CI {h['ci_low']:+.4f} to {h['ci_high']:+.4f}, n={h['n']}) "
+        f"beyond tolerance {thresholds.segment_tolerance}"
+        for h in decision.harmed
+    ] + [
+        f"{b['metric']} {b['value']:.4g} breaks the serving threshold {b['threshold']:.4g}"
+        for b in decision.breaches
+    ]
 
 
 RECOMMENDATION_COLUMNS = result_columns("shadow_recommendations")
@@ -748,135 +889,196 @@ def shadow_checks(
     recommendations. 'promote' and 'do_not_promote' verdicts are info findings (a decision someone
     should read); 'keep_collecting' is only metadata, so a shadow quietly gathering data says nothing.
     """
-    coverage_findings = []
-    cover = comparisons[(comparisons["metric"] == "pairing_coverage") & (comparisons["segment"] == ALL)]
-    for _, r in cover.iterrows():
-        value = json_float(r["value"])
-        if value is None or value >= thresholds.min_coverage:
-            continue
-        requests = comparisons[
-            (comparisons["metric"] == "requests")
-            & (comparisons["segment"] == ALL)
-            & (comparisons["champion_version"] == r["champion_version"])
-            & (comparisons["shadow_version"] == r["shadow_version"])
-        ]
-        champ_n = int(requests["champion_value"].iloc[0]) if len(requests) else 0
-        shadow_n = int(requests["shadow_value"].iloc[0]) if len(requests) else 0
-        coverage_findings.append(
-            Finding(
-                check_name=SHADOW_COVERAGE,
-                severity="warning",
-                metric="pairing_coverage",
-                subject=str(r["shadow_version"]),
-                value=value,
-                threshold=thresholds.min_coverage,
-                message=(
-                    f"only {value:.1%} of requests were scored by both champion {r['champion_version']} and "
-                    f"shadow {r['shadow_version']} ({int(r['n'])} paired; {champ_n - int(r['n'])} champion-only, "
-                    f"{shadow_n - int(r['n'])} shadow-only); comparisons cover a possibly biased subset"
-                ),
-                evidence={
-                    "champion_version": r["champion_version"],
-                    "shadow_version": r["shadow_version"],
-                    "paired": int(r["n"]),
-                    "champion_requests": champ_n,
-                    "shadow_requests": shadow_n,
-                    "champion_only": champ_n - int(r["n"]),
-                    "shadow_only": shadow_n - int(r["n"]),
-                },
-            )
-        )
-
-    harm_findings = []
-    promotion_findings = []
-    for rec in recommendations:
-        versions = f"shadow {rec.shadow_version} vs champion {rec.champion_version}"
-        for h in rec.harmed_segments:
-            harm_findings.append(
-                Finding(
-                    check_name=SHADOW_HARM,
-                    severity="warning",
-                    metric=h["metric"],
-                    subject=f"{rec.shadow_version}:{h['segment']}={h['segment_value']}",
-                    value=h["delta"],
-                    threshold=-thresholds.segment_tolerance
-                    if HIGHER_IS_BETTER[h["metric"]]
-                    else thresholds.segment_tolerance,
-                    message=(
-                        f"{versions}: {h['metric']} for {h['segment']}={h['segment_value']} is "
-                        f"{h['shadow_value']:.4f} vs {h['champion_value']:.4f} (delta {h['delta']:+.4f}, "
-                        f"CI {h['ci_low']:+.4f} to {h['ci_high']:+.4f}, n={h['n']}, {rec.days} days): worse beyond "
-                        f"the tolerance {thresholds.segment_tolerance}; overall delta {_delta_text(rec.delta)}"
-                    ),
-                    evidence={
-                        **h,
-                        "champion_version": rec.champion_version,
-                        "shadow_version": rec.shadow_version,
-                        "overall_delta": rec.delta,
-                        "days": rec.days,
-                    },
-                )
-            )
-        for b in rec.slo_breaches:
-            harm_findings.append(
-                Finding(
-                    check_name=SHADOW_HARM,
-                    severity="warning",
-                    metric=b["metric"],
-                    subject=rec.shadow_version,
-                    value=b["value"],
-                    threshold=b["threshold"],
-                    message=(
-                        f"{versions}: shadow {b['metric']} {b['value']:.4g} is above the serving threshold "
-                        f"{b['threshold']:.4g} (champion {_number_text(b['champion_value'])})"
-                    ),
-                    evidence={
-                        **b,
-                        "champion_version": rec.champion_version,
-                        "shadow_version": rec.shadow_version,
-                    },
-                )
-            )
-        if rec.verdict in ("promote", "do_not_promote"):
-            promotion_findings.append(
-                Finding(
-                    check_name=SHADOW_PROMOTION,
-                    severity="info",
-                    metric=rec.metric,
-                    subject=rec.shadow_version,
-                    value=rec.delta,
-                    threshold=thresholds.alpha,
-                    message=(
-                        f"{rec.verdict.replace('_', ' ')}: {versions}, {rec.metric} delta {_delta_text(rec.delta)} "
-                        f"(CI {_delta_text(rec.ci_low)} to {_delta_text(rec.ci_high)}, p={_number_text(rec.p_value)}, "
-                        f"n={rec.n} over {rec.days} days). " + "; ".join(rec.reasons)
-                    ),
-                    evidence=rec.to_dict(),
-                )
-            )
-    recs = [r.to_dict() for r in recommendations]
     return [
-        CheckResult(
-            check_name=SHADOW_COVERAGE,
-            findings=coverage_findings,
-            metadata={"min_coverage": thresholds.min_coverage, "pairs": int(len(cover))},
-            description="Share of requests scored by both champion and shadow below min_coverage.",
-        ),
-        CheckResult(
-            check_name=SHADOW_HARM,
-            findings=harm_findings,
-            metadata={
-                "segment_tolerance": thresholds.segment_tolerance,
-                "min_n": thresholds.min_n,
-            },
-            description="A shadow significantly worse than the champion for a segment beyond the tolerance, "
-            "or breaking serving thresholds, over the pooled window.",
-        ),
-        CheckResult(
-            check_name=SHADOW_PROMOTION,
-            findings=promotion_findings,
-            metadata={"recommendations": recs, "verdicts": {r["shadow_version"]: r["verdict"] for r in recs}},
-            description=f"Promotion rule on {thresholds.primary_metric} over the last {thresholds.window_days} "
-            "labelled days (see docs/shadow.md).",
-        ),
+        _coverage_result(comparisons, thresholds),
+        _harm_result(recommendations, thresholds),
+        _promotion_result(recommendations, thresholds),
     ]
+
+
+@dataclass(frozen=True)
+class CoverageGap:
+    """A pair whose pairing coverage is below min_coverage, with the request counts that explain it
+    (0 when the day has no `requests` row for the pair)."""
+
+    champion_version: str
+    shadow_version: str
+    coverage: float
+    paired: int
+    champion_requests: int
+    shadow_requests: int
+
+    @property
+    def champion_only(self) -> int:
+        return self.champion_requests - self.paired
+
+    @property
+    def shadow_only(self) -> int:
+        return self.shadow_requests - self.paired
+
+
+def _coverage_gap(comparisons: pd.DataFrame, row: pd.Series, min_coverage: float) -> CoverageGap | None:
+    """The pair's gap when its coverage is known and below min_coverage, else None."""
+    value = json_float(row["value"])
+    if value is None or value >= min_coverage:
+        return None
+    requests = comparisons[
+        (comparisons["metric"] == "requests")
+        & (comparisons["segment"] == ALL)
+        & (comparisons["champion_version"] == row["champion_version"])
+        & (comparisons["shadow_version"] == row["shadow_version"])
+    ]
+    return CoverageGap(
+        champion_version=row["champion_version"],
+        shadow_version=row["shadow_version"],
+        coverage=value,
+        paired=int(row["n"]),
+        champion_requests=int(requests["champion_value"].iloc[0]) if len(requests) else 0,
+        shadow_requests=int(requests["shadow_value"].iloc[0]) if len(requests) else 0,
+    )
+
+
+def _coverage_result(comparisons: pd.DataFrame, thresholds: ShadowThresholds) -> CheckResult:
+    """A warning per pair scored on too small a share of the requests: its comparisons may be biased."""
+    cover = comparisons[(comparisons["metric"] == "pairing_coverage") & (comparisons["segment"] == ALL)]
+    gaps = [_coverage_gap(comparisons, r, thresholds.min_coverage) for _, r in cover.iterrows()]
+    return CheckResult(
+        check_name=SHADOW_COVERAGE,
+        findings=[_coverage_finding(g, thresholds) for g in gaps if g is not None],
+        metadata={"min_coverage": thresholds.min_coverage, "pairs": int(len(cover))},
+        description="Share of requests scored by both champion and shadow below min_coverage.",
+    )
+
+
+def _coverage_finding(gap: CoverageGap, thresholds: ShadowThresholds) -> Finding:
+    """Names the pair and splits its requests into paired, champion-only and shadow-only."""
+    return Finding(
+        check_name=SHADOW_COVERAGE,
+        severity="warning",
+        metric="pairing_coverage",
+        subject=str(gap.shadow_version),
+        value=gap.coverage,
+        threshold=thresholds.min_coverage,
+        message=(
+            f"only {gap.coverage:.1%} of requests were scored by both champion {gap.champion_version} and "
+            f"shadow {gap.shadow_version} ({gap.paired} paired; {gap.champion_only} champion-only, "
+            f"{gap.shadow_only} shadow-only); comparisons cover a possibly biased subset"
+        ),
+        evidence={
+            "champion_version": gap.champion_version,
+            "shadow_version": gap.shadow_version,
+            "paired": gap.paired,
+            "champion_requests": gap.champion_requests,
+            "shadow_requests": gap.shadow_requests,
+            "champion_only": gap.champion_only,
+            "shadow_only": gap.shadow_only,
+        },
+    )
+
+
+def _versions(rec: Recommendation) -> str:
+    return f"shadow {rec.shadow_version} vs champion {rec.champion_version}"
+
+
+def _harm_result(recommendations: Sequence[Recommendation], thresholds: ShadowThresholds) -> CheckResult:
+    """A warning per harmed segment value and per serving breach the promotion rule found, pair by pair."""
+    findings = [
+        finding
+        for rec in recommendations
+        for finding in (
+            *(_segment_harm_finding(rec, h, thresholds) for h in rec.harmed_segments),
+            *(_slo_breach_finding(rec, b) for b in rec.slo_breaches),
+        )
+    ]
+    return CheckResult(
+        check_name=SHADOW_HARM,
+        findings=findings,
+        metadata={
+            "segment_tolerance": thresholds.segment_tolerance,
+            "min_n": thresholds.min_n,
+        },
+        description="A shadow significantly worse than the champion for a segment beyond the tolerance, "
+        "or breaking serving thresholds, over the pooled window.",
+    )
+
+
+def _segment_harm_finding(rec: Recommendation, h: HarmedSegment, thresholds: ShadowThresholds) -> Finding:
+    """The harmed segment value next to the overall delta, so "better on average" cannot hide it."""
+    tolerance = thresholds.segment_tolerance
+    return Finding(
+        check_name=SHADOW_HARM,
+        severity="warning",
+        metric=h["metric"],
+        subject=f"{rec.shadow_version}:{h['segment']}={h['segment_value']}",
+        value=h["delta"],
+        threshold=-tolerance if HIGHER_IS_BETTER[h["metric"]] else tolerance,
+        message=(
+            f"{_versions(rec)}: {h['metric']} for {h['segment']}={h['segment_value']} is "
+            f"{h['shadow_value']:.4f} vs {h['champion_value']:.4f} (delta {h['delta']:+.4f}, "
+            f"CI {h['ci_low']:+.4f} to {h['ci_high']:+.4f}, n={h['n']}, {rec.days} days): worse beyond "
+            f"the tolerance {tolerance}; overall delta {_delta_text(rec.delta)}"
+        ),
+        evidence={
+            **h,
+            "champion_version": rec.champion_version,
+            "shadow_version": rec.shadow_version,
+            "overall_delta": rec.delta,
+            "days": rec.days,
+        },
+    )
+
+
+def _slo_breach_finding(rec: Recommendation, b: SloBreach) -> Finding:
+    """The shadow's serving metric above its threshold, with the champion's value for comparison."""
+    return Finding(
+        check_name=SHADOW_HARM,
+        severity="warning",
+        metric=b["metric"],
+        subject=rec.shadow_version,
+        value=b["value"],
+        threshold=b["threshold"],
+        message=(
+            f"{_versions(rec)}: shadow {b['metric']} {b['value']:.4g} is above the serving threshold "
+            f"{b['threshold']:.4g} (champion {_number_text(b['champion_value'])})"
+        ),
+        evidence={
+            **b,
+            "champion_version": rec.champion_version,
+            "shadow_version": rec.shadow_version,
+        },
+    )
+
+
+def _promotion_result(recommendations: Sequence[Recommendation], thresholds: ShadowThresholds) -> CheckResult:
+    """Info findings for decided verdicts; every verdict, 'keep_collecting' included, in the metadata."""
+    recs = [r.to_dict() for r in recommendations]
+    return CheckResult(
+        check_name=SHADOW_PROMOTION,
+        findings=[_promotion_finding(r, thresholds) for r in recommendations if _is_decided(r)],
+        metadata={"recommendations": recs, "verdicts": {r["shadow_version"]: r["verdict"] for r in recs}},
+        description=f"Promotion rule on {thresholds.primary_metric} over the last {thresholds.window_days} "
+        "labelled days (see docs/shadow.md).",
+    )
+
+
+def _is_decided(rec: Recommendation) -> bool:
+    """'promote' and 'do_not_promote' are decisions someone should read; 'keep_collecting' is not."""
+    return rec.verdict in ("promote", "do_not_promote")
+
+
+def _promotion_finding(rec: Recommendation, thresholds: ShadowThresholds) -> Finding:
+    """The verdict with the primary delta, its interval and the rule's reasons."""
+    return Finding(
+        check_name=SHADOW_PROMOTION,
+        severity="info",
+        metric=rec.metric,
+        subject=rec.shadow_version,
+        value=rec.delta,
+        threshold=thresholds.alpha,
+        message=(
+            f"{rec.verdict.replace('_', ' ')}: {_versions(rec)}, {rec.metric} delta {_delta_text(rec.delta)} "
+            f"(CI {_delta_text(rec.ci_low)} to {_delta_text(rec.ci_high)}, p={_number_text(rec.p_value)}, "
+            f"n={rec.n} over {rec.days} days). " + "; ".join(rec.reasons)
+        ),
+        evidence=rec.to_dict(),
+    )

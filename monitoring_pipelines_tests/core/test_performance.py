@@ -23,6 +23,7 @@ from monitoring_pipelines.core.performance import (
     compare_to_band,
     daily_performance,
     expected_calibration_error,
+    judge_metrics,
     performance_checks,
 )
 from monitoring_pipelines.core.stats import wilson_interval
@@ -461,3 +462,33 @@ def test_a_small_day_inside_its_band_is_not_a_critical_drop() -> None:
     far = today.assign(value=0.62, ci_low=0.55, ci_high=0.69)
     found = findings_by_check(performance_checks(far, bands, PerformanceThresholds()))
     assert [f.metric for f in found["performance_critical_drop"]] == ["auc"]
+
+
+def test_judgements_carry_the_decision_and_its_numbers() -> None:
+    bands = pd.DataFrame(
+        {
+            "metric": ["auc", "log_loss"],
+            "estimated": [False, False],
+            "mean": [0.774, 0.5],
+            "std": [0.0331, 0.01],
+        }
+    ).assign(n_days=28)
+    today = pd.DataFrame(
+        {
+            "metric": ["auc", "log_loss"],
+            "value": [0.62, 0.49],
+            "ci_low": [0.55, 0.48],
+            "ci_high": [0.69, 0.50],
+            "n": [279, 279],
+            "labelled_fraction": [1.0, 1.0],
+            "estimated": [False, False],
+        }
+    )
+    judged = judge_metrics(today, bands, PerformanceThresholds(min_n=100))
+    assert list(judged) == [m for m in METRICS if m != "positive_rate"]
+    auc, log_loss = judged["auc"], judged["log_loss"]
+    assert auc is not None and auc.degraded and auc.critical and auc.basis == "measured on 279 labelled rows"
+    assert auc.worse_by == pytest.approx(0.154) and auc.critical_limit == pytest.approx(0.724)
+    assert auc.band_limit == pytest.approx(0.774 - 3 * 0.0331)
+    assert log_loss is not None and not log_loss.degraded and not log_loss.critical  # lower is better
+    assert judged["brier"] is None  # no row and no band

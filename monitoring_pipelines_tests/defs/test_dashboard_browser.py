@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from monitoring_pipelines.dashboard import render_dashboard
-from monitoring_pipelines_tests.core.test_dashboard_render import NOW, build_demo_warehouse
+from monitoring_pipelines_tests.dashboard.test_dashboard_render import NOW, build_demo_warehouse
 
 pytestmark = pytest.mark.e2e
 
