@@ -21,7 +21,7 @@ import datetime as dt
 import json
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Literal, TypedDict
@@ -304,10 +304,15 @@ def _rate(metric: str, successes: int, n: int, confidence: float) -> dict[str, A
 
 
 def _quality_rows(
-    arrays: dict[str, np.ndarray], thresholds: ShadowThresholds, rng: np.random.Generator
+    arrays: dict[str, np.ndarray],
+    thresholds: ShadowThresholds,
+    rng: np.random.Generator,
+    metrics: Collection[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Label-free and (where labelled) labelled comparison rows of one group of ok pairs."""
+    """Label-free and (where labelled) labelled comparison rows of one group of ok pairs; with
+    `metrics`, only those rows (each row is computed the same way either way)."""
     conf = 1 - thresholds.alpha
+    want = (lambda _: True) if metrics is None else (lambda name: name in metrics)
     cs, ss = arrays["cs"], arrays["ss"]
     cp, sp, y = arrays["cp"], arrays["sp"], arrays["y"]
     n = cs.size
@@ -316,51 +321,56 @@ def _quality_rows(
         return out
     up = int(np.sum((cp == 0) & (sp == 1)))
     down = int(np.sum((cp == 1) & (sp == 0)))
-    out.append(_rate("agreement_rate", n - up - down, n, conf))
-    out.append(_rate("flip_rate_0_to_1", up, n, conf))
-    out.append(_rate("flip_rate_1_to_0", down, n, conf))
-    out.append(
-        _row("positive_rate", cp.mean(), sp.mean(), *paired_proportion_difference(up, down, n, conf), n)
-    )
-    out.append(_row("mean_score", cs.mean(), ss.mean(), *paired_mean_difference(ss - cs, conf), n))
-    r, r_low, r_high = spearman_interval(cs, ss, conf)
-    out.append(_row("score_spearman", math.nan, math.nan, math.nan, r_low, r_high, math.nan, n, r))
+    out += [
+        _rate(name, k, n, conf)
+        for name, k in (
+            ("agreement_rate", n - up - down),
+            ("flip_rate_0_to_1", up),
+            ("flip_rate_1_to_0", down),
+        )
+        if want(name)
+    ]
+    if want("positive_rate"):
+        diff = paired_proportion_difference(up, down, n, conf)
+        out.append(_row("positive_rate", cp.mean(), sp.mean(), *diff, n))
+    if want("mean_score"):
+        out.append(_row("mean_score", cs.mean(), ss.mean(), *paired_mean_difference(ss - cs, conf), n))
+    if want("score_spearman"):
+        r, r_low, r_high = spearman_interval(cs, ss, conf)
+        out.append(_row("score_spearman", math.nan, math.nan, math.nan, r_low, r_high, math.nan, n, r))
 
     lab = np.isfinite(y)
     m = int(lab.sum())
     if m == 0:
         return out
     y, cs, ss, cp, sp = y[lab], cs[lab], ss[lab], cp[lab], sp[lab]
-    auc_c, auc_s, *auc_rest = paired_auc_difference(y, cs, ss, conf)
-    out.append(_row("auc", auc_c, auc_s, *auc_rest, m))
-    for metric, loss_c, loss_s in (
-        ("log_loss", log_loss_terms(y, cs), log_loss_terms(y, ss)),
-        ("brier", (cs - y) ** 2, (ss - y) ** 2),
+    if want("auc"):
+        auc_c, auc_s, *auc_rest = paired_auc_difference(y, cs, ss, conf)
+        out.append(_row("auc", auc_c, auc_s, *auc_rest, m))
+    for metric, loss in (
+        ("log_loss", lambda: (log_loss_terms(y, cs), log_loss_terms(y, ss))),
+        ("brier", lambda: ((cs - y) ** 2, (ss - y) ** 2)),
     ):
-        out.append(
-            _row(metric, loss_c.mean(), loss_s.mean(), *paired_mean_difference(loss_s - loss_c, conf), m)
-        )
-    right_c, right_s = cp == y, sp == y
-    better, worse = int(np.sum(right_s & ~right_c)), int(np.sum(right_c & ~right_s))
-    out.append(
-        _row(
-            "accuracy",
-            right_c.mean(),
-            right_s.mean(),
-            *paired_proportion_difference(better, worse, m, conf),
-            m,
-        )
-    )
+        if want(metric):
+            loss_c, loss_s = loss()
+            diff = paired_mean_difference(loss_s - loss_c, conf)
+            out.append(_row(metric, loss_c.mean(), loss_s.mean(), *diff, m))
+    if want("accuracy"):
+        right_c, right_s = cp == y, sp == y
+        better, worse = int(np.sum(right_s & ~right_c)), int(np.sum(right_c & ~right_s))
+        diff = paired_proportion_difference(better, worse, m, conf)
+        out.append(_row("accuracy", right_c.mean(), right_s.mean(), *diff, m))
     pos = y == 1
     n_pos = int(pos.sum())
-    if n_pos:
+    if n_pos and want("recall"):
         gain = int(np.sum(pos & (sp == 1) & (cp == 0)))
-        loss = int(np.sum(pos & (cp == 1) & (sp == 0)))
-        diff = paired_proportion_difference(gain, loss, n_pos, conf)
+        loss_n = int(np.sum(pos & (cp == 1) & (sp == 0)))
+        diff = paired_proportion_difference(gain, loss_n, n_pos, conf)
         out.append(_row("recall", cp[pos].mean(), sp[pos].mean(), *diff, n_pos))
-    prec = paired_precision_bootstrap(y, cp, sp, thresholds.bootstrap_samples, rng, conf)
-    if np.isfinite(prec[2]):
-        out.append(_row("precision", *prec, m))
+    if want("precision"):  # the only user of the group's generator: the draws do not depend on `metrics`
+        prec = paired_precision_bootstrap(y, cp, sp, thresholds.bootstrap_samples, rng, conf)
+        if np.isfinite(prec[2]):
+            out.append(_row("precision", *prec, m))
     return out
 
 
@@ -429,8 +439,10 @@ def shadow_comparisons(
     segments: Sequence[str] = (),
     thresholds: ShadowThresholds | None = None,
     seed: int = 0,
+    metrics: Collection[str] | None = None,
 ) -> pd.DataFrame:
     """shadow_comparisons rows (without model_name / partition_date) of one model-day or pooled window.
+    With `metrics`, only those quality metrics (the serving rows always).
 
     `paired` and `coverage` are the champion/shadow pairs of the same requests and the pairing counts,
     as storage.snapshot.Snapshot.shadow_pairs gives them (request_id, champion_version,
@@ -478,7 +490,8 @@ def shadow_comparisons(
             sub = arrays if idx is None else {k: a[idx] for k, a in arrays.items()}
             rng = _group_seed(seed, cv, sv, segment, value)
             rows += [
-                {"segment": segment, "segment_value": value, **r} for r in _quality_rows(sub, thresholds, rng)
+                {"segment": segment, "segment_value": value, **r}
+                for r in _quality_rows(sub, thresholds, rng, metrics)
             ]
         frames.append(pd.DataFrame(rows).assign(champion_version=cv, shadow_version=sv))
     if not frames:
@@ -520,14 +533,19 @@ def pooled_recommendations(
     segments: Sequence[str],
     thresholds: ShadowThresholds,
     serving: ServingThresholds,
+    comparisons: pd.DataFrame | None = None,
 ) -> list[Recommendation]:
     """The promotion verdict of each pair over the pooled window's pairs (with their partition_date):
-    the comparisons of the pool, judged with the number of days in it that have labelled pairs."""
+    the comparisons of the pool, judged with the number of days in it that have labelled pairs. The
+    rule reads the primary metric and the serving rows only, so only those are computed; `comparisons`
+    of exactly these pairs, when the caller has them already, are used as they are."""
     labelled = paired["label"].notna() if "label" in paired.columns else pd.Series(False, index=paired.index)
     days = int(paired.loc[labelled, "partition_date"].nunique()) if "partition_date" in paired.columns else 0
-    return promotion_recommendation(
-        shadow_comparisons(paired, coverage, segments, thresholds), thresholds, serving, days=days
-    )
+    if comparisons is None:
+        comparisons = shadow_comparisons(
+            paired, coverage, segments, thresholds, metrics={thresholds.primary_metric}
+        )
+    return promotion_recommendation(comparisons, thresholds, serving, days=days)
 
 
 # --------------------------------------------------------------------------- promotion

@@ -37,9 +37,14 @@ def build(parts: Partitions) -> AssetsDefinition:
             monitoring.labelled(model, day, snap)
             paired, coverage = snap.shadow_pairs(model.segments)
             comparisons = shadow.shadow_comparisons(paired, coverage, model.segments, thresholds.shadow)
-            paired, coverage = _pool(monitoring, model, day, paired, coverage)
+            pooled, pooled_coverage = _pool(monitoring, model, day, paired, coverage)
             recommendations = shadow.pooled_recommendations(
-                paired, coverage, model.segments, thresholds.shadow, thresholds.serving
+                pooled,
+                pooled_coverage,
+                model.segments,
+                thresholds.shadow,
+                thresholds.serving,
+                comparisons=comparisons if pooled is paired else None,  # a pool of today alone
             )
             results = shadow.shadow_checks(comparisons, recommendations, thresholds.shadow)
         else:

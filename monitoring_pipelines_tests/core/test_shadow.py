@@ -678,3 +678,23 @@ def test_undecided_shadow_keeps_collecting_with_days_needed() -> None:
     }
     assert outcomes["shadow_promotion"].findings == []
     assert outcomes["shadow_promotion"].metadata["verdicts"] == {"v2": "keep_collecting"}
+
+
+@pytest.mark.parametrize("primary", ["auc", "log_loss", "brier", "accuracy"])
+def test_the_pooled_verdict_needs_only_its_primary_metric(primary: str) -> None:
+    rng = np.random.default_rng(12)
+    thresholds = ShadowThresholds(bootstrap_samples=200, primary_metric=primary)
+    frame, labels = traffic(rng, 4000, day=0, champion_auc=0.78, shadow_auc=0.80, harmed_auc=0.70)
+    paired, coverage = pairs_of(frame, labels)
+    full = shadow.shadow_comparisons(paired, coverage, ["age_band"], thresholds)
+    expected = shadow.promotion_recommendation(full, thresholds, SERVING, days=1)
+    assert shadow.pooled_recommendations(paired, coverage, ["age_band"], thresholds, SERVING) == expected
+    given = shadow.pooled_recommendations(
+        paired, coverage, ["age_band"], thresholds, SERVING, comparisons=full
+    )
+    assert given == expected
+    only = shadow.shadow_comparisons(paired, coverage, ["age_band"], thresholds, metrics={primary})
+    pd.testing.assert_frame_equal(  # the rows it keeps are the full table's rows, computed the same way
+        only.reset_index(drop=True),
+        full[full["metric"].isin({primary} | set(only["metric"]))].reset_index(drop=True),
+    )
