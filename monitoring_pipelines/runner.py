@@ -321,6 +321,9 @@ def run_range(
     executor = _Executor(min(workers or os.cpu_count() or 1, metric_runs) if metric_runs > 1 else 1)
     if executor.pool is None:
         _preload()  # (already started for a single model-day)
+        from monitoring_pipelines.validation.suite import expect_validations
+
+        expect_validations(len(references) + sum(len(p) for p in phases[1:2]))
     outcomes: list[Outcome] = []
     try:
         with tqdm(total=total, disable=not progress, unit="run", desc="monitoring") as bar:

@@ -99,14 +99,24 @@ def _prepare(day: pd.DataFrame, columns: Sequence[str] = ()) -> pd.DataFrame:
     return kept.assign(_score=score[keep], _pred=pred[keep], _label=label[keep])
 
 
+def _factorize_text(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and labels of a column's values as text, missing ones as MISSING. Factorizes the values
+    first and converts only the distinct ones: a categorical or string column of millions of rows is
+    never copied as text."""
+    part, uniques = pd.factorize(values, sort=False, use_na_sentinel=True)
+    texts = [str(pd.Series([u], dtype=values.dtype).astype("string")[0]) for u in uniques] + [MISSING]
+    part = np.where(part < 0, len(uniques), part)
+    labels, merged = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
+    return merged.reshape(-1)[part], labels
+
+
 def group_codes(day: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes of the rows' segment (or intersection) values and the value labels, sorted as text:
     the same groups as `segment_values`, without building a label per row."""
     codes = np.zeros(len(day), dtype=np.int64)
     labels = np.array([""], dtype=object)
     for i, column in enumerate(columns):
-        part, uniques = pd.factorize(day[column].astype("string").fillna(MISSING), sort=False)
-        texts = np.asarray(uniques, dtype=object)
+        part, texts = _factorize_text(day[column])
         codes = codes * len(texts) + part
         labels = np.array([(a + VALUE_SEP + b) if i else b for a in labels for b in texts], dtype=object)
     present, codes = np.unique(codes, return_inverse=True)

@@ -22,6 +22,7 @@ import json
 import math
 import zlib
 from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any, Literal, TypedDict
@@ -31,6 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from monitoring_pipelines.config import ServingThresholds, ShadowThresholds
+from monitoring_pipelines.core.drift import MAX_WORKERS, PARALLEL_MIN_ROWS
 from monitoring_pipelines.core.fairness import segment_values
 from monitoring_pipelines.core.findings import CheckResult, CheckSpec, Finding
 from monitoring_pipelines.core.formatting import fmt, json_float
@@ -433,6 +435,24 @@ def _group_seed(seed: int, *parts: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32("\x1f".join(parts).encode())])
 
 
+def _group_rows(
+    arrays: dict[str, np.ndarray],
+    pair: tuple[int, str, str],
+    thresholds: ShadowThresholds,
+    metrics: Collection[str] | None,
+    group: tuple[str, str, np.ndarray | None],
+) -> list[dict[str, Any]]:
+    """Quality rows of one segment value (all rows when its index is None) of a champion/shadow pair."""
+    seed, cv, sv = pair
+    segment, value, idx = group
+    sub = arrays if idx is None else {k: a[idx] for k, a in arrays.items()}
+    rng = _group_seed(seed, cv, sv, segment, value)
+    return [
+        {"segment": segment, "segment_value": value, **r}
+        for r in _quality_rows(sub, thresholds, rng, metrics)
+    ]
+
+
 def shadow_comparisons(
     paired: pd.DataFrame,
     coverage: pd.DataFrame,
@@ -486,13 +506,16 @@ def shadow_comparisons(
             values = segment_values(good, [segment]).to_numpy()
             index = pd.Series(np.arange(len(good))).groupby(values, sort=True).indices
             groups += [(segment, str(v), idx) for v, idx in index.items()]
-        for segment, value, idx in groups:  # loop over segment values
-            sub = arrays if idx is None else {k: a[idx] for k, a in arrays.items()}
-            rng = _group_seed(seed, cv, sv, segment, value)
-            rows += [
-                {"segment": segment, "segment_value": value, **r}
-                for r in _quality_rows(sub, thresholds, rng, metrics)
-            ]
+
+        group_rows = partial(_group_rows, arrays, (seed, cv, sv), thresholds, metrics)
+        # Each group's rows depend on its own seed only; numpy sorts without the GIL, so a large pair's
+        # segment values are scored on every core.
+        if len(good) >= PARALLEL_MIN_ROWS and MAX_WORKERS > 1 and len(groups) > 1:
+            with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
+                scored = list(pool.map(group_rows, groups))
+        else:
+            scored = [group_rows(g) for g in groups]
+        rows += [row for group in scored for row in group]
         frames.append(pd.DataFrame(rows).assign(champion_version=cv, shadow_version=sv))
     if not frames:
         return pd.DataFrame(columns=COLUMNS)

@@ -27,6 +27,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from monitoring_pipelines.config import ModelConfig, MonitoringConfig
 from monitoring_pipelines.core.profiles import category_key
@@ -233,7 +234,7 @@ class Snapshot:
             self._rows = 0
         else:
             self.con.execute(
-                f"CREATE OR REPLACE VIEW {DAY} AS SELECT CAST(timezone('UTC', ts) AS DATE) AS partition_date, "
+                f"CREATE OR REPLACE VIEW {DAY} AS SELECT partition_date, "
                 f"{select}, CASE WHEN prediction = round(prediction) THEN CAST(prediction AS INTEGER) END AS prediction, "
                 f"source_file{', ' + inputs if inputs else ''} FROM {VALIDATED} WHERE reason IS NULL"
             )
@@ -389,7 +390,8 @@ class Snapshot:
         return self._count("labels")
 
     def _create_labels(self, con: duckdb.DuckDBPyConnection, raw: str) -> None:
-        where = f"request_id IN (SELECT request_id FROM {DAY})"
+        # Only the champion's requests: every metric and every shadow pair reads labels through them.
+        where = f"request_id IN (SELECT request_id FROM {DAY} WHERE role = '{CHAMPION}')"
         con.execute(f"CREATE OR REPLACE TEMP TABLE labels AS {LABELS_SQL.format(raw=raw, where=where)}")
 
     def set_labels(self, labels: pd.DataFrame) -> None:
@@ -432,7 +434,9 @@ class Snapshot:
 
     def _create_outcomes(self, raw: str, con: duckdb.DuckDBPyConnection) -> None:
         names = ", ".join(_literal(n) for n in self.model.outcomes) or "NULL"
-        where = f"outcome IN ({names}) AND request_id IN (SELECT request_id FROM {DAY})"
+        where = (
+            f"outcome IN ({names}) AND request_id IN (SELECT request_id FROM {DAY} WHERE role = '{CHAMPION}')"
+        )
         con.execute(
             "CREATE OR REPLACE TEMP TABLE outcomes AS SELECT request_id, outcome, "
             "arg_max(value, (coalesce(ts, TIMESTAMPTZ '1970-01-01 00:00:00+00'), __order)) AS value, max(ts) AS ts "
@@ -478,7 +482,7 @@ class Snapshot:
             ]
             where = "" if day is None else f"WHERE partition_date = DATE '{day.isoformat()}'"
             sql = f"SELECT {', '.join(cols)} FROM champion {labels} {where} ORDER BY hash(prediction_id)"
-            self._scored[key] = self.con.sql(sql).to_arrow_table().to_pandas()
+            self._scored[key] = _low_cardinality(self.con.sql(sql).to_arrow_table()).to_pandas()
         return self._scored[key]
 
     def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
@@ -499,9 +503,7 @@ class Snapshot:
         ),
         grouped AS (
             SELECT coalesce(role, '{ALL}') AS role, coalesce(model_version, '{ALL}') AS model_version,
-                   quantile_cont(latency_ms, 0.5) AS latency_p50_ms, quantile_cont(latency_ms, 0.95) AS latency_p95_ms,
-                   quantile_cont(latency_ms, 0.99) AS latency_p99_ms, count(*) AS requests,
-                   count(*) FILTER (WHERE is_error) AS errors, grouping(role) AS g
+                   count(*) AS requests, count(*) FILTER (WHERE is_error) AS errors, grouping(role) AS g
             FROM base GROUP BY GROUPING SETS ((role, model_version), ())
         ),
         hourly AS (
@@ -511,13 +513,47 @@ class Snapshot:
                 FROM base WHERE hour IS NOT NULL GROUP BY GROUPING SETS ((role, model_version, hour), (hour))
             ) GROUP BY 1, 2
         )
-        SELECT g.role, g.model_version, latency_p50_ms, latency_p95_ms, latency_p99_ms, requests,
+        SELECT g.role, g.model_version, requests,
                CAST(h.peak AS DOUBLE) AS peak_requests_per_hour, errors / requests AS error_rate, errors
         FROM grouped g LEFT JOIN hourly h USING (role, model_version)
         WHERE requests > 0
         ORDER BY g.g, g.role, g.model_version
         """
-        return self.con.execute(sql).df()
+        frame = self.con.execute(sql).df()
+        percentiles = self._latency_percentiles(where)
+        keys = zip(frame["role"], frame["model_version"], strict=True)
+        values = np.array([percentiles.get(k, (np.nan,) * 3) for k in keys], dtype=np.float64).reshape(-1, 3)
+        for j, column in enumerate(LATENCY_PERCENTILES):
+            frame[column] = values[:, j]
+        order = ["role", "model_version", *LATENCY_PERCENTILES, "requests", "peak_requests_per_hour"]
+        return frame[[*order, "error_rate", "errors"]]
+
+    def _latency_percentiles(self, where: str) -> dict[tuple[str, str], tuple[float, float, float]]:
+        """p50/p95/p99 per (role, version) and model-wide, linearly interpolated (numpy's default, as
+        DuckDB's quantile_cont). Computed in numpy from one group's latencies at a time: an exact
+        quantile in SQL keeps every value of every grouping set in memory at once, which a 10M-row day's
+        snapshot buffer cannot hold."""
+        from monitoring_pipelines.schema import ALL
+
+        base = (
+            f"SELECT coalesce(role, 'champion') AS role, coalesce(model_version, 'unknown') AS model_version, "
+            f"latency_ms FROM {DAY} {where}"
+        )
+        keys = self.con.execute(f"SELECT DISTINCT role, model_version FROM ({base})").fetchall()
+        out: dict[tuple[str, str], tuple[float, float, float]] = {}
+        parts = []
+        for role, version in keys:
+            values = self.con.execute(
+                f"SELECT latency_ms FROM ({base}) WHERE role = ? AND model_version = ? AND latency_ms IS NOT NULL",
+                [role, version],
+            ).fetchnumpy()["latency_ms"]
+            values = np.asarray(values, dtype=np.float64)
+            parts.append(values)
+            out[(role, version)] = _quantiles(values)
+        out[(ALL, ALL)] = (
+            _quantiles(np.concatenate(parts)) if len(parts) > 1 else out[keys[0]] if keys else (np.nan,) * 3
+        )
+        return out
 
     def outcome_totals(self, names: Sequence[str], day: dt.date | None = None) -> tuple[pd.DataFrame, int]:
         """Per configured outcome name over the champion's requests of the day: n, mean, sd, total and
@@ -558,15 +594,20 @@ class Snapshot:
         labels = self._labels_join()
         where = "" if day is None else f"AND partition_date = DATE '{day.isoformat()}'"
         seg = "".join(f", {_q(s)}" for s in segments)
+        side = f"role, CASE WHEN role = '{SHADOW}' THEN model_version END, request_id"
+        sides = f"{DAY} WHERE role IN ('{CHAMPION}', '{SHADOW}') {where}"
+        repeated = self.con.execute(
+            f"SELECT count(*) FROM (SELECT {side} FROM {sides} GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchall()[0][0]
+        # Ranking every row within its request costs a sort; a day without repeated requests needs none.
+        rank = f"row_number() OVER (PARTITION BY {side} ORDER BY ts, prediction_id)" if repeated else "1"
         self.con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE __sides AS
             SELECT role, partition_date, request_id, prediction_id, ts, model_version, score,
                    CAST(prediction AS DOUBLE) AS prediction,
-                   coalesce(status, '{OK}') AS status, latency_ms{seg},
-                   row_number() OVER (PARTITION BY role, CASE WHEN role = '{SHADOW}' THEN model_version END, request_id
-                                      ORDER BY ts, prediction_id) AS k
-            FROM {DAY} WHERE role IN ('{CHAMPION}', '{SHADOW}') {where}
+                   coalesce(status, '{OK}') AS status, latency_ms{seg}, {rank} AS k
+            FROM {sides}
             """
         )
         champion_cols = ", ".join(
@@ -576,7 +617,7 @@ class Snapshot:
         shadow_cols = ", ".join(
             f"s.{c} AS shadow_{c}" for c in ("score", "prediction", "status", "latency_ms")
         )
-        paired = self.con.execute(
+        table = self.con.sql(
             f"""
             SELECT c.request_id, c.partition_date, c.model_version AS champion_version, s.model_version AS shadow_version,
                    {champion_cols}, {shadow_cols}, l.label AS label
@@ -585,7 +626,8 @@ class Snapshot:
             {labels.replace("USING (request_id)", "ON l.request_id = c.request_id")}
             ORDER BY hash(c.prediction_id), s.model_version
             """
-        ).df()
+        ).to_arrow_table()
+        paired = _low_cardinality(table, keep=("request_id",)).to_pandas(date_as_object=False)
         coverage = self._coverage()
         for column in segments:
             if column in paired.columns:
@@ -702,6 +744,28 @@ class SnapshotColumns:
             key = category_key(value)
             counts[key] = counts.get(key, 0) + int(n)
         return counts, self.n_rows
+
+
+def _low_cardinality(table: pa.Table, keep: Sequence[str] = ()) -> pa.Table:
+    """Text columns (segments, versions, statuses) as dictionaries, so pandas gets categoricals: a few
+    distinct values over millions of rows, where Python strings would take gigabytes. `keep`: columns
+    of distinct values (ids) left as text."""
+    for i, field in enumerate(table.schema):
+        if field.name not in keep and (
+            pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+        ):
+            table = table.set_column(i, field.name, pc.dictionary_encode(table.column(i)))
+    return table
+
+
+LATENCY_PERCENTILES = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
+
+
+def _quantiles(values: np.ndarray) -> tuple[float, float, float]:
+    if not values.size:
+        return (np.nan, np.nan, np.nan)
+    p50, p95, p99 = np.quantile(values, [0.5, 0.95, 0.99])
+    return (float(p50), float(p95), float(p99))
 
 
 def _source_bytes(source: Source, model: ModelConfig, start: dt.date, end: dt.date) -> int:
