@@ -17,7 +17,6 @@ significance gate is what keeps a small day quiet (effect sizes are noisy there)
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -35,6 +34,7 @@ from monitoring_pipelines.core.profiles import (
     DAY_COLUMN,
     PREDICTION_FEATURES,
     SKETCH_SIZE,
+    WORKERS,
     CategoricalProfile,
     Columns,
     FeatureProfile,
@@ -92,12 +92,7 @@ CHECKS = _check_specs()
 PSI_EPSILON = 1e-4  # floor on bin proportions inside PSI's logarithm (empty bins)
 
 
-def _usable_cpus() -> int:
-    """CPUs this process may run on (a container's limit, not the host's core count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-MAX_WORKERS = max(1, min(4, _usable_cpus()))  # features scored in parallel threads
+MAX_WORKERS = WORKERS  # features scored in parallel threads
 PARALLEL_MIN_ROWS = 50_000  # smaller days are scored in the calling thread
 WORST_FEATURES_SHOWN = 5
 

@@ -29,6 +29,7 @@ from monitoring_pipelines.core.stats import (
     auc_ci,
     newcombe_difference,
     proportion_interval,
+    take,
     to_float_array,
     z_value,
 )
@@ -95,8 +96,13 @@ def _prepare(day: pd.DataFrame, columns: Sequence[str] = ()) -> pd.DataFrame:
     pred = to_float_array(day["prediction"])
     label = to_float_array(day["label"]) if "label" in day.columns else np.full(len(day), np.nan)
     keep = np.isfinite(score) & np.isfinite(pred)
-    kept = day.loc[keep, list(dict.fromkeys(columns))]
-    return kept.assign(_score=score[keep], _pred=pred[keep], _label=label[keep])
+    wanted = list(dict.fromkeys(columns))
+    kept = day[wanted] if keep.all() else day.loc[keep, wanted]
+    return kept.assign(_score=take(score, keep), _pred=take(pred, keep), _label=take(label, keep))
+
+
+DENSE_CODES = 1 << 20  # value combinations up to which group codes are remapped by counting
+FEW_GROUPS = 32  # segment values up to which each one's rows are found by a pass of their own
 
 
 def _factorize_text(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +125,13 @@ def group_codes(day: pd.DataFrame, columns: Sequence[str]) -> tuple[np.ndarray, 
         part, texts = _factorize_text(day[column])
         codes = codes * len(texts) + part
         labels = np.array([(a + VALUE_SEP + b) if i else b for a in labels for b in texts], dtype=object)
-    present, codes = np.unique(codes, return_inverse=True)
+    if labels.size <= DENSE_CODES:  # combined codes are dense and few: count, do not sort
+        present = np.flatnonzero(np.bincount(codes, minlength=labels.size))
+        remap = np.full(labels.size, -1, dtype=np.int64)
+        remap[present] = np.arange(present.size)
+        codes = remap[codes]
+    else:
+        present, codes = np.unique(codes, return_inverse=True)
     labels = labels[present]
     order = np.argsort(labels.astype(str), kind="stable")
     rank = np.empty(order.size, dtype=np.int64)
@@ -148,9 +160,11 @@ def _group_metrics(
     resid = np.where(labelled, score - np.where(labelled, y, 0.0), 0.0)
 
     def count(weights: np.ndarray | None = None) -> np.ndarray:
-        return np.bincount(
-            codes, weights=None if weights is None else weights.astype(float), minlength=groups
-        )
+        if weights is None:
+            return np.bincount(codes, minlength=groups)
+        if weights.dtype == bool:  # rows where the mask holds: no float copy of the mask
+            return np.bincount(codes[weights], minlength=groups).astype(float)
+        return np.bincount(codes, weights=weights, minlength=groups)
 
     rows, n_lab = count().astype(float), count(labelled)
     n_pos, n_neg, pp = count(pos), count(neg), count(flagged)
@@ -166,10 +180,14 @@ def _group_metrics(
     auc = np.full((3, groups), np.nan)
     both = np.flatnonzero((n_pos > 0) & (n_neg > 0))
     if both.size:
-        order = np.argsort(codes, kind="stable")
-        members = np.split(order, np.cumsum(np.bincount(codes, minlength=groups))[:-1])
+        if groups <= FEW_GROUPS:  # a pass per value costs less than sorting the day by value
+            members = {g: np.flatnonzero((codes == g) & labelled) for g in both}
+        else:
+            order = np.argsort(codes, kind="stable")
+            split = np.split(order, np.cumsum(np.bincount(codes, minlength=groups))[:-1])
+            members = {g: split[g][labelled[split[g]]] for g in both}
         for g in both:  # loop over segment values
-            idx = members[g][labelled[members[g]]]
+            idx = members.pop(g)
             auc[:, g] = auc_ci(y[idx], score[idx], confidence)
     results["auc"] = (auc[0], auc[1], auc[2], n_lab)
 

@@ -26,6 +26,7 @@ from monitoring_pipelines.core.stats import (
     log_loss_terms,
     mean_interval,
     proportion_interval,
+    take,
     to_float_array,
     z_value,
 )
@@ -179,7 +180,7 @@ def daily_performance(
     prediction = to_float_array(day["prediction"]) if "prediction" in day else np.full(rows, np.nan)
     label_all = to_float_array(day["label"]) if "label" in day else np.full(rows, np.nan)
     scored = np.isfinite(score) & np.isin(prediction, (0.0, 1.0))
-    score, prediction, label = score[scored], prediction[scored], label_all[scored]
+    score, prediction, label = take(score, scored), take(prediction, scored), take(label_all, scored)
     has_label = np.isin(label, (0.0, 1.0))
     n_scored = int(scored.sum())
     n_labelled = int(has_label.sum())
@@ -188,7 +189,10 @@ def daily_performance(
     frames = []
     if n_labelled:
         measured = binary_metrics(
-            label[has_label], score[has_label], prediction[has_label], ece_bins=thresholds.ece_bins
+            take(label, has_label),
+            take(score, has_label),
+            take(prediction, has_label),
+            ece_bins=thresholds.ece_bins,
         )
         frames.append(measured[np.isfinite(measured["value"])].assign(estimated=False))
     estimated = estimate_metrics(score, prediction)
@@ -455,7 +459,7 @@ def _clean_rows(y: Any, score: Any, prediction: Any) -> tuple[np.ndarray, np.nda
     if not y_arr.size == s_arr.size == p_arr.size:
         raise ValueError(f"y, score and prediction have {y_arr.size}, {s_arr.size}, {p_arr.size} rows")
     keep = np.isfinite(s_arr) & np.isin(y_arr, (0.0, 1.0)) & np.isin(p_arr, (0.0, 1.0))
-    return y_arr[keep], s_arr[keep], p_arr[keep]
+    return take(y_arr, keep), take(s_arr, keep), take(p_arr, keep)
 
 
 def _bin_index(score: np.ndarray, bins: int) -> np.ndarray:

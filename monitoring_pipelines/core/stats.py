@@ -28,8 +28,15 @@ def to_float_array(values: Any) -> np.ndarray:
     and "n/a" becomes nan); anything else goes through ``np.asarray(dtype=float)`` and is flattened.
     """
     if isinstance(values, pd.Series | pd.Index):
+        if values.dtype == np.float64:  # no copy (read-only under copy-on-write: callers never write)
+            return values.to_numpy()
         return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     return np.asarray(values, dtype=float).ravel()
+
+
+def take(values: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """values[keep], without a copy when every row is kept (a 10M-row day's arrays are 80 MB each)."""
+    return values if keep.all() else values[keep]
 
 
 def finite_pairs(y: Any, score: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +48,7 @@ def finite_pairs(y: Any, score: Any) -> tuple[np.ndarray, np.ndarray]:
     if y_arr.size != s_arr.size:
         raise ValueError(f"y has {y_arr.size} rows, score has {s_arr.size}")
     keep = np.isfinite(s_arr) & np.isin(y_arr, (0.0, 1.0))
-    return y_arr[keep], s_arr[keep]
+    return take(y_arr, keep), take(s_arr, keep)
 
 
 # --------------------------------------------------------------------------- normal quantile
@@ -183,33 +190,26 @@ def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def _midranks(values: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Midranks (1-based, ties averaged, as scipy.stats.rankdata) of `values` among all rows, and among
-    the rows of the same class (`positive` True / False), from a single sort."""
-    n = values.size
-    order = np.argsort(values)  # ties need no order: a tie group's members share one midrank
-    v, cls = values[order], positive[order]
-    starts = np.flatnonzero(np.concatenate(([True], v[1:] != v[:-1]))) if n else np.empty(0, dtype=np.int64)
-    sizes = np.diff(np.concatenate((starts, [n])))
-    group = np.repeat(np.arange(starts.size), sizes)
-    pos_count = np.add.reduceat(cls.astype(np.int64), starts) if n else np.empty(0, dtype=np.int64)
-    neg_count = sizes - pos_count
-    pos_before = np.concatenate(([0], np.cumsum(pos_count)[:-1]))
-    neg_before = np.concatenate(([0], np.cumsum(neg_count)[:-1]))
-    every_sorted = (starts + (sizes + 1) / 2.0)[group]
-    within_sorted = np.where(
-        cls, (pos_before + (pos_count + 1) / 2.0)[group], (neg_before + (neg_count + 1) / 2.0)[group]
-    )
-    every, within = np.empty(n), np.empty(n)
-    every[order], within[order] = every_sorted, within_sorted
-    return every, within
+def _components(own: np.ndarray, other: np.ndarray, keep_order: bool) -> np.ndarray:
+    """For each value of `own`: how many values of `other` lie below it, ties counted half. One sort of
+    `other` and a binary search per value: memory stays a few arrays of the class sizes, where
+    midranks over all rows would hold a dozen arrays of the whole day (gigabytes at 10M rows). Without
+    `keep_order` (one score: only the components' mean and variance matter) `own` is sorted in place
+    first, which makes the searches sequential."""
+    ordered = np.sort(other)
+    if not keep_order:
+        own.sort()
+    below = np.searchsorted(ordered, own, side="left").astype(np.float64)
+    below += np.searchsorted(ordered, own, side="right")
+    below /= 2.0
+    return below
 
 
 def delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """ROC AUCs of k scores on the same rows and DeLong's estimate of their covariance.
 
     `scores` has shape (k, n) (a 1-d array is one score); labels must be 0/1. Uses the structural
-    components V10 (per positive) and V01 (per negative) computed from midranks, O(k n log n):
+    components V10 (per positive) and V01 (per negative), each from one sort of the other class, O(k n log n):
     cov = S10 / m + S01 / n_neg, S the sample covariances (ddof=1) of the components.
     One class absent -> AUCs nan; fewer than two rows in a class -> covariance nan.
     References: DeLong, DeLong & Clarke-Pearson (1988), Biometrics 44:837-845;
@@ -225,19 +225,15 @@ def delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np
     m, n_neg = int(pos.sum()), int(neg.sum())
     if m == 0 or n_neg == 0:
         return np.full(k, np.nan), np.full((k, k), np.nan)
-    keep = pos | neg
-    tall = np.empty((k, m + n_neg))
-    tx, tz = np.empty((k, m)), np.empty((k, n_neg))
-    for row in range(k):  # one sort per score gives all three rankings
-        every, within = _midranks(s_arr[row, keep], pos[keep])
-        is_pos = pos[keep]
-        tall[row, :m], tall[row, m:] = every[is_pos], every[~is_pos]
-        tx[row], tz[row] = within[is_pos], within[~is_pos]
-    aucs = (tall[:, :m].sum(axis=1) / m - (m + 1) / 2.0) / n_neg
+    v10, v01 = np.empty((k, m)), np.empty((k, n_neg))
+    for row in range(k):  # one sort of each class per score
+        scores_pos, scores_neg = s_arr[row, pos], s_arr[row, neg]
+        # shares of negatives ranked below each positive, of positives ranked above each negative
+        v10[row] = _components(scores_pos, scores_neg, keep_order=k > 1) / n_neg
+        v01[row] = 1.0 - _components(scores_neg, scores_pos, keep_order=k > 1) / m
+    aucs = v10.mean(axis=1)
     if m < 2 or n_neg < 2:
         return aucs, np.full((k, k), np.nan)
-    v10 = (tall[:, :m] - tx) / n_neg  # per positive: share of negatives ranked below it
-    v01 = 1.0 - (tall[:, m:] - tz) / m  # per negative: share of positives ranked above it
     s10 = np.atleast_2d(np.cov(v10))
     s01 = np.atleast_2d(np.cov(v01))
     return aucs, s10 / m + s01 / n_neg

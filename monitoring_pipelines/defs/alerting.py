@@ -83,7 +83,8 @@ def build(parts: Partitions) -> list[AssetsDefinition]:
     )
     def alerts(context: AssetExecutionContext, monitoring: MonitoringResource) -> None:
         for model_name, day in model_days(context, monitoring):
-            result = svc.refresh_alerts(monitoring.warehouse, monitoring.config, model_name, day)
+            with monitoring.warehouse.session():  # one open of the file for the day's loads and writes
+                result = svc.refresh_alerts(monitoring.warehouse, monitoring.config, model_name, day)
             current = result.decision.current
             open_now = current[current["status"] != "resolved"] if len(current) else current
             by_severity = {
@@ -127,7 +128,8 @@ def build(parts: Partitions) -> list[AssetsDefinition]:
         last = {model_name: day for model_name, day in days}
         client = tracker.client()
         for model_name, day in days:
-            decision = svc.refresh_backlog(warehouse, monitoring.config, model_name)
+            with warehouse.session():
+                decision = svc.refresh_backlog(warehouse, monitoring.config, model_name)
             export = svc.export_to_tracker(warehouse, client, model_name)
             for error in export.errors:
                 context.log.warning(f"tracker: {error}")

@@ -482,7 +482,10 @@ class Snapshot:
             ]
             where = "" if day is None else f"WHERE partition_date = DATE '{day.isoformat()}'"
             sql = f"SELECT {', '.join(cols)} FROM champion {labels} {where} ORDER BY hash(prediction_id)"
-            self._scored[key] = _low_cardinality(self.con.sql(sql).to_arrow_table()).to_pandas()
+            table = _low_cardinality(self.con.sql(sql).to_arrow_table())
+            # column by column, each Arrow buffer freed once converted: the day is never held twice
+            self._scored[key] = table.to_pandas(split_blocks=True, self_destruct=True)
+            del table
         return self._scored[key]
 
     def arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:

@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -80,6 +81,7 @@ class Warehouse:
         self.lock_timeout_s = lock_timeout_s
         self._lock = FileLock(str(self.path.with_name(self.path.name + ".lock")))
         self._columns: dict[str, set[str]] = {}  # known columns per table (they are only ever added)
+        self._session = threading.local()  # this thread's open session connection, if any
 
     # ------------------------------------------------------------------ connections
     @contextlib.contextmanager
@@ -116,6 +118,10 @@ class Warehouse:
         Another process holding the file (an analyst's session, say) makes DuckDB refuse the
         open; we retry for a while with backoff instead of failing the run at once.
         """
+        shared = getattr(self._session, "con", None)
+        if shared is not None:  # inside session(): its connection serves reads and writes
+            yield shared
+            return
         with self.lock():
             if read_only and not self.path.exists():
                 read_only = False
@@ -127,6 +133,21 @@ class Warehouse:
                 yield con
             finally:
                 con.close()
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Every connect() of this thread inside the block shares one read-write connection: a burst of
+        reads and writes (an alerting step's loads and upserts for one model-day) opens the file once
+        instead of once per call. The lock is held for the whole block."""
+        if getattr(self._session, "con", None) is not None:
+            yield
+            return
+        with self.connect() as con:
+            self._session.con = con
+            try:
+                yield
+            finally:
+                self._session.con = None
 
     def ensure_schema(self) -> None:
         """Create or upgrade the tables now (every write connection makes sure of it)."""
