@@ -235,7 +235,7 @@ def stale_references(config: MonitoringConfig, models: list[str]) -> tuple[list[
     return stale, current
 
 
-def build_references(config: MonitoringConfig, models: list[str], progress: bool = True) -> RunReport:
+def build_references(config: MonitoringConfig, models: list[str]) -> RunReport:
     """`reference_job` for each model whose reference inputs changed; the others are reported unchanged."""
     from dagster import DagsterInstance
 

@@ -3,7 +3,7 @@
 Every table's columns, types and meaning live here and nowhere else: the warehouse creates and
 migrates its tables from these declarations, core modules build their result frames from
 ``columns_of``, the dashboard and delivery select ``columns_of`` names, and the analysts' page
-(docs/analysts.md) is checked against ``describe``. Pure: no IO, no DuckDB, no Dagster, so
+(docs/analysts.md) documents them. Pure: no IO, no DuckDB, no Dagster, so
 ``core`` may import it (``core`` must not import ``storage``, which does IO).
 
 Also declared here: the words the tables share as values (roles, statuses, the all-rows group),

@@ -680,7 +680,8 @@ def promotion_recommendation(
       3. any segment value with n >= min_n whose delta CI lies entirely beyond
          segment_tolerance on the worse side (significantly worse by more than the tolerance), or the
          shadow's p99 latency / error rate above the serving warning thresholds -> do_not_promote;
-      4. significantly better (p < alpha) -> promote;
+      4. significantly better (p < alpha) with the whole delta CI past min_improvement -> promote
+         (re-testing an overlapping window daily makes plain significance cheap for an equal shadow);
       5. otherwise keep_collecting, with days_needed for the observed delta at `power`.
     """
     if comparisons.empty:

@@ -411,7 +411,9 @@ def _side_view(
 
 class SqlSource:
     """Any SQLAlchemy database holding the same columns. Table names are validated identifiers
-    (config), dates are bound parameters, and rows stream in chunks into DuckDB as Arrow."""
+    (config), dates are bound parameters. The driver returns rows in chunks of `chunk_rows` (its own
+    buffers stay small); the model-day's rows then reach DuckDB as one frame, so a SQL source holds a
+    day in pandas once. Files are the faster path for days of millions of rows."""
 
     def __init__(
         self,
@@ -456,7 +458,7 @@ class SqlSource:
         frame = frame.copy()
         for column in frame.columns:
             if frame[column].dtype == object:
-                frame[column] = frame[column].map(lambda v: None if v is None else str(v)).astype("string")
+                frame[column] = frame[column].astype("string")  # vectorized; None and NaN are missing
         con.register(name + "_frame", frame)
         con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}_frame")
 

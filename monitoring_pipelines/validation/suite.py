@@ -458,7 +458,7 @@ def check_rows(
     for i, rule in enumerate(row_rules):
         predicate = f"({rule.condition}) AND ({rule.unexpected})" if rule.condition else rule.unexpected
         flags.append(f"coalesce({predicate}, false) AS __rule_{i}")
-    reasons = [f"CASE WHEN {_q('__type_' + n)} THEN '{n} is not a number' END" for n, _ in type_checks]
+    reasons = [f"CASE WHEN {_q('__type_' + n)} THEN '{n}{NOT_A_NUMBER}' END" for n, _ in type_checks]
     for i, rule in enumerate(row_rules):
         if rule.name == "prediction_id unique":
             # The first occurrence of an id is kept; later ones are quarantined.
@@ -501,6 +501,7 @@ def check_rows(
     return type_checks
 
 
+NOT_A_NUMBER = " is not a number"  # quarantine reason suffix of a numeric column's unparsable text
 FLAG_BITS = 63  # rule flags per BIGINT mask (the sign bit is left alone)
 
 
@@ -745,6 +746,29 @@ def validation_checks(validation: DayValidation, model: ModelConfig) -> list[Che
                     {
                         "expectation": r.expectation,
                         "column": r.column_name,
+                        "unexpected_count": count,
+                        "read_rows": validation.read_rows,
+                        "quarantined_share": round(share, 6),
+                    },
+                )
+            )
+    # A value that is not a number is a quarantine reason without a rule (docs/data-contract.md): it
+    # gets a finding of its own, or text in a numeric column would be quarantined without anyone told.
+    for reason, count in (
+        validation.quarantine_by_reason.items() if validation.usable and validation.read_rows else ()
+    ):
+        if reason.endswith(NOT_A_NUMBER):
+            findings.append(
+                Finding(
+                    "validation",
+                    severity,
+                    "unexpected_count",
+                    reason,
+                    float(count),
+                    0.0,
+                    f"{model.name}: {reason} on {count} of {validation.read_rows} rows (quarantined)",
+                    {
+                        "reason": reason,
                         "unexpected_count": count,
                         "read_rows": validation.read_rows,
                         "quarantined_share": round(share, 6),
