@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from monitoring_pipelines.core.stats import EPS, to_float_array, wilson_interval, z_value
+from monitoring_pipelines.core.stats import EPS, sorted_midranks, to_float_array, wilson_interval, z_value
 
 # The metrics of performance_metrics, in table order, and the columns of one metric row. Defined here
 # because performance.py imports this module (for estimate_metrics) and takes both from it.
@@ -130,25 +130,6 @@ def _expected_log_loss(s: np.ndarray, v: np.ndarray) -> tuple[float, float]:
     del loss0
     gap *= gap
     return mean, float(v @ gap) / n**2
-
-
-def sorted_midranks(ordered: np.ndarray) -> np.ndarray:
-    """Midranks (1-based, ties averaged, as scipy.stats.rankdata) of already sorted values."""
-    n = ordered.size
-    ranks = np.arange(1, n + 1, dtype=np.float64)
-    if n < 2:
-        return ranks
-    new = np.empty(n, dtype=bool)
-    new[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
-    if new.all():
-        return ranks
-    starts = np.flatnonzero(new)
-    sizes = np.diff(starts, append=n)
-    group = np.cumsum(new) - 1
-    del new
-    ranks = (starts + (sizes + 1) / 2.0)[group]
-    return ranks
 
 
 def _expected_auc(s: np.ndarray, v: np.ndarray) -> tuple[float, float]:

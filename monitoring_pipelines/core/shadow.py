@@ -40,6 +40,7 @@ from monitoring_pipelines.core.performance import HIGHER_IS_BETTER
 from monitoring_pipelines.core.stats import (
     delong_covariance,
     log_loss_terms,
+    midranks,
     proportion_interval,
     z_value,
 )
@@ -248,7 +249,7 @@ def spearman_interval(
     n = champion.size
     if n < 4:
         return math.nan, math.nan, math.nan
-    rc, rs = stats.rankdata(champion), stats.rankdata(shadow)
+    rc, rs = midranks(champion), midranks(shadow)
     if rc.std() == 0 or rs.std() == 0:
         return math.nan, math.nan, math.nan
     r = float(np.corrcoef(rc, rs)[0, 1])

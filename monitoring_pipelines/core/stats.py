@@ -176,7 +176,7 @@ def log_loss_terms(y: np.ndarray, score: np.ndarray) -> np.ndarray:
 def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
     """Area under the ROC curve: P(score of a positive > score of a negative), ties counting 1/2.
 
-    Computed as the Mann-Whitney U statistic from midranks (scipy.stats.rankdata), O(n log n).
+    Computed as the Mann-Whitney U statistic from midranks (as scipy.stats.rankdata), O(n log n).
     Rows with a non-finite score or a label other than 0/1 are ignored; nan if one class is absent.
     Equals sklearn.metrics.roc_auc_score.
     """
@@ -186,8 +186,36 @@ def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
     n_neg = y_arr.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return float("nan")
-    ranks = stats.rankdata(s_arr)
+    ranks = midranks(s_arr)
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def sorted_midranks(ordered: np.ndarray) -> np.ndarray:
+    """Midranks (1-based, ties averaged, as scipy.stats.rankdata) of already sorted values."""
+    n = ordered.size
+    ranks = np.arange(1, n + 1, dtype=np.float64)
+    if n < 2:
+        return ranks
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=new[1:])
+    if new.all():
+        return ranks
+    starts = np.flatnonzero(new)
+    sizes = np.diff(starts, append=n)
+    group = np.cumsum(new) - 1
+    del new
+    ranks = (starts + (sizes + 1) / 2.0)[group]
+    return ranks
+
+
+def midranks(values: np.ndarray) -> np.ndarray:
+    """Midranks (1-based, ties averaged), equal to scipy.stats.rankdata: one unstable sort (ties need no
+    order: they share a rank), where rankdata sorts stably, about three times slower on a million rows."""
+    order = np.argsort(values)
+    ranks = np.empty(values.size, dtype=np.float64)
+    ranks[order] = sorted_midranks(values[order])
+    return ranks
 
 
 def _components(own: np.ndarray, other: np.ndarray, keep_order: bool) -> np.ndarray:
@@ -197,12 +225,20 @@ def _components(own: np.ndarray, other: np.ndarray, keep_order: bool) -> np.ndar
     `keep_order` (one score: only the components' mean and variance matter) `own` is sorted in place
     first, which makes the searches sequential."""
     ordered = np.sort(other)
-    if not keep_order:
+    order = None
+    if keep_order:  # search in sorted order anyway (sequential, several times faster), then put back
+        order = np.argsort(own)
+        own = own[order]
+    else:
         own.sort()
     below = np.searchsorted(ordered, own, side="left").astype(np.float64)
     below += np.searchsorted(ordered, own, side="right")
     below /= 2.0
-    return below
+    if order is None:
+        return below
+    out = np.empty_like(below)
+    out[order] = below
+    return out
 
 
 def delong_covariance(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
