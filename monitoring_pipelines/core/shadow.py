@@ -33,7 +33,7 @@ from scipy import stats
 
 from monitoring_pipelines.config import ServingThresholds, ShadowThresholds
 from monitoring_pipelines.core.drift import MAX_WORKERS, PARALLEL_MIN_ROWS
-from monitoring_pipelines.core.fairness import segment_values
+from monitoring_pipelines.core.fairness import group_codes
 from monitoring_pipelines.core.findings import CheckResult, CheckSpec, Finding
 from monitoring_pipelines.core.formatting import fmt, json_float
 from monitoring_pipelines.core.performance import HIGHER_IS_BETTER
@@ -405,8 +405,8 @@ def _serving_rows(pair: pd.DataFrame, cover: pd.Series, confidence: float) -> li
     ]
     if pair.empty:
         return out
-    err_c = pair["champion_status"].to_numpy() == "error"
-    err_s = pair["shadow_status"].to_numpy() == "error"
+    err_c = (pair["champion_status"] == "error").to_numpy(dtype=bool)  # compares codes of a categorical
+    err_s = (pair["shadow_status"] == "error").to_numpy(dtype=bool)
     b, c = int(np.sum(err_s & ~err_c)), int(np.sum(err_c & ~err_s))
     out.append(
         _row(
@@ -504,9 +504,11 @@ def shadow_comparisons(
         for segment in segments:
             if segment not in good.columns:
                 continue
-            values = segment_values(good, [segment]).to_numpy()
-            index = pd.Series(np.arange(len(good))).groupby(values, sort=True).indices
-            groups += [(segment, str(v), idx) for v, idx in index.items()]
+            codes, labels = group_codes(good, [segment])  # value labels sorted as text, as segment_values
+            # One sort, not a pass per value: a segment's cardinality may be high.
+            order = np.argsort(codes, kind="stable")
+            bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
+            groups += [(segment, str(v), order[bounds[g] : bounds[g + 1]]) for g, v in enumerate(labels)]
 
         group_rows = partial(_group_rows, arrays, (seed, cv, sv), thresholds, metrics)
         # Each group's rows depend on its own seed only; numpy sorts without the GIL, so a large pair's
