@@ -752,12 +752,11 @@ def validation_checks(validation: DayValidation, model: ModelConfig) -> list[Che
                     },
                 )
             )
-    # A value that is not a number is a quarantine reason without a rule (docs/data-contract.md): it
-    # gets a finding of its own, or text in a numeric column would be quarantined without anyone told.
-    for reason, count in (
-        validation.quarantine_by_reason.items() if validation.usable and validation.read_rows else ()
-    ):
-        if reason.endswith(NOT_A_NUMBER):
+        # A value that is not a number is a quarantine reason without a rule (docs/data-contract.md):
+        # it gets a finding of its own, or text in a numeric column would be quarantined unreported.
+        for reason, count in validation.quarantine_by_reason.items():
+            if not reason.endswith(NOT_A_NUMBER):
+                continue
             findings.append(
                 Finding(
                     "validation",

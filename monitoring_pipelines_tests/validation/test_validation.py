@@ -115,12 +115,16 @@ def test_duplicate_prediction_id_keeps_first_occurrence(validate):
     assert unique["unexpected_count"] == 2 and not unique["success"]
 
 
-def test_non_numeric_feature_is_quarantined_not_nulled(validate):
+def test_non_numeric_feature_is_quarantined_not_nulled(validate, model):
     raw = synthetic_day(DAY, 50)
     raw["income"] = raw["income"].astype(object)
     raw.loc[5, "income"] = "lots"
     raw.loc[6, "income"] = None  # a null is data (null-rate drift), not a bad row
-    valid, quarantined, _ = validate(raw, ["f"])
+    valid, quarantined, outcome = validate(raw, ["f"])
+    # no expectation covers unparsable text, so the validation check reports the reason itself
+    _, check = validation_checks(outcome, model)
+    assert not check.passed
+    assert [(f.subject, f.value) for f in check.findings] == [("income is not a number", 1.0)]
     assert _reasons(quarantined) == {raw.loc[5, "prediction_id"]: "income is not a number"}
     assert quarantined.iloc[0]["raw"].count("lots") == 1
     assert json.loads(quarantined.iloc[0]["raw"])["income"] == "lots"
