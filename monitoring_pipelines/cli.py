@@ -70,9 +70,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
     for name in models:
         config.model(name)
     report = build_references(config, models)
-    failed = {m for m in models if any(f.startswith(f"reference {m}:") for f in report.failed)}
-    built = [m for m in models if m not in report.skipped_references and m not in failed]
-    lines = [f"references rebuilt: {', '.join(built) or 'none'} ({report.seconds:.1f}s)"]
+    lines = [f"references rebuilt: {', '.join(report.rebuilt_references) or 'none'} ({report.seconds:.1f}s)"]
     if report.skipped_references:
         lines.append(f"references unchanged, not rebuilt: {', '.join(report.skipped_references)}")
     lines += [f"  FAILED: {f}" for f in report.failed]

@@ -42,6 +42,7 @@ class RunReport:
     blocked: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped_references: list[str] = field(default_factory=list)
+    rebuilt_references: list[str] = field(default_factory=list)
     seconds: float = 0.0
     rows: int = 0
     alerts: dict[str, int] = field(default_factory=dict)
@@ -235,16 +236,21 @@ def stale_references(config: MonitoringConfig, models: list[str]) -> tuple[list[
     return stale, current
 
 
+def _register_models(instance: Any, models: list[str]) -> None:
+    """Add the models the instance does not know yet to the model partitions."""
+    from monitoring_pipelines.defs.partitions import MODELS_PARTITION_NAME
+
+    known = set(instance.get_dynamic_partitions(MODELS_PARTITION_NAME))
+    if missing := [m for m in models if m not in known]:
+        instance.add_dynamic_partitions(MODELS_PARTITION_NAME, missing)
+
+
 def build_references(config: MonitoringConfig, models: list[str]) -> RunReport:
     """`reference_job` for each model whose reference inputs changed; the others are reported unchanged."""
     from dagster import DagsterInstance
 
-    from monitoring_pipelines.defs.partitions import MODELS_PARTITION_NAME
-
     instance = DagsterInstance.get()
-    known = set(instance.get_dynamic_partitions(MODELS_PARTITION_NAME))
-    if missing := [m for m in models if m not in known]:
-        instance.add_dynamic_partitions(MODELS_PARTITION_NAME, missing)
+    _register_models(instance, models)
     report = RunReport(warehouse=str(config.warehouse))
     began = time.monotonic()
     stale, report.skipped_references = stale_references(config, models)
@@ -253,6 +259,7 @@ def build_references(config: MonitoringConfig, models: list[str]) -> RunReport:
         report.runs += 1
         if outcome.kind is None:
             report.succeeded += 1
+            report.rebuilt_references.append(name)
         else:
             report.failed.append(f"{outcome.label}: {outcome.message}")
     report.seconds = time.monotonic() - began
@@ -278,14 +285,11 @@ def run_range(
     from dagster import DagsterInstance
     from tqdm import tqdm
 
-    from monitoring_pipelines.defs.partitions import MODELS_PARTITION_NAME, model_day_key
+    from monitoring_pipelines.defs.partitions import model_day_key
 
     instance = DagsterInstance.get()
     _WORKER["instance"] = instance  # the runs of this process use it (workers load their own)
-    known = set(instance.get_dynamic_partitions(MODELS_PARTITION_NAME))
-    missing = [m for m in models if m not in known]
-    if missing:
-        instance.add_dynamic_partitions(MODELS_PARTITION_NAME, missing)
+    _register_models(instance, models)
 
     report = RunReport(warehouse=str(config.warehouse))
     began = time.monotonic()

@@ -133,3 +133,10 @@ def test_rerunning_a_day_changes_no_table(demo_run):
     assert done.returncode == 0, done.stdout + done.stderr
     after = {t: int(wh.query(f"SELECT count(*) AS n FROM monitoring.{t}")["n"][0]) for t in tables}
     assert after == before
+
+
+def test_reference_command_rebuilds_nothing_unchanged(demo_run):
+    done = _cli(["reference"], demo_run["env"])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "references rebuilt: none" in done.stdout
+    assert "references unchanged, not rebuilt: credit_default, churn_propensity" in done.stdout
