@@ -17,6 +17,7 @@ from monitoring_pipelines.core.stats import (
     finite_pairs,
     log_loss_terms,
     mean_interval,
+    midranks,
     newcombe_difference,
     normal_mean_interval,
     proportion_interval,
@@ -265,3 +266,11 @@ def test_log_loss_terms_match_sklearn_and_stay_finite() -> None:
     worst = log_loss_terms(np.array([1.0, 0.0]), np.array([0.0, 1.0]))
     assert np.isfinite(worst).all() and worst == pytest.approx(-math.log(EPS), abs=1e-9)
     assert log_loss_terms(np.array([1.0]), np.array([0.5]))[0] == pytest.approx(math.log(2))
+
+
+@pytest.mark.parametrize("distinct", [3, 50, 100_000])
+def test_midranks_equal_scipy_rankdata(distinct: int) -> None:
+    # few distinct values: long tie runs; many: mostly untied (the unstable sort must not matter)
+    values = np.random.default_rng(distinct).integers(0, distinct, 20_000).astype(np.float64)
+    np.testing.assert_array_equal(midranks(values), stats.rankdata(values))
+    assert midranks(np.array([])).size == 0 and midranks(np.array([2.5])).tolist() == [1.0]
