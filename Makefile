@@ -11,9 +11,6 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 export GX_ANALYTICS_ENABLED := False
 export MONITORING_CONFIG ?= $(CURDIR)/data/demo_config.yaml
 
-DEMO_START := 2026-06-01
-DEMO_END := 2026-08-29
-
 .PHONY: install demo simulate test test-fast lint ui bench clean-demo
 
 $(STAMP): pyproject.toml
@@ -28,9 +25,9 @@ install: $(STAMP)
 simulate: install
 	$(PY) -m monitoring_pipelines simulate
 
+# 90 days of traffic ending yesterday (UTC) unless data/ already holds a simulation, then that whole range.
 demo: install
-	@if [ ! -d data/incoming ]; then $(PY) -m monitoring_pipelines simulate; fi
-	$(PY) -m monitoring_pipelines run --start $(DEMO_START) --end $(DEMO_END)
+	$(PY) -m monitoring_pipelines demo
 
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -43,6 +40,7 @@ lint: install
 	$(VENV)/bin/ruff format --check monitoring_pipelines monitoring_pipelines_tests bench
 
 ui: install
+	-@$(PY) -m monitoring_pipelines status
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 # Whole CLI processes timed end to end against the issue's targets; writes bench/results.json and exits 1
@@ -51,4 +49,5 @@ bench: install
 	$(PY) bench/run_bench.py $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 clean-demo:
-	rm -rf data/incoming data/warehouse*.duckdb* data/dashboard data/backlog.md data/kpis.json
+	rm -rf data/incoming data/warehouse*.duckdb* data/dashboard data/backlog.md data/kpis.json \
+		data/demo_config.yaml data/simulation.json

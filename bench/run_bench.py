@@ -249,7 +249,7 @@ def backfill_case(root: Path, days: int = 120, requests: int = 10_000) -> dict[s
         case.dir.mkdir(parents=True, exist_ok=True)
         print(f"[backfill] simulating {days} days at {requests:,} requests a day", flush=True)
         simulate(case.dir, days=days, requests=requests, seed=7, start=start)
-        raw = yaml.safe_load((ROOT / "data" / "demo_config.yaml").read_text())
+        raw = yaml.safe_load((ROOT / "monitoring_pipelines" / "demo_config.yaml").read_text())
         for model in raw["models"]:
             model["reference"] = {
                 "start": start.isoformat(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from monitoring_pipelines.core.alerts import AlertDecision
 from monitoring_pipelines.core.backlog import BacklogDecision
 from monitoring_pipelines.core.formatting import fmt, markdown_table
 from monitoring_pipelines.delivery import enqueue
-from monitoring_pipelines.storage.warehouse import TABLES, Warehouse, qualified
+from monitoring_pipelines.storage.warehouse import FILE_MODE, TABLES, Warehouse, qualified
 
 # GitHubIssuesClient and TrackerClient stay importable from here for defs/alerting.py
 # (svc.GitHubIssuesClient, svc.TrackerClient) until it imports monitoring_pipelines.trackers.
@@ -103,19 +104,28 @@ def refresh_alerts(
 ) -> AlertRefresh:
     """Evaluate the model's alerts as of `as_of`, enqueue what must be said, upsert the alerts.
 
-    Notifications go to the outbox first: if the alert write then fails, the re-run enqueues the
-    same ids again (ignored) instead of forgetting that a message was due.
+    The evaluation runs without the warehouse lock; the write takes it and first checks that the alerts
+    are still as read. If a person acknowledged or resolved one meanwhile, the alerts are evaluated again
+    from the stored rows, under the lock, so the person's action is kept (issue #17: an `alerts ack` was
+    reverted to `open`). Notifications go to the outbox first: if the alert write then fails, the re-run
+    enqueues the same ids again (ignored) instead of forgetting that a message was due.
     """
-    decision = core_alerts.evaluate(
-        load_history(warehouse, model_name),
-        load_alerts(warehouse, model_name),
-        config.alerting,
-        owner=_owner(config, model_name),
-        as_of=as_of,
-        now=now,
-    )
-    enqueued = enqueue(warehouse, decision.notifications) if len(decision.notifications) else 0
-    written = upsert(warehouse, "alerts", decision.alerts, "alert_id")
+    history = load_history(warehouse, model_name)
+    now = _now(now)
+
+    def decide(existing: pd.DataFrame) -> AlertDecision:
+        return core_alerts.evaluate(
+            history, existing, config.alerting, owner=_owner(config, model_name), as_of=as_of, now=now
+        )
+
+    read = load_alerts(warehouse, model_name)
+    decision = decide(read)
+    with warehouse.session():
+        stored = load_alerts(warehouse, model_name)
+        if not _unchanged("alerts", read, stored):
+            decision = decide(stored)
+        enqueued = enqueue(warehouse, decision.notifications) if len(decision.notifications) else 0
+        written = upsert(warehouse, "alerts", decision.alerts, "alert_id")
     return AlertRefresh(decision=decision, enqueued=enqueued, written=written)
 
 
@@ -147,23 +157,63 @@ def set_alert_status(
     """
     if status not in ("acknowledged", "resolved"):
         raise ValueError(f"status must be 'acknowledged' or 'resolved', not {status!r}")
-    warehouse = Warehouse(config.warehouse)
-    now = _now(now)
-    row = _one(
-        core_alerts.normalize_alerts(warehouse.table("alerts", "alert_id = ?", [alert_id])), "alert", alert_id
-    )
-    if status == "acknowledged":
-        row = core_alerts.acknowledge(row, now)
-    else:
-        row = core_alerts.resolve_by_person(row, now, by=by)
-        notes = core_alerts.resolve_notifications(
-            row, config.alerting, _owner(config, row["model_name"]), now
+    return _set_alert_status(Warehouse(config.warehouse), config, alert_id, status, by, _now(now))
+
+
+def _set_alert_status(
+    warehouse: Warehouse, config: MonitoringConfig, alert_id: str, status: str, by: str, now: pd.Timestamp
+) -> dict[str, Any]:
+    """Read, change and write the alert and its item in one session: an evaluation writing meanwhile
+    waits for the lock, so neither undoes the other (no network I/O here, so the hold is short)."""
+    with warehouse.session():
+        row = _one(
+            core_alerts.normalize_alerts(warehouse.table("alerts", "alert_id = ?", [alert_id])),
+            "alert",
+            alert_id,
         )
-        if notes:
-            enqueue(warehouse, pd.DataFrame(notes, columns=core_alerts.NOTIFICATION_COLUMNS))
-    upsert(warehouse, "alerts", core_alerts.alerts_frame([row]), "alert_id")
-    _follow_alert(warehouse, row, now)
+        if status == "acknowledged":
+            row = core_alerts.acknowledge(row, now)
+            changed = [row]
+        else:
+            row = core_alerts.resolve_by_person(row, now, by=by)
+            changed = [row]
+            notes = _resolve_notes(warehouse, config, row, changed, now)
+            if notes:
+                enqueue(warehouse, pd.DataFrame(notes, columns=core_alerts.NOTIFICATION_COLUMNS))
+        upsert(warehouse, "alerts", core_alerts.alerts_frame(changed), "alert_id")
+        _follow_alert(warehouse, row, now)
     return row
+
+
+def _resolve_notes(
+    warehouse: Warehouse,
+    config: MonitoringConfig,
+    row: dict[str, Any],
+    changed: list[dict[str, Any]],
+    now: pd.Timestamp,
+) -> list[dict[str, Any]]:
+    """What a person's resolution says: once the last open alert of its incident is resolved, and if the
+    incident paged, one resolve per critical channel (the page closes now, not after the next nightly
+    run); its alerts then forget the page (`changed` gets them), so a re-opened incident pages again."""
+    owner = _owner(config, row["model_name"])
+    if not row.get("incident_id"):  # stored before incidents: the alert stands alone
+        return core_alerts.resolve_notifications(row, config.alerting, owner, now)
+    others = [
+        r
+        for r in core_alerts.normalize_alerts(
+            warehouse.table(
+                "alerts", "model_name = ? AND incident_id = ?", [row["model_name"], row["incident_id"]]
+            )
+        )
+        if r["alert_id"] != row["alert_id"]
+    ]
+    notes = core_alerts.incident_resolve_notifications([row, *others], config.alerting, owner, now)
+    if notes:
+        changed[:] = [
+            {**r, "notified_severity": None, "updated_at": now if r is not row else r["updated_at"]}
+            for r in (row, *others)
+        ]
+    return notes
 
 
 def _follow_alert(warehouse: Warehouse, alert: Mapping[str, Any], now: pd.Timestamp) -> None:
@@ -192,15 +242,29 @@ def _follow_alert(warehouse: Warehouse, alert: Mapping[str, Any], now: pd.Timest
 def refresh_backlog(
     warehouse: Warehouse, config: MonitoringConfig, model_name: str, now: pd.Timestamp | None = None
 ) -> BacklogDecision:
-    """Open or update the model's backlog items from its alerts; lineage from its check history."""
-    decision = core_backlog.build_items(
-        load_alerts(warehouse, model_name),
-        core_alerts.finding_rows(load_history(warehouse, model_name)),
-        load_items(warehouse, model_name),
-        config.alerting.ui_base_url,
-        now=now,
-    )
-    upsert(warehouse, "backlog_items", decision.items, "item_id")
+    """Open or update the model's backlog items from its alerts; lineage from its check history.
+
+    Built without the lock and written under it, like `refresh_alerts`: if a person changed an alert or
+    an item meanwhile, the items are built again from the stored rows, so the change sticks.
+    """
+    findings = core_alerts.finding_rows(load_history(warehouse, model_name))
+    now = _now(now)
+
+    def read() -> tuple[pd.DataFrame, pd.DataFrame]:
+        return load_alerts(warehouse, model_name), load_items(warehouse, model_name)
+
+    def decide(alerts: pd.DataFrame, items: pd.DataFrame) -> BacklogDecision:
+        return core_backlog.build_items(alerts, findings, items, config.alerting.ui_base_url, now=now)
+
+    alerts, items = read()
+    decision = decide(alerts, items)
+    with warehouse.session():
+        stored_alerts, stored_items = read()
+        if not (
+            _unchanged("alerts", alerts, stored_alerts) and _unchanged("backlog_items", items, stored_items)
+        ):
+            decision = decide(stored_alerts, stored_items)
+        upsert(warehouse, "backlog_items", decision.items, "item_id")
     return decision
 
 
@@ -261,23 +325,24 @@ def set_item_status(
         raise ValueError(f"status must be one of {core_backlog.ITEM_STATUSES}, not {status!r}")
     warehouse = Warehouse(config.warehouse)
     now = _now(now)
-    item = _one(
-        core_backlog.normalize_items(warehouse.table("backlog_items", "item_id = ?", [item_id])),
-        "backlog item",
-        item_id,
-    )
-    item.update(status=status, updated_at=now, resolved_at=now if status == "resolved" else None)
-    if status == "resolved" and item["alert_ids"]:
-        open_alerts = [
-            a
-            for a in core_alerts.normalize_alerts(
-                warehouse.table("alerts", "list_contains(?, alert_id)", [item["alert_ids"]])
-            )
-            if a["status"] != "resolved"
-        ]
-        for alert in open_alerts:
-            set_alert_status(config, alert["alert_id"], "resolved", by=by, now=now)
-    upsert(warehouse, "backlog_items", core_backlog.items_frame([item]), "item_id")
+    with warehouse.session():  # read, change, write at once (see _set_alert_status)
+        item = _one(
+            core_backlog.normalize_items(warehouse.table("backlog_items", "item_id = ?", [item_id])),
+            "backlog item",
+            item_id,
+        )
+        item.update(status=status, updated_at=now, resolved_at=now if status == "resolved" else None)
+        if status == "resolved" and item["alert_ids"]:
+            open_alerts = [
+                a
+                for a in core_alerts.normalize_alerts(
+                    warehouse.table("alerts", "list_contains(?, alert_id)", [item["alert_ids"]])
+                )
+                if a["status"] != "resolved"
+            ]
+            for alert in open_alerts:
+                _set_alert_status(warehouse, config, alert["alert_id"], "resolved", by, now)
+        upsert(warehouse, "backlog_items", core_backlog.items_frame([item]), "item_id")
     return item
 
 
@@ -310,7 +375,7 @@ def export_to_tracker(
         return TrackerExport()
     created = closed = reopened = 0
     errors: list[str] = []
-    changed = []
+    changed: list[tuple[str, dict[str, Any], str | None]] = []
     for item in core_backlog.normalize_items(load_items(warehouse, model_name)):
         external = dict((item["links"] or {}).get("external") or {})
         want_open = item["status"] != "resolved"
@@ -339,10 +404,31 @@ def export_to_tracker(
         except (TrackerError, KeyError, TypeError, ValueError) as exc:
             errors.append(f"{item['item_id']}: {exc}")
             continue
-        item["links"] = {**(item["links"] or {}), "external": external}
-        changed.append(item)
-    upsert(warehouse, "backlog_items", core_backlog.items_frame(changed), "item_id")
+        changed.append((item["item_id"], external, item["external_ref"]))
+    _record_issues(warehouse, changed)
     return TrackerExport(created=created, closed=closed, reopened=reopened, errors=tuple(errors))
+
+
+def _record_issues(warehouse: Warehouse, issues: list[tuple[str, dict[str, Any], str | None]]) -> None:
+    """Write (item_id, issue, external_ref) onto the items as stored now, changing nothing else: the
+    tracker calls ran without the lock, and a person's change to an item meanwhile must stick (the next
+    export mirrors it to the issue)."""
+    if not issues:
+        return
+    with warehouse.session():
+        ids = [item_id for item_id, _, _ in issues]
+        stored = {
+            i["item_id"]: i
+            for i in core_backlog.normalize_items(
+                warehouse.table("backlog_items", "list_contains(?, item_id)", [ids])
+            )
+        }
+        rows = [
+            {**item, "links": {**(item["links"] or {}), "external": issue}, "external_ref": ref}
+            for item_id, issue, ref in issues
+            if (item := stored.get(item_id)) is not None
+        ]
+        upsert(warehouse, "backlog_items", core_backlog.items_frame(rows), "item_id")
 
 
 def _issue_body(item: Mapping[str, Any]) -> str:
@@ -391,12 +477,21 @@ def compute_kpis(warehouse: Warehouse, config: MonitoringConfig) -> tuple[core_k
 
 
 def alerts_markdown(frame: pd.DataFrame, limit: int = 50) -> str:
-    """Open alerts as a Markdown table, worst and newest first."""
+    """Open alerts as a Markdown table, worst and newest first, the alerts of one incident together
+    (its root cause in the `incident` column when it has more than one open alert)."""
     rows = [r for r in core_alerts.normalize_alerts(frame) if r["status"] != "resolved"]
     if not rows:
         return "No open alerts."
+    incident = {r["alert_id"]: r["incident_id"] or r["alert_id"] for r in rows}
+    size = Counter(incident.values())
+    worst: dict[str, tuple[int, int]] = {}
+    for r in rows:
+        rank = (core_alerts.level_of(r["severity"]), (r["partition_date"] or dt.date.min).toordinal())
+        worst[incident[r["alert_id"]]] = max(worst.get(incident[r["alert_id"]], rank), rank)
     rows.sort(
         key=lambda r: (
+            tuple(-x for x in worst[incident[r["alert_id"]]]),
+            incident[r["alert_id"]],
             -core_alerts.level_of(r["severity"]),
             -(r["partition_date"] or dt.date.min).toordinal(),
         )
@@ -414,6 +509,7 @@ def alerts_markdown(frame: pd.DataFrame, limit: int = 50) -> str:
                 r["first_seen_date"],
                 r["failing_days"],
                 r["notified_severity"] or "not yet",
+                (r["root_cause"] or "") if size[incident[r["alert_id"]]] > 1 else "",
             )
             for r in rows[:limit]
         ],
@@ -428,6 +524,7 @@ def alerts_markdown(frame: pd.DataFrame, limit: int = 50) -> str:
             "since",
             "days",
             "notified",
+            "incident",
         ],
     )
     if len(rows) > limit:
@@ -442,6 +539,18 @@ def _owner(config: MonitoringConfig, model_name: str) -> str:
         return "unassigned"  # a model dropped from the config still resolves with the default routes
 
 
+_KEYED = {
+    "alerts": (core_alerts.normalize_alerts, "alert_id"),
+    "backlog_items": (core_backlog.normalize_items, "item_id"),
+}
+
+
+def _unchanged(table: str, before: pd.DataFrame, after: pd.DataFrame) -> bool:
+    """Two reads of `table` hold the same rows (as Python values, in any order)."""
+    normalize, key = _KEYED[table]
+    return {r[key]: r for r in normalize(before)} == {r[key]: r for r in normalize(after)}
+
+
 def _one(rows: list[dict[str, Any]], what: str, ident: str) -> dict[str, Any]:
     if not rows:
         raise KeyError(f"no {what} with id {ident!r}")
@@ -453,8 +562,11 @@ def _now(now: pd.Timestamp | None) -> pd.Timestamp:
 
 
 def _write_atomic(path: Path, text: str) -> Path:
+    """Replace `path` at once, as a file of the warehouse's mode (FILE_MODE at most): it holds results."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    tmp.unlink(missing_ok=True)  # a crashed write's file keeps its mode: start afresh
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), "w", encoding="utf-8") as out:
+        out.write(text)
     os.replace(tmp, path)
     return path

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_ROOT.parent
-DEFAULT_CONFIG_PATH = PROJECT_ROOT / "data" / "demo_config.yaml"
+DEFAULT_CONFIG_PATH = PROJECT_ROOT / "data" / "demo_config.yaml"  # written by `simulate` for its dates
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 RESERVED_COLUMNS = frozenset(
@@ -124,13 +124,22 @@ class PerformanceThresholds(StrictModel):
 
 
 class SubgroupThresholds(StrictModel):
+    """Subgroup and fairness checks (docs/fairness.md). `disparity_low`, `parity_gap` and
+    `equalized_odds_gap` are the lines a group must cross for `fairness_gap` to look at it: a group
+    beyond its line in the reference window too is a standing finding (info), one that moved there
+    beyond its reference band a warning. The `absolute_*` limits are the owner's own hard limits
+    (unset: none); a group whose interval lies beyond one is critical, standing or not."""
+
     min_n: int = Field(200, ge=1)
     disparity_low: float = Field(0.8, gt=0, le=1)
-    disparity_high: float = Field(1.25, ge=1)
+    disparity_high: float = Field(1.25, ge=1)  # not used since ratios are to the most-favoured group (<= 1)
     parity_gap: float = Field(0.1, gt=0)
     equalized_odds_gap: float = Field(0.1, gt=0)
     band_k: float = Field(3.0, gt=0)
     degradation_margin: float = Field(0.02, ge=0)
+    absolute_min_ratio: float | None = Field(None, gt=0, le=1)
+    absolute_max_parity_difference: float | None = Field(None, gt=0, le=1)
+    absolute_max_equalized_odds_difference: float | None = Field(None, gt=0, le=1)
 
 
 class ShadowThresholds(StrictModel):
@@ -239,6 +248,8 @@ class ModelConfig(StrictModel):
     segments: list[str] = Field(default_factory=list)
     segment_intersections: list[list[str]] = Field(default_factory=list)
     label_delay_days: int = Field(7, ge=0, le=365)
+    # days after its own a prediction row may still be logged: day D reads the folders D..D+late_days
+    late_days: int = Field(2, ge=0, le=30)
     reference: ReferenceWindow
     outcomes: list[str] = Field(default_factory=list)
     owner: str = "unassigned"
@@ -317,6 +328,13 @@ class AlertingConfig(StrictModel):
     warning_persist_days: int = Field(2, ge=1)
     resolve_after_days: int = Field(3, ge=1)
     escalate_after_days: int = Field(5, ge=1)
+    # Noise control against flapping and alert storms (docs/alerting.md): an auto-resolved alert failing again
+    # within `reopen_within_days` of its resolution re-opens (0: never); resolving needs the value back inside
+    # its threshold by `resolve_margin` (a share of the threshold's distance from the reference value);
+    # alerts of a model starting within `incident_window_days` of each other are one incident.
+    reopen_within_days: int = Field(7, ge=0)
+    resolve_margin: float = Field(0.1, ge=0, lt=1)
+    incident_window_days: int = Field(1, ge=0)
     digest_warnings: bool = True
     notify_max_age_days: int = Field(2, ge=0)
     max_attempts: int = Field(8, ge=1)
@@ -433,7 +451,12 @@ def load_config(path: str | Path | None = None) -> MonitoringConfig:
     """Read and validate the config; env vars MONITORING_DATA_DIR / MONITORING_WAREHOUSE override paths."""
     cfg_path = config_path_from_env(path)
     if not cfg_path.exists():
-        raise ConfigError(f"config file {cfg_path} does not exist (set --config or MONITORING_CONFIG)")
+        hint = (
+            "`make demo` (or `monitoring-pipelines simulate`) writes it with the demo traffic"
+            if cfg_path == DEFAULT_CONFIG_PATH
+            else "set --config or MONITORING_CONFIG"
+        )
+        raise ConfigError(f"config file {cfg_path} does not exist: {hint}")
     try:
         raw = yaml.safe_load(cfg_path.read_text()) or {}
     except yaml.YAMLError as exc:

@@ -33,6 +33,7 @@ from monitoring_pipelines.defs import (  # noqa: E402
 )
 from monitoring_pipelines.defs.partitions import Partitions  # noqa: E402
 from monitoring_pipelines.defs.resources import default_resources  # noqa: E402
+from monitoring_pipelines.defs.run_hygiene import dead_cli_runs  # noqa: E402
 from monitoring_pipelines.defs.schedules import JOBS, SCHEDULES  # noqa: E402
 from monitoring_pipelines.defs.sensors import label_arrivals_sensor, register_models  # noqa: E402
 
@@ -54,7 +55,7 @@ def build_definitions(config: MonitoringConfig) -> Definitions:
         ],
         jobs=JOBS,
         schedules=SCHEDULES,
-        sensors=[register_models, label_arrivals_sensor(parts), *alerting.SENSORS],
+        sensors=[register_models, label_arrivals_sensor(parts), dead_cli_runs, *alerting.SENSORS],
         resources=default_resources(str(config.config_path) if config.config_path else None),
         executor=in_process_executor,
     )

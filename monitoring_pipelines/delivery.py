@@ -2,14 +2,21 @@
 
 The alerting layer `enqueue`s one row per (notification, channel) into `monitoring.notifications`
 with a deterministic id; `deliver_pending` (the sensor, and `monitoring-pipelines deliver` by hand)
-sends what is due and records each outcome in its own short transaction. Nothing is sent while a
-DuckDB connection is open: the warehouse file lock would otherwise be held for network timeouts.
+sends what is due and records each outcome in its own short transaction. No connection to DuckDB is
+held across a send: the warehouse file lock would otherwise be held for network timeouts.
+
+Each channel is served by its own thread, in queue order, so a slow or failing channel cannot hold
+the others' sends; every send ends within the channels' deadline (`channels.base.SEND_DEADLINE_S`),
+and a send without a complete answer by then counts as "channel down". Delivery is at least once:
+a row is marked delivered only after its send succeeded, so a send whose outcome is unknown (cut by
+the deadline, or a crash before the write) stays pending and is sent again, with the same id.
 
 Policy (the reasons are in docs/alerting-channels.md):
 - success -> `delivered` at once, so a later run never sends it again;
 - retryable failure -> `attempts + 1`, next try after base * 2^(attempts - 1) seconds, capped;
-- a failure that says the channel itself is down (no connection, timeout, 429, SMTP 421) ends the
-  run for that channel: an outage costs one request per channel per run, not one per notification;
+- a failure that says the channel itself is down (no connection, timeout, no complete answer within
+  the send deadline, 429, SMTP 421) ends the run for that channel: an outage costs one request per
+  channel per run, not one per notification;
 - a channel's first success in a run also sends its notifications still waiting out a backoff,
   so a backlog drains as soon as the channel is back, not up to a backoff later;
 - `failed` after `max_attempts` retryable failures only if the channel has delivered something
@@ -29,8 +36,11 @@ import hashlib
 import json
 import logging
 import os
+import socket
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -51,7 +61,7 @@ STATUSES = ("pending", "delivered", "failed")
 # noticed when every queued notification is waiting out a backoff.
 RETRY_CAP_SECONDS = 3600.0
 # How long a second `deliver_pending` (CLI while the sensor runs) waits for the first to finish;
-# below Dagster's 60 s sensor evaluation timeout.
+# below Dagster's 60 s sensor evaluation timeout. Read at each call.
 DELIVERY_LOCK_TIMEOUT_S = 30.0
 NOT_CONFIGURED = "channel not configured"
 MAX_ERRORS_REPORTED = 10
@@ -82,7 +92,15 @@ class DeliveryStats:
 
 
 class DeliveryBusy(TimeoutError):
-    """Another delivery run holds the outbox for longer than we were willing to wait."""
+    """Another delivery run holds the outbox for longer than we were willing to wait.
+
+    Not an error of this run: the other run sends what is due. `holder` says who holds it.
+    """
+
+    def __init__(self, holder: str, waited_s: float) -> None:
+        super().__init__(f"delivery already running (held by {holder}); waited {waited_s:g}s")
+        self.holder = holder
+        self.waited_s = waited_s
 
 
 def make_notification_id(*parts: Any) -> str:
@@ -202,24 +220,26 @@ def deliver_pending(
     retry_base_seconds: float = 60.0,
     limit: int = 500,
     retry_cap_seconds: float = RETRY_CAP_SECONDS,
-    lock_timeout_s: float = DELIVERY_LOCK_TIMEOUT_S,
+    lock_timeout_s: float | None = None,
 ) -> DeliveryStats:
     """Send every due pending notification; the sensor and `monitoring-pipelines deliver` call this.
 
     `now` is the run's clock (due checks, backoff, delivered_at; default: the current UTC time).
     `environ` supplies channel settings (default os.environ, read now). `limit` caps the sends per
-    channel per run. Runs are serialized by a lock file next to the warehouse, so the sensor and a
-    hand-run `deliver` never send the same row twice. Raises `DeliveryBusy` when another run holds
-    the lock for longer than `lock_timeout_s`.
+    channel per run. Channels are sent to in parallel, so a run takes about as long as its slowest
+    channel; a channel that is down costs at most one send deadline. Runs are serialized by a lock
+    file next to the warehouse, so the sensor and a hand-run `deliver` never send the same row
+    twice. Raises `DeliveryBusy` when another run holds the lock for longer than `lock_timeout_s`
+    (default `DELIVERY_LOCK_TIMEOUT_S`).
     """
     clock = _utc(now)
     env = os.environ if environ is None else environ
     policy = _Policy(max_attempts, retry_base_seconds, retry_cap_seconds, env_secrets(env))
     tally = _Tally()
-    with _delivery_lock(warehouse, lock_timeout_s):
+    wait_s = DELIVERY_LOCK_TIMEOUT_S if lock_timeout_s is None else lock_timeout_s
+    with _delivery_lock(warehouse, wait_s):
         channels, batches, pending_before = _start_run(warehouse, env, clock, limit, tally)
-        for channel in channels:
-            _deliver_channel(warehouse, channel, batches.get(channel.name, []), clock, policy, limit, tally)
+        _deliver_channels(warehouse, channels, batches, clock, policy, limit, tally)
     stats = DeliveryStats(
         delivered=tally.delivered,
         retried=tally.retried,
@@ -254,6 +274,16 @@ class _Tally:
         if error not in self.errors and len(self.errors) < MAX_ERRORS_REPORTED:
             self.errors.append(error)
 
+    def add(self, other: _Tally) -> None:
+        """Fold in a channel thread's tally."""
+        self.delivered += other.delivered
+        self.retried += other.retried
+        self.failed += other.failed
+        self.skipped_unconfigured += other.skipped_unconfigured
+        self.deferred += other.deferred
+        for error in other.errors:
+            self.note(error)
+
 
 def _start_run(
     warehouse: Warehouse, env: Mapping[str, str], now: dt.datetime, limit: int, tally: _Tally
@@ -285,6 +315,47 @@ def _start_run(
         batches = _read_due(con, [c.name for c in channels], now, limit)
     pending = sum(count for _, count in per_channel) - tally.failed
     return channels, batches, pending
+
+
+def _deliver_channels(
+    warehouse: Warehouse,
+    channels: list[Channel],
+    batches: Mapping[str, list[dict[str, Any]]],
+    now: dt.datetime,
+    policy: _Policy,
+    limit: int,
+    tally: _Tally,
+) -> None:
+    """Serve each channel in its own thread, so a slow or failing one holds up nobody else.
+
+    Each thread sends its channel's rows one at a time in queue order and records every outcome
+    itself, in its own short connection (`Warehouse.connect` serializes them). The threads are
+    joined without a timeout: every send ends within the channels' deadline, and the run, with its
+    lock, ends only after every outcome is recorded, so no send outlives the run that made it and
+    none is recorded twice. An error of one thread (the warehouse, say) is raised once all are done.
+    """
+    tallies = {channel.name: _Tally() for channel in channels}
+    raised: list[BaseException] = []
+
+    def serve(channel: Channel) -> None:
+        try:
+            rows = batches.get(channel.name, [])
+            _deliver_channel(warehouse, channel, rows, now, policy, limit, tallies[channel.name])
+        except BaseException as exc:  # re-raised in the calling thread below
+            raised.append(exc)
+
+    threads = [
+        threading.Thread(target=serve, args=(channel,), name=f"deliver-{channel.name}", daemon=True)
+        for channel in channels
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for channel in channels:  # in run order, so `errors` does not depend on thread timing
+        tally.add(tallies[channel.name])
+    if raised:
+        raise raised[0]
 
 
 def _deliver_channel(
@@ -516,18 +587,45 @@ def _channel_delivered_since(con: duckdb.DuckDBPyConnection, row: Mapping[str, A
 
 @contextlib.contextmanager
 def _delivery_lock(warehouse: Warehouse, timeout_s: float) -> Iterator[None]:
-    """One delivery run at a time per warehouse: two runs reading the same pending rows would both send."""
+    """One delivery run at a time per warehouse: two runs reading the same pending rows would both send.
+
+    The holder writes who it is to `<warehouse>.deliver.holder` (a separate file: a waiting
+    `filelock` truncates the lock file), so a run that gives up waiting can say who holds the lock.
+    """
     path = warehouse.path.with_name(warehouse.path.name + ".deliver.lock")
+    holder = warehouse.path.with_name(warehouse.path.name + ".deliver.holder")
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(path, timeout=timeout_s)
     try:
         lock.acquire(poll_interval=0.1)
     except filelock.Timeout:
-        raise DeliveryBusy(f"another delivery run has held {path} for over {timeout_s:.0f}s") from None
+        raise DeliveryBusy(_read_holder(holder), timeout_s) from None
     try:
+        with contextlib.suppress(OSError):  # who holds it is a courtesy; the lock is what counts
+            holder.write_text(
+                json.dumps(
+                    {
+                        "pid": os.getpid(),
+                        "host": socket.gethostname(),
+                        "since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                    }
+                )
+            )
         yield
     finally:
+        with contextlib.suppress(OSError):
+            holder.unlink(missing_ok=True)
         lock.release()
+
+
+def _read_holder(path: Path) -> str:
+    """'pid 123 on host-a since 2026-07-14T06:00:00+00:00' from the holder file, or a plain phrase
+    (the holder has not written it yet, or cannot)."""
+    try:
+        info = json.loads(path.read_text())
+        return f"pid {int(info['pid'])} on {info['host']} since {info['since']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another delivery run"
 
 
 # --------------------------------------------------------------------------- summary

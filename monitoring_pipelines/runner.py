@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from monitoring_pipelines.config import MonitoringConfig
@@ -97,6 +98,7 @@ class Outcome:
     kind: str | None  # None: succeeded; "blocked": only blocking checks stopped it; "failed"
     message: str = ""
     rows: int = 0
+    model_day: bool = False  # a metrics (or nightly) run of one model-day: what the time left counts
 
 
 def _failure_kind(result: Any) -> str | None:
@@ -153,17 +155,25 @@ def _execute(task: Task) -> Outcome:
         _WORKER["defs"] = defs()
         if "instance" not in _WORKER:
             _WORKER["instance"] = DagsterInstance.get()
+    from monitoring_pipelines.defs.run_hygiene import process_tags
+
     job = _WORKER["defs"].resolve_job_def(task.job)
     kwargs = {"partition_key": task.partition_key} if task.partition_key is not None else {}
     result = job.execute_in_process(
         instance=_WORKER["instance"],
         raise_on_error=False,
-        tags={"monitoring/source": "cli", **dict(task.tags)},
+        tags={"monitoring/source": "cli", **process_tags(), **dict(task.tags)},
         run_config=QUIET,
         **kwargs,
     )
     kind = _failure_kind(result)
-    return Outcome(task.label, kind, "" if kind is None else _first_error(result), _rows_read(result))
+    return Outcome(
+        task.label,
+        kind,
+        "" if kind is None else _first_error(result),
+        _rows_read(result),
+        model_day=task.job in ("metrics_job", "monitoring_job"),
+    )
 
 
 def _init_worker() -> None:
@@ -237,9 +247,17 @@ def stale_references(config: MonitoringConfig, models: list[str]) -> tuple[list[
 
 
 def _register_models(instance: Any, models: list[str]) -> None:
-    """Add the models the instance does not know yet to the model partitions."""
-    from monitoring_pipelines.defs.partitions import MODELS_PARTITION_NAME
+    """Before any run: fail the runs of dead CLI processes (they would hold run slots for ever), store the
+    warehouse pool's limit, and add the models the instance does not know yet to the model partitions."""
+    import sys
 
+    from monitoring_pipelines.defs.common import WAREHOUSE_POOL
+    from monitoring_pipelines.defs.partitions import MODELS_PARTITION_NAME
+    from monitoring_pipelines.defs.run_hygiene import ensure_pools, fail_dead_cli_runs
+
+    if dead := fail_dead_cli_runs(instance):
+        print(f"marked {len(dead)} run(s) of killed CLI processes failed: {', '.join(dead)}", file=sys.stderr)
+    ensure_pools(instance, (WAREHOUSE_POOL,))
     known = set(instance.get_dynamic_partitions(MODELS_PARTITION_NAME))
     if missing := [m for m in models if m not in known]:
         instance.add_dynamic_partitions(MODELS_PARTITION_NAME, missing)
@@ -330,16 +348,26 @@ def run_range(
         expect_validations(len(references) + sum(len(p) for p in phases[1:2]))
     outcomes: list[Outcome] = []
     try:
-        with tqdm(total=total, disable=not progress, unit="run", desc="monitoring") as bar:
+        # Our own estimate instead of tqdm's: runs differ in cost (a reference reads 28 days, an alerting
+        # run a whole range), so time left is extrapolated from the model-days alone, once two are done.
+        fmt = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+        with tqdm(total=total, disable=not progress, desc="monitoring", bar_format=fmt) as bar:
+            model_days = {"done": 0, "total": len(phases[1]), "began": began}
 
             def done(outcome: Outcome) -> None:
                 outcomes.append(outcome)
                 report.rows += outcome.rows
-                elapsed = max(time.monotonic() - began, 1e-9)
-                bar.set_postfix_str(f"{outcome.label}, {report.rows / elapsed:,.0f} rows/s")
+                now = time.monotonic()
+                if outcome.model_day:
+                    model_days["done"] += 1
+                left = time_left(model_days["done"], model_days["total"], now - model_days["began"])
+                rate = report.rows / max(now - began, 1e-9)
+                bar.set_postfix_str(f"{left}, {outcome.label}, {rate:,.0f} rows/s")
                 bar.update(1)
 
-            for phase in phases:
+            for index, phase in enumerate(phases):
+                if index == 1:
+                    model_days["began"] = time.monotonic()
                 for outcome in executor.map(phase):
                     done(outcome)
             if dashboard and not any(o.kind == "failed" for o in outcomes):
@@ -363,15 +391,77 @@ def run_range(
     return report
 
 
+def first_look_lines(config: MonitoringConfig, ui_url: str | None = None) -> list[str]:
+    """What a new user (or on-call) should open first: per model its worst open incident (critical before
+    warning, then the oldest) with its root cause and size, else that nothing is open; the dashboard; the
+    Dagster page of that incident's lead model-day (`ui_url`, default the config's `alerting.ui_base_url`)."""
+    from monitoring_pipelines.core.alerts import asset_url
+    from monitoring_pipelines.storage.warehouse import Warehouse
+
+    if not Path(config.warehouse).exists():
+        return [f"no results yet in {config.warehouse}: `make demo` or `monitoring-pipelines run` first"]
+    ui_url = ui_url or config.alerting.ui_base_url
+    frame = Warehouse(config.warehouse).query(
+        "SELECT model_name, coalesce(incident_id, alert_id) AS incident, first_seen_date, last_seen_date, "
+        "severity, check_name, asset, subject, message, root_cause FROM monitoring.alerts "
+        "WHERE status <> 'resolved' AND severity IN ('critical', 'warning') "
+        "ORDER BY model_name, CASE severity WHEN 'critical' THEN 0 ELSE 1 END, first_seen_date, alert_id"
+    )
+    lines = ["Look at first:"]
+    page = None
+    for name in config.model_names:
+        rows = frame[frame["model_name"] == name]
+        if rows.empty:
+            lines.append(f"  {name}: no open problem")
+            continue
+        top = rows.iloc[0]
+        members = int((rows["incident"] == top["incident"]).sum())
+        others = rows["incident"].nunique() - 1
+        what = f"{top['check_name']} on {top['subject']}" if top["subject"] else str(top["check_name"])
+        cause = (
+            top["root_cause"] if isinstance(top["root_cause"], str) and top["root_cause"] else top["message"]
+        )
+        lines.append(
+            f"  {name}: {top['severity']} {what} since {str(top['first_seen_date'])[:10]}"
+            + (f" ({members} alerts in this incident)" if members > 1 else "")
+            + (f", +{others} other open incident(s)" if others else "")
+            + (f": {_clip(str(cause))}" if isinstance(cause, str) and cause else "")
+        )
+        if page is None and top["asset"]:
+            day = dt.date.fromisoformat(str(top["last_seen_date"])[:10])
+            page = asset_url(ui_url, str(top["asset"]), name, day)
+    index = config.data_dir / "dashboard" / "index.html"
+    if index.exists():
+        lines.append(f"  dashboard: {index.as_uri()}")
+    lines.append(f"  Dagster UI: `make ui`, then open {page or ui_url.rstrip('/') + '/assets'}")
+    return lines
+
+
+def time_left(done: int, total: int, seconds: float) -> str:
+    """Words for the progress bar: the model-days left at the pace of those done (runs in parallel
+    included), after two of them; before that there is no honest figure."""
+    if total == 0 or done >= total:
+        return "finishing"
+    if done < 2:
+        return "estimating time left"
+    left = round(seconds / done * (total - done))
+    return f"about {left // 60}:{left % 60:02d} left" if left >= 60 else f"about {left}s left"
+
+
+def _clip(text: str, width: int = 140) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _open_alerts(config: MonitoringConfig, limit: int = 12) -> tuple[dict[str, int], list[str], int]:
     """Open alerts by severity, the worst and newest few as one line each, and the outbox backlog."""
-    from monitoring_pipelines.core.formatting import fmt
+    from monitoring_pipelines.core.formatting import fmt, is_missing
     from monitoring_pipelines.storage.warehouse import Warehouse
 
     warehouse = Warehouse(config.warehouse)
     frame = warehouse.query(
         "SELECT model_name, partition_date, first_seen_date, severity, check_name, subject, metric, value, "
-        "threshold FROM monitoring.alerts WHERE status <> 'resolved' "
+        "threshold, message FROM monitoring.alerts WHERE status <> 'resolved' "
         "ORDER BY CASE severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, partition_date DESC"
     )
     if frame.empty:
@@ -380,9 +470,13 @@ def _open_alerts(config: MonitoringConfig, limit: int = 12) -> tuple[dict[str, i
     else:
         counts = frame["severity"].value_counts().astype(int).to_dict()
         lines = [
-            f"{r.severity:8} {r.model_name} {r.check_name} {r.subject}: {r.metric} {fmt(r.value, missing='n/a')} "
-            f"(threshold {fmt(r.threshold, missing='n/a')}) since {str(r.first_seen_date)[:10]}, "
-            f"last {str(r.partition_date)[:10]}"
+            f"{r.severity:8} {r.model_name} {r.check_name} {r.subject}: "
+            + (
+                _clip(str(r.message), 160)  # an unusable day: no value, the message names the file
+                if is_missing(r.value)
+                else f"{r.metric} {fmt(r.value)} (threshold {fmt(r.threshold, missing='n/a')})"
+            )
+            + f" since {str(r.first_seen_date)[:10]}, last {str(r.partition_date)[:10]}"
             for r in frame.head(limit).itertuples()
         ]
         if len(frame) > limit:

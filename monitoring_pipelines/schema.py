@@ -29,7 +29,7 @@ MISSING = "__missing__"  # a segment value that was null
 CHAMPION_OK_SQL = f"role = '{CHAMPION}' AND status = '{OK}'"
 
 SCHEMA = "monitoring"
-SCHEMA_VERSION = 2  # bump with a migration in storage/warehouse.py MIGRATIONS
+SCHEMA_VERSION = 3  # bump with a migration in storage/warehouse.py MIGRATIONS
 
 
 # --------------------------------------------------------------------------- declarations
@@ -89,7 +89,12 @@ LOGGED = (
     _c("latency_ms", "DOUBLE", "serving latency"),
     _c("status", "VARCHAR", "`ok` or `error`", nullable=False),
 )
-SOURCE_FILE = _c("source_file", "VARCHAR", "the file (or `<database>/<table>`) the row was read from")
+SOURCE_FILE = _c(
+    "source_file",
+    "VARCHAR",
+    "where the row was read from: the path relative to `data_dir`, or "
+    "`<driver>://<host>:<port>/<database>/<table>` for a SQL source (never credentials)",
+)
 METRIC_VALUE = (
     _c("value", "DOUBLE", "the metric"),
     _c("ci_low", "DOUBLE", "lower end of its 95 % interval"),
@@ -132,6 +137,21 @@ _TABLES: tuple[Table, ...] = (
             _c("reason", "VARCHAR", "every rule the row broke, joined by `; `", nullable=False),
             SOURCE_FILE,
             _c("raw", "VARCHAR", "the row as read, as JSON, feature values included"),
+        ),
+        partitioned=True,
+    ),
+    Table(
+        "quarantined_labels",
+        "label row of a model-day's requests that was not used (a label that is not 0/1, or none)",
+        "performance_metrics",
+        (
+            MODEL,
+            _c("partition_date", "DATE", "the UTC day of the labelled request's prediction", nullable=False),
+            _c("request_id", "VARCHAR", "as read"),
+            _c("label", "VARCHAR", "as read, as text"),
+            _c("label_ts", "VARCHAR", "as read, as text"),
+            _c("reason", "VARCHAR", "`label in {0, 1}` or `label not null`", nullable=False),
+            SOURCE_FILE,
         ),
         partitioned=True,
     ),
@@ -249,6 +269,17 @@ _TABLES: tuple[Table, ...] = (
             _c("n", "BIGINT", "rows used"),
             _c("labelled_fraction", "DOUBLE", "labelled rows ÷ scored rows of the day"),
             _c("estimated", "BOOLEAN", "false = measured on labels, true = estimated (CBPE)", nullable=False),
+            _c(
+                "trusted",
+                "BOOLEAN",
+                "estimated rows: false when the day's scores lie outside the reference's score range, "
+                "so the checks do not judge the estimate; NULL on measured and outcome rows",
+            ),
+            _c(
+                "estimate_note",
+                "VARCHAR",
+                "estimated rows: why untrusted, and how the scores were calibrated (or why not); NULL otherwise",
+            ),
         ),
         partitioned=True,
     ),
@@ -357,8 +388,18 @@ _TABLES: tuple[Table, ...] = (
             DAY,
             _c("asset", "VARCHAR", "the checked asset", nullable=False),
             _c("check_name", "VARCHAR", "the check", nullable=False),
-            _c("passed", "BOOLEAN", "false when a warning or critical finding exists", nullable=False),
-            _c("severity", "VARCHAR", "worst finding: `critical`, `warning`, `info` or NULL"),
+            _c(
+                "passed",
+                "BOOLEAN",
+                "false when a warning or critical finding exists, or when the check could not judge the day",
+                nullable=False,
+            ),
+            _c(
+                "severity",
+                "VARCHAR",
+                "worst finding: `critical`, `warning`, `info`; `unknown` when the check could not judge the "
+                "day (not enough data); NULL when it passed",
+            ),
             _c("findings", "JSON", "list of findings: check_name, severity, metric, subject, value, ..."),
             _c("run_id", "VARCHAR", "the Dagster run"),
             _c("evaluated_at", "TIMESTAMPTZ", "wall clock"),
@@ -398,9 +439,16 @@ _TABLES: tuple[Table, ...] = (
             _c("escalated_date", "DATE", "day it escalated one level"),
             _c("resolved_date", "DATE", "day it resolved"),
             _c("resolved_by", "VARCHAR", "`auto`, `superseded`, `user` or a person's name"),
-            _c("notified_severity", "VARCHAR", "highest severity already announced"),
+            _c(
+                "notified_severity",
+                "VARCHAR",
+                "highest severity announced for its incident (cleared when the incident's resolve is sent)",
+            ),
             _c("notified_at", "TIMESTAMPTZ", "wall clock of the first message enqueued"),
             _c("failing_days", "INTEGER", "failing days in the episode"),
+            _c("incident_id", "VARCHAR", "the incident: alerts of the model that started together"),
+            _c("root_cause", "VARCHAR", "the incident's root-cause line (its lead alert, before and after)"),
+            _c("reopened", "INTEGER", "times it failed again within the re-open window after resolving"),
         ),
     ),
     Table(
@@ -413,7 +461,7 @@ _TABLES: tuple[Table, ...] = (
             _c("kind", "VARCHAR", "`trigger`, `resolve` or `digest`", nullable=False),
             _c("severity", "VARCHAR", "the alert's severity"),
             _c("model_name", "VARCHAR", "the model"),
-            _c("dedup_key", "VARCHAR", "the alert's dedup key"),
+            _c("dedup_key", "VARCHAR", "the dedup key of the alert (of an incident: of its lead alert)"),
             _c("alert_ids", "VARCHAR[]", "the alerts in the message"),
             _c("payload", "JSON", "what is sent"),
             _c("status", "VARCHAR", "`pending`, `delivered` or `failed`", nullable=False),
@@ -426,7 +474,7 @@ _TABLES: tuple[Table, ...] = (
     ),
     Table(
         "backlog_items",
-        "tracked finding: an alert that passed noise control, or an item a person opened",
+        "tracked incident: alerts that started together and passed noise control, or an item a person opened",
         "backlog_items",
         (
             _c("item_id", "VARCHAR", "stable id", nullable=False),
@@ -434,8 +482,8 @@ _TABLES: tuple[Table, ...] = (
             _c("severity", "VARCHAR", "the item's severity", nullable=False),
             MODEL,
             _c("status", "VARCHAR", "`open`, `in_progress` or `resolved`", nullable=False),
-            _c("dedup_key", "VARCHAR", "the alert's dedup key"),
-            _c("alert_ids", "VARCHAR[]", "the alerts it tracks"),
+            _c("dedup_key", "VARCHAR", "the dedup key of its (lead) alert"),
+            _c("alert_ids", "VARCHAR[]", "the alerts it tracks (every alert of the incident)"),
             _c("asset_keys", "VARCHAR[]", "assets whose checks failed"),
             _c("partitions", "VARCHAR[]", "failing partitions as Dagster keys `YYYY-MM-DD|model`"),
             _c("run_ids", "VARCHAR[]", "the runs that recorded the failures"),

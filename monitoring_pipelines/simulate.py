@@ -19,6 +19,8 @@ the incidents, the traffic shape and the late-rows rule.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -29,11 +31,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-DEFAULT_START = dt.date(2026, 6, 1)
+DEFAULT_START = dt.date(2026, 6, 1)  # the fixed-date option (`simulate --start 2026-06-01`): tests, docs
 DEFAULT_DAYS = 90
 DEFAULT_REQUESTS = 5000
 DEFAULT_SEED = 7
-REFERENCE_DAYS = 28  # days 0-27 match the demo config's reference window and stay clean
+REFERENCE_DAYS = 28  # days 0-27 are the demo config's reference window and stay clean
+DEMO_CONFIG_TEMPLATE = Path(__file__).with_name("demo_config.yaml")  # reference window at DEFAULT_START
+DEMO_CONFIG_NAME = "demo_config.yaml"  # written next to incoming/, for the dates simulated
+MANIFEST_NAME = "simulation.json"  # what was simulated: the range `demo` runs
 
 WEEKEND_FACTOR = 0.7  # Saturday and Sunday carry ~30 % fewer requests
 LATE_SHARE = 0.005  # share of a day's prediction rows written into the next day's folder
@@ -213,11 +218,22 @@ class SimulationSummary:
     files: tuple[Path, ...]
     rows: dict[str, dict[str, int]]  # model -> {"predictions": n, "labels": n, "outcomes": n}
     incidents: tuple[Incident, ...]
+    config_path: Path | None = None
+
+    @property
+    def end(self) -> dt.date:
+        return self.start + dt.timedelta(days=self.days - 1)
 
     def describe(self) -> str:
         """A few human lines: where the data went, how much, which incidents it holds."""
-        end = self.start + dt.timedelta(days=self.days - 1)
-        lines = [f"wrote {len(self.files)} files under {self.out_dir / 'incoming'} ({self.start} .. {end})"]
+        lines = [
+            f"wrote {len(self.files)} files under {self.out_dir / 'incoming'} ({self.start} .. {self.end})"
+        ]
+        if self.config_path:
+            ref_end = self.start + dt.timedelta(days=min(REFERENCE_DAYS, self.days) - 1)
+            lines.append(
+                f"  config for this traffic (reference {self.start} .. {ref_end}): {self.config_path}"
+            )
         for model, counts in self.rows.items():
             lines.append(
                 f"  {model}: {counts['predictions']} predictions, {counts['labels']} labels, "
@@ -786,7 +802,7 @@ def simulate(
         )
         files += label_files + outcome_files
         rows[model_name] = {"predictions": n_predictions, "labels": n_labels, "outcomes": n_outcomes}
-    return SimulationSummary(
+    summary = SimulationSummary(
         out_dir=out_dir,
         start=start,
         days=days,
@@ -795,4 +811,62 @@ def simulate(
         files=tuple(files),
         rows=rows,
         incidents=incidents(days),
+        config_path=write_demo_config(out_dir, start, days),
     )
+    _write_manifest(summary)
+    return summary
+
+
+def default_end(today: dt.date | None = None) -> dt.date:
+    """Yesterday (UTC): the last whole day, so the demo's freshness, partitions and schedule are about now."""
+    return (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=1)
+
+
+def write_demo_config(out_dir: Path, start: dt.date, days: int = DEFAULT_DAYS) -> Path:
+    """`<out>/demo_config.yaml`: the packaged demo config with its reference window moved to the first
+    REFERENCE_DAYS simulated days (fewer in a shorter run). The template is the config of a run from
+    DEFAULT_START; only the reference dates change, so comments and layout stay as shipped."""
+    end = start + dt.timedelta(days=min(REFERENCE_DAYS, days) - 1)
+    text = DEMO_CONFIG_TEMPLATE.read_text()
+    pattern = re.compile(r"^(\s+reference:\s*\n\s+start:\s*)\S+(\s*\n\s+end:\s*)\S+", re.MULTILINE)
+    text, count = pattern.subn(
+        lambda m: f"{m.group(1)}{start.isoformat()}{m.group(2)}{end.isoformat()}", text
+    )
+    if count == 0:
+        raise ValueError(f"{DEMO_CONFIG_TEMPLATE}: no `reference: start/end` block to move")
+    path = Path(out_dir) / DEMO_CONFIG_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def _write_manifest(summary: SimulationSummary) -> Path:
+    """`<out>/simulation.json`: the simulated range and incidents, read by `demo` to run exactly that range."""
+    payload = {
+        "start": summary.start.isoformat(),
+        "end": summary.end.isoformat(),
+        "days": summary.days,
+        "requests": summary.requests,
+        "seed": summary.seed,
+        "config": summary.config_path.name if summary.config_path else None,
+        "incidents": [
+            {"model_name": i.model_name, "kind": i.kind, "first": a.isoformat(), "last": b.isoformat()}
+            for i in summary.incidents
+            for a, b in [i.dates(summary.start)]
+        ],
+    }
+    path = summary.out_dir / MANIFEST_NAME
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def read_manifest(out_dir: Path) -> dict | None:
+    """The last simulation written under `out_dir`, or None when there is none (or it is unreadable)."""
+    path = Path(out_dir) / MANIFEST_NAME
+    try:
+        payload = json.loads(path.read_text())
+        payload["start"] = dt.date.fromisoformat(payload["start"])
+        payload["end"] = dt.date.fromisoformat(payload["end"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return payload

@@ -15,7 +15,10 @@ import yaml
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
-DEMO_CONFIG = Path(__file__).resolve().parents[1] / "data" / "demo_config.yaml"
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "monitoring_pipelines" / "demo_config.yaml"  # fixed dates
+# Definitions loaded without a config of their own read the packaged demo config (2026-06-01 ..), not
+# data/demo_config.yaml, which only `make demo` writes (with the dates it simulated).
+os.environ.setdefault("MONITORING_CONFIG", str(DEMO_CONFIG))
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
-"""Real servers on 127.0.0.1 for tests that deliver notifications: an HTTP receiver and an SMTP server.
+"""Real servers on 127.0.0.1 for tests that deliver notifications: an HTTP receiver, a trickling HTTP
+receiver and an SMTP server.
 
-Both record what they receive and can be told to fail, so a test proves retries against the same
+They record what they receive and can be told to fail, so a test proves retries against the same
 code paths production uses (sockets, HTTP status codes, SMTP replies), not against mocks. Use them as
 context managers, or through the `http_receiver` / `smtp_server` fixtures:
 
@@ -9,15 +10,17 @@ context managers, or through the `http_receiver` / `smtp_server` fixtures:
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
+import itertools
 import json
 import socket
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -42,6 +45,7 @@ class ReceivedRequest:
     headers: dict[str, str]
     body: bytes
     status: int  # what the receiver answered
+    received_at: float = field(default_factory=time.monotonic)  # time.monotonic() on arrival
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -140,6 +144,104 @@ class HttpReceiver:
         with self._lock:
             self.requests.append(ReceivedRequest(method, path, headers, body, answer[0]))
         return answer
+
+
+class TricklingReceiver:
+    """A TCP server on 127.0.0.1 that reads each request, then answers one byte every `interval_s`
+    seconds, forever: `answer` (by default an HTTP status line and the start of a header), then "a"s.
+
+    Every byte arrives well inside any per-operation timeout, so only a wall-clock deadline ends the
+    exchange. Written on a bare socket because http.server can only answer all at once. For SMTP,
+    pass `answer=SMTP_ANSWER, read_request=False` (the server speaks first).
+    `accepted_at` / `closed_at` hold time.monotonic() of each connection's accept and of the moment
+    the client hung up (seen as a failed write); `requests` holds the raw request heads.
+    """
+
+    HTTP_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Trickle: "
+    SMTP_ANSWER = b"220-127.0.0.1 trickling "  # a greeting line that never ends
+
+    def __init__(
+        self, interval_s: float = 1.0, answer: bytes = HTTP_ANSWER, read_request: bool = True
+    ) -> None:
+        self.interval_s = interval_s
+        self.answer = answer
+        self.read_request = read_request
+        self.port = 0
+        self.requests: list[bytes] = []
+        self.accepted_at: list[float] = []
+        self.closed_at: list[float] = []
+        self.accepted = threading.Event()  # set on the first connection
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sock: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> TricklingReceiver:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", self.port))
+        self._sock.listen(16)
+        self._sock.settimeout(0.05)
+        self.port = self._sock.getsockname()[1]
+        self._spawn(self._accept_loop)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> TricklingReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.accepted_at.append(time.monotonic())
+            self.accepted.set()
+            self._spawn(self._trickle, conn)
+
+    def _trickle(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            head = b""
+            with contextlib.suppress(OSError):
+                while self.read_request and b"\r\n\r\n" not in head:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    head += chunk
+            with self._lock:
+                self.requests.append(head)
+            answer = itertools.chain(self.answer, itertools.repeat(ord("a")))
+            while not self._stop.wait(self.interval_s):
+                try:
+                    conn.sendall(bytes([next(answer)]))
+                except OSError:  # the client hung up
+                    with self._lock:
+                        self.closed_at.append(time.monotonic())
+                    return
 
 
 # --------------------------------------------------------------------------- SMTP

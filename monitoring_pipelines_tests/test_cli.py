@@ -24,3 +24,23 @@ def test_bad_inputs_exit_with_a_clear_message(tmp_path, config_dict, write_confi
     assert "'nope' is not in the config" in capsys.readouterr().err
     assert main(["--config", str(tmp_path / "missing.yaml"), "alerts", "list"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_time_left_is_extrapolated_from_model_days_only_once_two_are_done():
+    from monitoring_pipelines.runner import time_left
+
+    assert time_left(0, 180, 30.0) == "estimating time left"  # a reference run took 30 s: no guess
+    assert time_left(1, 180, 30.0) == "estimating time left"
+    assert time_left(10, 180, 10.0) == "about 2:50 left"  # 1 s a model-day, 170 to go
+    assert time_left(170, 180, 170.0) == "about 10s left"
+    assert time_left(180, 180, 180.0) == "finishing"
+
+
+def test_missing_demo_config_says_how_to_get_it(monkeypatch):
+    import pytest
+
+    from monitoring_pipelines import config as cfg
+
+    monkeypatch.setattr(cfg, "DEFAULT_CONFIG_PATH", cfg.PROJECT_ROOT / "data" / "no-such-demo.yaml")
+    with pytest.raises(cfg.ConfigError, match="make demo"):
+        cfg.load_config(cfg.DEFAULT_CONFIG_PATH)

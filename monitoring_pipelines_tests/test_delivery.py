@@ -1,12 +1,15 @@
 """The outbox against real servers on 127.0.0.1: retries, outages, give-ups and exactly-once delivery.
 
-Time is simulated by passing `now` to deliver_pending, never by sleeping.
+Time is simulated by passing `now` to deliver_pending, never by sleeping; only the send deadline
+tests measure wall time, with the deadline lowered to DEADLINE_S.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +17,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from monitoring_pipelines import delivery
+from monitoring_pipelines.channels import base
+from monitoring_pipelines.cli import main
 from monitoring_pipelines.delivery import (
     DeliveryStats,
     deliver_pending,
@@ -23,9 +29,11 @@ from monitoring_pipelines.delivery import (
     retry_delay_seconds,
 )
 from monitoring_pipelines.storage.warehouse import Warehouse
-from monitoring_pipelines_tests.receivers import HttpReceiver, SmtpServer, free_port
+from monitoring_pipelines_tests.receivers import HttpReceiver, SmtpServer, TricklingReceiver, free_port
 
 T0 = dt.datetime(2026, 7, 14, 6, 0, tzinfo=dt.UTC)
+DEADLINE_S = 2.0  # the send deadline in the tests that meet a trickling receiver
+SLACK_S = 2.0  # what a run may take beyond it (thread start, DuckDB writes) on a busy machine
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefabcdef"
 HOOK_PATH = "/hooks/T0PSECRET-path-4711"
 
@@ -351,6 +359,100 @@ def test_concurrent_runs_never_send_the_same_notification_twice(warehouse: Wareh
             t.join(timeout=20)
     assert sum(s.delivered for s in results) == 8
     assert len(receiver.requests) == 8 and set(received_ids(receiver).values()) == {1}
+
+
+def test_a_trickling_receiver_costs_one_deadline_and_holds_up_no_other_channel(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(base, "SEND_DEADLINE_S", DEADLINE_S, raising=False)
+    # The webhook's row is the oldest, so it would be sent first if channels went one after another.
+    enqueue(warehouse, pd.concat([rows("webhook", 2), rows("pagerduty", 3, created_at=T0 + dt.timedelta(1))]))
+    with TricklingReceiver(interval_s=1.0) as slow, HttpReceiver(status=202) as healthy:
+        env = {
+            "MONITORING_WEBHOOK_URL": slow.url(HOOK_PATH),
+            "MONITORING_PAGERDUTY_ROUTING_KEY": ROUTING_KEY,
+            "MONITORING_PAGERDUTY_EVENTS_URL": healthy.url("/v2/enqueue"),
+        }
+        results: list[DeliveryStats] = []
+        started = time.monotonic()
+        run = threading.Thread(
+            target=lambda: results.append(deliver_pending(warehouse, now=T0, environ=env)), daemon=True
+        )
+        run.start()
+        run.join(timeout=DEADLINE_S + SLACK_S)
+        took = time.monotonic() - started
+
+        assert not run.is_alive(), f"deliver_pending still running after {took:.1f}s"
+        assert took >= DEADLINE_S - 0.1  # the trickling send was given its whole deadline
+        # Every PagerDuty event arrived, in queue order, before the webhook's deadline ran out.
+        [slow_since] = slow.accepted_at
+        assert [r.json()["dedup_key"] for r in healthy.delivered] == [
+            f"credit_default|drift|feature_{i}" for i in range(3)
+        ]
+        assert all(r.received_at < slow_since + DEADLINE_S for r in healthy.delivered)
+        # The trickling connection was closed by the sender, not left open in the background.
+        while not slow.closed_at and time.monotonic() < started + DEADLINE_S + 3 * slow.interval_s + SLACK_S:
+            time.sleep(0.05)
+        assert len(slow.closed_at) == 1 and len(slow.requests) == 1  # one try, the other row deferred
+
+    cut_off = f"webhook: no complete answer from http://127.0.0.1:{slow.port} within {DEADLINE_S:g}s"
+    assert results == [DeliveryStats(delivered=3, retried=1, deferred=1, pending_left=2, errors=(cut_off,))]
+    table = outbox(warehouse)
+    hooks = table[table.channel == "webhook"].sort_values("created_at")
+    assert set(hooks.status) == {"pending"} and list(hooks.attempts) == [1, 0]
+    assert hooks.iloc[0].next_attempt_at == T0 + dt.timedelta(seconds=60)  # retried like a timeout
+    assert hooks.iloc[0].last_error == cut_off
+    assert set(table[table.channel == "pagerduty"].status) == {"delivered"}
+
+
+def test_a_second_deliver_says_delivery_is_already_running(
+    warehouse: Warehouse,
+    tmp_path: Path,
+    config_dict: dict,
+    write_config,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from dagster import build_sensor_context
+
+    from monitoring_pipelines.defs.alerting import deliver_notifications
+    from monitoring_pipelines.defs.resources import MonitoringResource
+
+    config_dict["warehouse"] = str(warehouse.path)
+    config = str(write_config(config_dict))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dh"))  # main() exports both; restored after
+    monkeypatch.setenv("MONITORING_CONFIG", config)
+    for variable in (
+        "MONITORING_WEBHOOK_URL",
+        "MONITORING_SLACK_WEBHOOK_URL",
+        "MONITORING_PAGERDUTY_ROUTING_KEY",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(base, "SEND_DEADLINE_S", DEADLINE_S, raising=False)
+    monkeypatch.setattr(delivery, "DELIVERY_LOCK_TIMEOUT_S", 0.2)
+    enqueue(warehouse, rows("webhook", 1))
+
+    with TricklingReceiver() as slow:
+        env = {"MONITORING_WEBHOOK_URL": slow.url(HOOK_PATH)}
+        first = threading.Thread(
+            target=deliver_pending, args=(warehouse,), kwargs={"now": T0, "environ": env}, daemon=True
+        )
+        first.start()
+        assert slow.accepted.wait(timeout=10)  # the first run is sending: it holds the outbox
+
+        code = main(["--config", config, "deliver"])
+        err = capsys.readouterr().err
+        resources = {"monitoring": MonitoringResource(config_path=config)}
+        with build_sensor_context(resources=resources) as context:
+            skipped = deliver_notifications(context)
+        first.join(timeout=DEADLINE_S + SLACK_S)
+        assert not first.is_alive()
+
+    assert code == 75  # EX_TEMPFAIL, documented in docs/operating.md
+    assert err.startswith(f"delivery already running (held by pid {os.getpid()} on ")
+    assert "Traceback" not in err and "DeliveryBusy" not in err
+    assert skipped.skip_message.startswith(f"outbox: delivery already running (held by pid {os.getpid()} on ")
+    assert main(["--config", config, "deliver"]) == 0  # free again: the next run goes ahead
 
 
 def test_outbox_summary_counts_by_channel_and_status(warehouse: Warehouse, receiver: HttpReceiver) -> None:

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from monitoring_pipelines import simulate as sim
-from monitoring_pipelines.config import DEFAULT_CONFIG_PATH, load_config
+from monitoring_pipelines.config import load_config
 
 START = sim.DEFAULT_START
 FULL_DAYS = 90
@@ -130,7 +130,7 @@ def test_shorter_run_is_a_prefix_of_a_longer_one(tmp_path: Path) -> None:
 
 def test_layout_and_columns_follow_the_contract(full_run: tuple[Path, sim.SimulationSummary]) -> None:
     out, summary = full_run
-    config = load_config(DEFAULT_CONFIG_PATH)
+    config = load_config(sim.DEMO_CONFIG_TEMPLATE)
     for model in config.models:
         table = pq.read_table(sim.partition_path(out, model.name, "predictions", START))
         expected = [
@@ -176,7 +176,7 @@ def test_layout_and_columns_follow_the_contract(full_run: tuple[Path, sim.Simula
 
 
 def test_demo_config_matches_the_simulated_window() -> None:
-    config = load_config(DEFAULT_CONFIG_PATH)
+    config = load_config(sim.DEMO_CONFIG_TEMPLATE)
     assert set(config.model_names) == set(sim.MODELS)
     for model in config.models:
         assert model.reference.start == START
@@ -433,3 +433,44 @@ def test_full_size_run_is_fast(tmp_path: Path) -> None:
     began = time.perf_counter()
     sim.simulate(tmp_path, days=9, requests=5000)
     assert time.perf_counter() - began < 5
+
+
+def test_simulate_writes_the_config_and_manifest_of_its_own_dates(tmp_path: Path) -> None:
+    start = dt.date(2026, 9, 2)
+    summary = sim.simulate(tmp_path, days=31, requests=SMALL, start=start)
+    config = load_config(summary.config_path)
+    assert config.data_dir == tmp_path.resolve()
+    for model in config.models:
+        assert model.reference.start == start
+        assert model.reference.end == start + dt.timedelta(days=sim.REFERENCE_DAYS - 1)
+    manifest = sim.read_manifest(tmp_path)
+    assert (manifest["start"], manifest["end"]) == (start, dt.date(2026, 10, 2))
+    dirty = next(i for i in manifest["incidents"] if i["kind"] == sim.DIRTY_ROWS)
+    assert dirty["first"] == dirty["last"] == "2026-10-02"  # day 30 of the plan
+    # Only the reference dates differ from the packaged config.
+    template = sim.DEMO_CONFIG_TEMPLATE.read_text().splitlines()
+    written = summary.config_path.read_text().splitlines()
+    changed = [(a, b) for a, b in zip(template, written, strict=True) if a != b]
+    assert {a.split(":")[0].strip() for a, _ in changed} == {"start", "end"}
+    assert len(changed) == 2 * len(config.models)
+
+
+def test_a_short_run_has_a_reference_inside_it(tmp_path: Path) -> None:
+    summary = sim.simulate(tmp_path, days=3, requests=SMALL, start=dt.date(2026, 11, 28))
+    for model in load_config(summary.config_path).models:
+        assert model.reference.end == dt.date(2026, 11, 30)
+
+
+def test_cli_simulates_up_to_yesterday_by_default(tmp_path: Path, capsys) -> None:
+    from monitoring_pipelines.cli import main
+
+    assert main(["simulate", "--days", "2", "--requests", "50", "--out", str(tmp_path)]) == 0
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    manifest = sim.read_manifest(tmp_path)
+    assert (manifest["start"], manifest["end"]) == (yesterday - dt.timedelta(days=1), yesterday)
+    assert f"{yesterday - dt.timedelta(days=1)} .. {yesterday}" in capsys.readouterr().out
+    assert (
+        main(["simulate", "--days", "2", "--requests", "50", "--out", str(tmp_path), "--start", "2026-06-01"])
+        == 0
+    )
+    assert sim.read_manifest(tmp_path)["end"] == dt.date(2026, 6, 2)

@@ -7,8 +7,9 @@ time a channel is built (once per delivery run), so secrets never pass through t
 the warehouse or Dagster run storage, and rotating one needs no restart.
 
 Every failure is a `DeliveryError` whose message is safe to store and log (see redaction.py).
-Modules: base.py (the `Channel` protocol, `DeliveryError`), http.py (`post_json`), message.py
-(wording, JSON), redaction.py (secrets), and one module per channel. This file is the registry.
+Modules: base.py (the `Channel` protocol, `DeliveryError`, `SEND_DEADLINE_S`), deadline.py (the
+wall-clock deadline of one send), http.py (`post_json`), message.py (wording, JSON), redaction.py
+(secrets), and one module per channel. This file is the registry.
 """
 
 from __future__ import annotations

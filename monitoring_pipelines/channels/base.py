@@ -1,9 +1,14 @@
-"""The contract between the outbox (delivery.py) and a channel: the `Channel` protocol and
-`DeliveryError`, the one exception a send may raise."""
+"""The contract between the outbox (delivery.py) and a channel: the `Channel` protocol,
+`DeliveryError`, the one exception a send may raise, and `SEND_DEADLINE_S`, the time a send may take."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
+
+# Wall-clock budget of one send (connect, request, answer), in seconds. Per-operation socket timeouts
+# alone let a receiver trickling a byte every few seconds hold a send forever; a send still unanswered
+# when this runs out fails as "channel down". Read at each send (tests lower it).
+SEND_DEADLINE_S = 20.0
 
 
 class DeliveryError(Exception):
@@ -38,5 +43,5 @@ class Channel(Protocol):
         ...
 
     def send(self, notification: dict[str, Any]) -> None:
-        """Deliver one notification or raise `DeliveryError`."""
+        """Deliver one notification or raise `DeliveryError`, within `SEND_DEADLINE_S` seconds."""
         ...

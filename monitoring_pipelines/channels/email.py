@@ -2,7 +2,8 @@
 
 The Message-ID is derived from the notification id, so the rare resend after a crash carries the
 same id and mail systems that drop duplicate Message-IDs show it once. SMTP 4xx replies and
-connection trouble are retryable, 5xx replies (bad recipient, failed login) are not.
+connection trouble are retryable, 5xx replies (bad recipient, failed login) are not. The whole
+exchange has a wall-clock deadline (`base.SEND_DEADLINE_S`), like the HTTP channels.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import html
 import os
 import smtplib
+import socket
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
 
+from monitoring_pipelines.channels import deadline
 from monitoring_pipelines.channels.base import DeliveryError
 from monitoring_pipelines.channels.message import (
     alert_line,
@@ -30,6 +33,7 @@ from monitoring_pipelines.channels.message import (
 )
 from monitoring_pipelines.channels.redaction import scrub
 
+# Per socket operation; the whole exchange is bounded by base.SEND_DEADLINE_S.
 SMTP_TIMEOUT_S = 15.0
 SUBJECT_CHARS = 200
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -111,6 +115,15 @@ def _parse_bool(value: str | None) -> bool | None:
     raise ValueError(word)
 
 
+class _WatchedSMTP(smtplib.SMTP):
+    """smtplib.SMTP whose socket the current send deadline can shut down."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        deadline.watch(sock)
+        return sock
+
+
 @dataclass(frozen=True)
 class EmailChannel:
     """Sends through MONITORING_SMTP_HOST from MONITORING_EMAIL_FROM to MONITORING_EMAIL_TO."""
@@ -187,16 +200,14 @@ class EmailChannel:
         msg = email_message(notification, self.sender, list(self.recipients))
         where = f"smtp://{self.host}:{self.port}"
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT_S) as smtp:
-                smtp.ehlo()
-                if self.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                    smtp.ehlo()
-                if self.user:
-                    smtp.login(self.user, self.password or "")
-                smtp.send_message(msg, from_addr=self.sender, to_addrs=list(self.recipients))
-                # Some recipients refused while others accepted: the message went out, and a resend
-                # would duplicate it for the others, so this counts as delivered.
+            with deadline.SendDeadline() as budget:
+                try:
+                    self._exchange(msg, self.host, self.port, min(SMTP_TIMEOUT_S, budget.seconds))
+                except (smtplib.SMTPException, OSError):
+                    if budget.expired:
+                        message = f"email: no complete answer from {where} within {budget.seconds:g}s"
+                        raise DeliveryError(message, True, channel_down=True) from None
+                    raise
         except smtplib.SMTPRecipientsRefused as exc:
             codes = sorted({code for code, _ in exc.recipients.values()})
             retryable = any(400 <= code < 500 for code in codes)
@@ -225,3 +236,16 @@ class EmailChannel:
         except OSError as exc:
             message = f"email: could not connect to {where} ({type(exc).__name__})"
             raise DeliveryError(message, True, channel_down=True) from None
+
+    def _exchange(self, msg: EmailMessage, host: str, port: int, timeout: float) -> None:
+        """One SMTP session: greet, STARTTLS and login as configured, send."""
+        with _WatchedSMTP(host, port, timeout=timeout) as smtp:
+            smtp.ehlo()
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+                smtp.ehlo()
+            if self.user:
+                smtp.login(self.user, self.password or "")
+            smtp.send_message(msg, from_addr=self.sender, to_addrs=list(self.recipients))
+            # Some recipients refused while others accepted: the message went out, and a resend
+            # would duplicate it for the others, so this counts as delivered.

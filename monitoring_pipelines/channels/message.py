@@ -79,6 +79,7 @@ def detail_fields(notification: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("Value", notification.get("value")),
         ("Threshold", notification.get("threshold")),
         ("Severity", notification.get("severity")),
+        ("Incident", incident_text(notification)),
     ]
     out = []
     for label, value in fields:
@@ -88,13 +89,26 @@ def detail_fields(notification: Mapping[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def incident_text(notification: Mapping[str, Any]) -> str | None:
+    """`7 alerts since 2026-07-06; root cause: income mean 4,415,944 vs reference 44,384, ×100` for a
+    notification about an incident of several alerts; None for a single alert."""
+    incident = notification.get("incident")
+    if not isinstance(incident, Mapping) or (incident.get("alerts") or 0) < 2:
+        return None
+    text = f"{incident['alerts']} alerts since {incident.get('first_seen_date') or '?'}"
+    return f"{text}; root cause: {incident['root_cause']}" if incident.get("root_cause") else text
+
+
 def alert_line(alert: Mapping[str, Any]) -> str:
-    """One alert of a digest on one line."""
+    """One alert (or incident) of a digest on one line."""
     parts = [str(alert.get("model_name") or "?"), str(alert.get("check_name") or "?")]
+    size = (alert.get("incident") or {}).get("alerts") if isinstance(alert.get("incident"), Mapping) else None
+    if size and size > 1:
+        parts[0] += f" (incident of {size} alerts)"
     if alert.get("subject"):
         parts.append(str(alert["subject"]))
     line = " / ".join(parts)
-    if alert.get("metric") is not None:
+    if alert.get("metric") is not None and alert.get("value") is not None:  # an unusable day has no value
         line += (
             f": {alert['metric']} = {format_value(alert.get('value'))}"
             f" (threshold {format_value(alert.get('threshold'))})"

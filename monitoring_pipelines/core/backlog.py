@@ -1,10 +1,12 @@
 """Alerts -> backlog items with lineage, and the item's lifecycle (open -> in_progress -> resolved).
 
-Pure. One item tracks one alert episode that passed noise control (warning or critical), so a finding
-that repeats day after day updates one item instead of filing a new one. A failure that comes back
-after its item resolved opens a new item, unless a person re-opened the old one (or opened an item for
-that dedup key by hand): then it joins that item. Each item carries where it came from: alert ids,
-asset keys, the failing partitions, the runs that saw them, the check's evidence and Dagster UI links.
+Pure. One item tracks one incident (the alerts of a model that started together, `incident_id`) once
+one of its alerts passed noise control (warning or critical), so a finding that repeats day after day,
+or one cause that trips seven checks, updates one item instead of filing several. An alert that re-opens
+re-opens its item. A failure that comes back after its item resolved (and after the alert's re-open
+window) opens a new item, unless a person re-opened the old one (or opened an item for that dedup key by
+hand): then it joins that item. Each item carries where it came from: alert ids, asset keys, the failing
+partitions, the runs that saw them, the check's evidence, the incident's root cause and Dagster UI links.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from monitoring_pipelines.core.alerts import (
     check_url,
     is_missing,
     json_text,
+    lead_row,
     level_of,
     normalize_alerts,
     partition_key_str,
@@ -131,20 +134,23 @@ def build_items(
 ) -> BacklogDecision:
     """Open or update the items of one model from its alerts and check findings.
 
-    `alerts`: the model's alerts rows. `findings`: `core.alerts.finding_rows` of the model's
+    `alerts`: the model's alerts rows (an incident's warning/critical alerts are tracked together once one
+    of them has a `detected_date`). `findings`: `core.alerts.finding_rows` of the model's
     check history (the failing days give the item's partitions and runs). `existing`: the model's
     backlog_items rows. Status moves automatically only forward and only on news: an item resolves
     when its last alert resolves after the item last changed (so a person's re-open sticks), and an
     open item goes in_progress when one of its alerts is acknowledged.
     """
     now = as_timestamp(now) if now is not None else pd.Timestamp.now(tz="UTC")
-    eligible = [
-        a
-        for a in normalize_alerts(alerts)
-        if level_of(a["severity"]) >= 1
-        and a["detected_date"] is not None
-        and a["resolved_by"] != "superseded"
-    ]
+    rows = [a for a in normalize_alerts(alerts) if a["resolved_by"] != "superseded"]
+    failing = [a for a in rows if level_of(a["severity"]) >= 1]
+    # A standing finding (info, evidence `review: true`, e.g. a fairness gap the model already had in its
+    # reference period) pages nobody but is work for a person: it gets an item from its first day.
+    review = [a for a in rows if level_of(a["severity"]) == 0 and for_review(a)]
+    # An incident is tracked once one of its alerts passed noise control; then all of them are.
+    detected = {a["incident_id"] or a["alert_id"] for a in failing if a["detected_date"] is not None}
+    detected |= {a["incident_id"] or a["alert_id"] for a in review}
+    eligible = [a for a in failing + review if (a["incident_id"] or a["alert_id"]) in detected]
     eligible.sort(key=lambda a: (a["first_seen_date"], a["alert_id"]))
     by_alert = {a["alert_id"]: a for a in eligible}
     old = {r["item_id"]: r for r in normalize_items(existing)}
@@ -156,11 +162,11 @@ def build_items(
     for alert in eligible:
         if alert["alert_id"] in member:
             continue
-        target = _open_item_for(items, alert)
+        target = _incident_item_for(items, member, by_alert, alert) or _open_item_for(items, alert)
         if target is None:
             target = {
                 "item_id": stable_id("itm", alert["alert_id"]),
-                "title": _title(alert),
+                "title": _title([alert]),
                 "severity": alert["severity"],
                 "model_name": alert["model_name"],
                 "status": "open",
@@ -185,12 +191,37 @@ def build_items(
         if tracked:
             item.update(_lineage(tracked, findings, ui_base_url, item.get("links") or {}))
             item["severity"] = SEVERITIES[max(level_of(a["severity"]) for a in tracked)]
+            if item.get("reported_by") == "monitoring":
+                item["title"] = _title(tracked)
+                item["dedup_key"] = lead_row(tracked)["dedup_key"]
         prev = old.get(iid)
         if prev is None or not _same(item, prev):
             item["created_at"] = (prev or {}).get("created_at") or item.get("created_at") or now
             item["updated_at"] = now
             changed.append(item)
     return BacklogDecision(items=items_frame(changed), current=items_frame(items.values()))
+
+
+def for_review(alert: Mapping[str, Any]) -> bool:
+    """An info alert whose finding asks for a person's review (`evidence.review`)."""
+    evidence = as_json(alert.get("evidence"))
+    return isinstance(evidence, Mapping) and evidence.get("review") is True
+
+
+def _incident_item_for(
+    items: Mapping[str, dict[str, Any]],
+    member: Mapping[str, str],
+    by_alert: Mapping[str, Mapping[str, Any]],
+    alert: Mapping[str, Any],
+) -> dict[str, Any] | None:
+    """The unresolved item already tracking another alert of the same incident."""
+    incident = alert.get("incident_id")
+    if not incident:
+        return None
+    for aid, iid in member.items():
+        if by_alert[aid].get("incident_id") == incident and items[iid]["status"] != "resolved":
+            return items[iid]
+    return None
 
 
 def _open_item_for(items: Mapping[str, dict[str, Any]], alert: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -203,10 +234,18 @@ def _open_item_for(items: Mapping[str, dict[str, Any]], alert: Mapping[str, Any]
 
 
 def _advance(item: dict[str, Any], alerts: list[dict[str, Any]], now: pd.Timestamp) -> None:
-    """Automatic status moves, forward only and only for news since the item last changed."""
-    if not alerts or item["status"] == "resolved":
+    """Automatic status moves, only for news since the item last changed: forward, or back to open when
+    one of its alerts re-opened after the item resolved (the same incident, back within days)."""
+    if not alerts:
         return
     since = item.get("updated_at")
+    if item["status"] == "resolved":
+        reopened = [
+            a["updated_at"] for a in alerts if a["status"] != "resolved" and a["updated_at"] is not None
+        ]
+        if reopened and (since is None or max(reopened) > since):
+            item["status"], item["resolved_at"] = "open", None
+        return
     resolved = [a["resolved_at"] for a in alerts if a["status"] == "resolved"]
     if len(resolved) == len(alerts):
         latest = max((t for t in resolved if t is not None), default=None)
@@ -218,8 +257,13 @@ def _advance(item: dict[str, Any], alerts: list[dict[str, Any]], now: pd.Timesta
         item["status"] = "in_progress"
 
 
-def _title(alert: Mapping[str, Any]) -> str:
-    return f"{alert['model_name']}: {alert['check_name']} failing for {alert['subject']} ({alert['metric']})"
+def _title(alerts: list[dict[str, Any]]) -> str:
+    """One alert: what fails. An incident: its root cause and size."""
+    lead = lead_row(alerts)
+    if len(alerts) == 1 or not lead.get("root_cause"):
+        return f"{lead['model_name']}: {lead['check_name']} failing for {lead['subject']} ({lead['metric']})"
+    since = min(a["first_seen_date"] for a in alerts if a["first_seen_date"])
+    return f"{lead['model_name']}: {lead['root_cause']} ({len(alerts)} alerts since {since.isoformat()})"
 
 
 def _lineage(
@@ -230,7 +274,8 @@ def _lineage(
     if findings is not None and len(findings):
         for alert in alerts:
             start, end = alert["first_seen_date"], alert["last_seen_date"] or alert["first_seen_date"]
-            rows = findings[(findings["dedup_key"] == alert["dedup_key"]) & (findings["level"] >= 1)]
+            floor = 0 if for_review(alert) else 1  # a standing finding's days are its info days
+            rows = findings[(findings["dedup_key"] == alert["dedup_key"]) & (findings["level"] >= floor)]
             for rec in records(rows):
                 day = as_date(rec["partition_date"])
                 if day is not None and start <= day <= end:
@@ -258,6 +303,26 @@ def _lineage(
         "latest": _day_summary(latest) if latest else _alert_summary(latest_alert),
         "worst": _day_summary(worst) if worst else _alert_summary(latest_alert),
     }
+    if len(alerts) > 1 or alerts[0].get("incident_id"):
+        lead = lead_row(alerts)
+        evidence["incident"] = {
+            "incident_id": lead.get("incident_id"),
+            "root_cause": lead.get("root_cause"),
+            "lead": lead["dedup_key"],
+            "alerts": [
+                {
+                    "alert_id": a["alert_id"],
+                    "dedup_key": a["dedup_key"],
+                    "check_name": a["check_name"],
+                    "subject": a["subject"],
+                    "severity": a["severity"],
+                    "status": a["status"],
+                    "first_seen_date": _iso(a["first_seen_date"]),
+                    "reopened": a.get("reopened") or 0,
+                }
+                for a in alerts
+            ],
+        }
     new_links = {
         **{k: v for k, v in links.items() if k == "external"},
         "run": run_url(ui_base_url, latest["run_id"] if latest else latest_alert["run_id"]),
@@ -353,6 +418,16 @@ def render_item_markdown(item: Mapping[str, Any]) -> str:
         lines.append(
             f"- **latest**: {latest.get('message') or ''} (value {_number(latest.get('value'))}, "
             f"threshold {_number(latest.get('threshold'))}, {latest.get('partition_date')})"
+        )
+    incident = evidence.get("incident") or {}
+    if len(incident.get("alerts") or []) > 1:
+        lines.append(f"- **root cause**: {incident.get('root_cause') or '–'}")
+        lines.append(
+            f"- **incident** ({len(incident['alerts'])} alerts): "
+            + "; ".join(
+                f"{a['check_name']} on {a['subject']} ({a['severity']}, {a['status']})"
+                for a in incident["alerts"]
+            )
         )
     if evidence.get("description"):
         lines.append(f"- **description**: {evidence['description']}")

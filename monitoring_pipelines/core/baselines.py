@@ -65,9 +65,12 @@ def reference_baselines(
     Every reference day is scored the way a live day is (drift statistics against the profile,
     measured and estimated performance, business outcomes, subgroup and overall metrics), and
     `summarize_days` gives each statistic's mean, std and day count: how much it moves on ordinary
-    days. Returns the profile carrying its drift bands and the `reference_baselines` rows (all domains).
+    days. Returns the profile carrying its drift bands and its score calibration (fitted on the window's
+    labels, cross-fitted over its days: each day's estimated rows use a map that never saw its labels, as a
+    live day's do), and the `reference_baselines` rows (all domains).
     """
     from monitoring_pipelines.core.drift import reference_variability
+    from monitoring_pipelines.core.estimation import reference_calibration
     from monitoring_pipelines.core.fairness import subgroup_and_overall_metrics
     from monitoring_pipelines.core.outcomes import outcome_rows
     from monitoring_pipelines.core.performance import daily_performance
@@ -79,10 +82,18 @@ def reference_baselines(
             profile, {day: reference.columns(day) for day in days}, thresholds=thresholds.drift
         )
     )
+    # every day's scored rows, held at once (the snapshot caches them for the run anyway)
+    scored_days = {day: reference.scored(model.segments, day) for day in days}
+    calibration = reference_calibration(scored_days)
+    profile = profile.with_calibration(calibration.calibration)
     perf, outcomes, subgroups, overall = [], [], [], []
     for day in days:  # a few dozen reference days: the work inside each is vectorized
-        scored = reference.scored(model.segments, day)
-        perf.append(daily_performance(scored, thresholds=thresholds.performance).assign(day=day))
+        scored = scored_days[day]
+        perf.append(
+            daily_performance(
+                scored, thresholds=thresholds.performance, calibration=calibration.for_day(day)
+            ).assign(day=day)
+        )
         if model.outcomes:
             totals, requests = reference.outcome_totals(model.outcomes, day)
             outcomes.append(outcome_rows(totals, requests, model.outcomes).assign(day=day))

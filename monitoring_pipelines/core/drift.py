@@ -28,7 +28,14 @@ from scipy.spatial import distance
 
 from monitoring_pipelines.config import DriftThresholds, ModelConfig
 from monitoring_pipelines.core.baselines import summarize_days
-from monitoring_pipelines.core.findings import SEVERITY_RANK, CheckResult, CheckSpec, Finding
+from monitoring_pipelines.core.findings import (
+    SEVERITY_RANK,
+    CheckResult,
+    CheckSpec,
+    Finding,
+    not_enough_data_text,
+    observed,
+)
 from monitoring_pipelines.core.formatting import code_span, fmt, json_float, markdown_table
 from monitoring_pipelines.core.profiles import (
     DAY_COLUMN,
@@ -579,47 +586,69 @@ def drift_checks(
     critical_findings: list[Finding] = []
     quality_findings: list[Finding] = []
     for f, rows in by_feature.items():
-        drifted = [r for s, r in rows.items() if s in EFFECT_STATISTICS and r["drifted"]]
-        if drifted:
+        effect = [r for s, r in rows.items() if s in EFFECT_STATISTICS]
+        drifted = [r for r in effect if r["drifted"]]
+        critical = [r for r in drifted if r["severity"] == "critical"]
+        if critical:
             # A feature is reported once: as critical when it is, else as a warning. Two checks on one
             # subject would open two alerts (and two pages after escalation) for one movement.
-            critical = [r for r in drifted if r["severity"] == "critical"]
-            if critical:
-                why = "prediction drift" if f in PREDICTION_FEATURES else "critical drift"
-                critical_findings.append(
-                    _finding(CRITICAL_DRIFT, "critical", _worst(critical), evidence[f], why)
-                )
-            else:
-                feature_findings.append(
-                    _finding(FEATURE_DRIFT, "warning", _worst(drifted), evidence[f], "drifted")
-                )
-        for s in QUALITY_STATISTICS:
-            r = rows.get(s)
-            if r is not None and r["severity"] != "ok":
-                quality_findings.append(_finding(DATA_QUALITY, r["severity"], r, evidence[f]))
+            why = "prediction drift" if f in PREDICTION_FEATURES else "critical drift"
+            critical_findings.append(_finding(CRITICAL_DRIFT, "critical", _worst(critical), evidence[f], why))
+        elif drifted:
+            feature_findings.append(
+                _finding(FEATURE_DRIFT, "warning", _worst(drifted), evidence[f], "drifted")
+            )
+        # A subject judged and fine says by how much: alerting resolves only once the value is back
+        # inside its line by a margin (hysteresis), not on the first day it dips under it.
+        if effect and not critical:
+            worst = _worst(effect)
+            line = worst["threshold"] if f in PREDICTION_FEATURES else _critical_line(worst)
+            critical_findings.append(_observed(CRITICAL_DRIFT, worst, line))
+            if not drifted:
+                feature_findings.append(_observed(FEATURE_DRIFT, worst, worst["threshold"]))
+        quality = [r for s, r in rows.items() if s in QUALITY_STATISTICS]
+        flagged = [r for r in quality if r["severity"] != "ok"]
+        quality_findings += [_finding(DATA_QUALITY, r["severity"], r, evidence[f]) for r in flagged]
+        if quality and not flagged:
+            worst = _worst(quality)
+            quality_findings.append(_observed(DATA_QUALITY, worst, worst["threshold"]))
 
     meta = _metadata(records, by_feature, profile_version)
     effect_table = _table(by_feature, EFFECT_STATISTICS)
+    unknown = _too_few_rows(records, thresholds)
     return [
         CheckResult(
             FEATURE_DRIFT,
-            feature_findings + _too_few_rows(records, thresholds),
+            feature_findings,
             {**meta, "worst_features": effect_table},
             "Features whose distribution moved: effect size past threshold and significant after BH.",
+            unknown=unknown,
         ),
         CheckResult(
             CRITICAL_DRIFT,
             critical_findings,
             {**meta, "worst_features": effect_table},
             "PSI at or beyond psi_critical on a feature, or drift of the score / decision rate.",
+            unknown=unknown,
         ),
         CheckResult(
             DATA_QUALITY,
             quality_findings,
             {**meta, "worst_features": _table(by_feature, QUALITY_STATISTICS)},
             "Null-rate spikes, values outside the reference range, categories the reference never had.",
+            unknown=unknown,
         ),
     ]
+
+
+def _critical_line(r: Record) -> float:
+    """The line a critical drift finding of this statistic crosses: its critical threshold if it has one."""
+    critical = r.get("threshold_critical")
+    return critical if critical is not None and np.isfinite(critical) else r["threshold"]
+
+
+def _observed(check: str, r: Record, line: float) -> Finding:
+    return observed(check, str(r["feature"]), str(r["statistic"]), json_float(r["value"]), json_float(line))
 
 
 def _ratio(r: Record) -> float:
@@ -689,22 +718,12 @@ def _evidence(by_stat: dict[str, Record], profile_version: str | None) -> dict[s
     return evidence
 
 
-def _too_few_rows(records: list[Record], thresholds: DriftThresholds) -> list[Finding]:
+def _too_few_rows(records: list[Record], thresholds: DriftThresholds) -> str:
+    """Why drift could not be judged today ('' when it could): no feature had min_n values."""
     counts = [int(r["n_current"]) for r in records if r["statistic"] in EFFECT_STATISTICS]
     if not counts or max(counts) >= thresholds.min_n:
-        return []
-    n = max(counts)
-    return [
-        Finding(
-            check_name=FEATURE_DRIFT,
-            severity="info",
-            metric="n_current",
-            subject="model",
-            value=float(n),
-            threshold=float(thresholds.min_n),
-            message=f"drift not judged: at most {n} non-null values per feature, min_n is {thresholds.min_n}",
-        )
-    ]
+        return ""
+    return not_enough_data_text(max(counts), thresholds.min_n, "non-null values per feature")
 
 
 def _metadata(

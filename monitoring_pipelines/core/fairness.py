@@ -4,9 +4,12 @@ An average can look fine while one group of 5-10 % of traffic is badly served. T
 disaggregates the champion's day by every segment value (and configured intersections), puts a
 confidence interval on every number, and raises two checks:
 
-* `fairness_gap` (warning): a segment value's positive rate is outside the four-fifths band
-  against the overall rate, or a segment's demographic-parity / equalized-odds difference exceeds
-  its threshold - in both cases only when the confidence interval clears the threshold.
+* `fairness_gap`: a segment value's positive rate against the most-favoured value's (the four-fifths
+  ratio, Katz interval), or a segment's demographic-parity / equalized-odds difference, judged
+  against the same number in the reference window. A gap the reference window already had is a
+  *standing* finding (info: reported for review, never pages); a gap that appeared or grew beyond
+  the reference band, with the day's interval excluding the reference value, is a warning; an
+  interval beyond an absolute limit the owner configured is critical, standing or not.
 * `differential_degradation` (critical): a segment value's metric fell against its own reference
   band by more than the overall metric fell, plus `degradation_margin`.
 
@@ -17,6 +20,7 @@ See docs/fairness.md for the definitions and the reasons behind each default.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -42,10 +46,13 @@ def _check_specs(t: SubgroupThresholds = SubgroupThresholds()) -> tuple[CheckSpe
     return (
         CheckSpec(
             FAIRNESS_GAP,
-            "warning",
-            f"Positive-rate disparity outside the band [{t.disparity_low:g}, {t.disparity_high:g}] of the "
-            f"overall rate, or a demographic-parity / equalized-odds difference beyond {t.parity_gap:g} / "
-            f"{t.equalized_odds_gap:g}, for segment values with at least {t.min_n} rows.",
+            "critical",
+            f"A segment value's positive rate below {t.disparity_low:g} of the most-favoured value's (four-fifths "
+            f"rule), or a demographic-parity / equalized-odds difference beyond {t.parity_gap:g} / "
+            f"{t.equalized_odds_gap:g}: info when the reference window had the same gap (standing), warning "
+            f"when it appeared or grew beyond the reference band (mean ± {t.band_k:g}·σ) with the day's interval "
+            f"excluding the reference value, critical beyond an absolute limit the owner configured. Segment "
+            f"values with at least {t.min_n} rows.",
         ),
         CheckSpec(
             DIFFERENTIAL_DEGRADATION,
@@ -63,12 +70,12 @@ VALUE_SEP = "|"
 # Per-value metrics, in output order. `recall` is the true-positive rate (same name as in
 # performance_metrics); `calibration_gap` is mean score minus label rate (calibration-in-the-large).
 VALUE_METRICS = ("positive_rate", "label_rate", "recall", "fpr", "precision", "auc", "calibration_gap")
+# Per-value fairness metric: the value's positive rate over the most-favoured value's (four-fifths rule).
+RATIO_METRIC = "disparate_impact_ratio"
 SUMMARY_METRICS = (
     "demographic_parity_difference",
     "demographic_parity_ratio",
     "equalized_odds_difference",
-    "disparity_ratio_min",
-    "disparity_ratio_max",
 )
 # Metrics the differential-degradation check watches, with their good direction (+1: higher is better).
 DEGRADATION_DIRECTION: dict[str, int] = {"auc": 1, "recall": 1, "precision": 1, "fpr": -1}
@@ -236,15 +243,66 @@ def _range_diff(rows: pd.DataFrame) -> tuple[float, float, float]:
     )
 
 
-def _summary_rows(seg: str, rows: pd.DataFrame, overall_rate: float, min_n: int) -> list[dict]:
-    """Segment-level fairness summaries over values with at least `min_n` rows (labelled for EO)."""
+def ratio_interval(
+    x1: np.ndarray | float,
+    n1: np.ndarray | float,
+    x2: np.ndarray | float,
+    n2: np.ndarray | float,
+    confidence: float = 0.95,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ratio p1 / p2 of two independent binomial proportions (x_i successes of n_i) with the Katz log
+    interval, elementwise: (ratio, low, high).
+
+    log(p1 / p2) ± z·sqrt((1 − p1) / x1 + (1 − p2) / x2), i.e. variance 1/x1 − 1/n1 + 1/x2 − 1/n2, so
+    both groups' sampling error counts. A zero count has no logarithm: then the interval is computed
+    from the counts and sizes plus 1/2 ("log-adjusted"), and a zero numerator's lower end is 0 (the
+    ratio itself stays 0). Everything is nan when n1 or n2 is 0 or p2 is 0.
+    Reference: Katz, Baptista, Azen & Pike (1978), Biometrics 34:469-474; the same as statsmodels'
+    ``confint_proportions_2indep(compare="ratio", method="log" / "log-adjusted")``.
+    """
+    x1, n1, x2, n2 = (np.asarray(v, dtype=float) for v in (x1, n1, x2, n2))
+    z = z_value(confidence)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = (x1 / n1) / (x2 / n2)
+        half = np.where((x1 > 0) & (x2 > 0), 0.0, 0.5)  # "log-adjusted" only where a count is 0
+        a1, m1, a2, m2 = x1 + half, n1 + half, x2 + half, n2 + half
+        centre = np.log((a1 / m1) / (a2 / m2))
+        spread = z * np.sqrt(1 / a1 - 1 / m1 + 1 / a2 - 1 / m2)
+        low = np.where(x1 > 0, np.exp(centre - spread), 0.0)
+        high = np.exp(centre + spread)
+    valid = (n1 > 0) & (n2 > 0) & (x2 > 0)
+    nan = np.full(np.broadcast(ratio, low).shape, np.nan)
+    return np.where(valid, ratio, nan), np.where(valid, low, nan), np.where(valid, high, nan)
+
+
+def _eligible_rates(rows: pd.DataFrame, min_n: int) -> pd.DataFrame:
+    """The `positive_rate` rows of the values with at least `min_n` rows: the values the four-fifths
+    ratios and the parity summaries are built from."""
+    return rows[(rows["metric"] == "positive_rate") & (rows["rows"] >= min_n) & rows["value"].notna()]
+
+
+def _favoured(pr: pd.DataFrame) -> pd.Series:
+    """The most-favoured value's `positive_rate` row: the highest rate (the first in text order on a tie)."""
+    return pr.loc[pr["value"].idxmax()]
+
+
+def _positives(row: pd.Series) -> float:
+    """The positive decisions behind a `positive_rate` row (rate × rows, an integer up to rounding)."""
+    return float(np.round(row["value"] * row["rows"]))
+
+
+def _summary_rows(seg: str, rows: pd.DataFrame, min_n: int, confidence: float) -> list[dict]:
+    """Four-fifths ratios per value and segment-level summaries, over values with at least `min_n`
+    rows (labelled rows for equalized odds)."""
     out: list[dict] = []
 
-    def row(metric: str, value: float, low: float, high: float, used: pd.DataFrame) -> None:
+    def row(
+        metric: str, value: float, low: float, high: float, used: pd.DataFrame, segment_value: str = ALL
+    ) -> None:
         out.append(
             {
                 "segment": seg,
-                "segment_value": ALL,
+                "segment_value": segment_value,
                 "metric": metric,
                 "value": value,
                 "ci_low": low,
@@ -257,17 +315,25 @@ def _summary_rows(seg: str, rows: pd.DataFrame, overall_rate: float, min_n: int)
             }
         )
 
-    pr = rows[(rows["metric"] == "positive_rate") & (rows["rows"] >= min_n) & rows["value"].notna()]
+    pr = _eligible_rates(rows, min_n)
+    if len(pr) >= 2 and _favoured(pr)["value"] > 0:
+        top = _favoured(pr)
+        x = pr["value"].to_numpy(dtype=float) * pr["rows"].to_numpy(dtype=float)
+        ratio, low, high = ratio_interval(
+            np.round(x), pr["rows"], _positives(top), float(top["rows"]), confidence
+        )
+        for (i, r), value, lo, hi in zip(pr.iterrows(), ratio, low, high, strict=True):
+            if i == top.name:  # the most-favoured value against itself: 1 by definition, no interval
+                value, lo, hi = 1.0, np.nan, np.nan
+            row(RATIO_METRIC, float(value), float(lo), float(hi), pr.loc[[i]], str(r["segment_value"]))
     if len(pr) >= 2:
         d, low, high = _range_diff(pr)
         row("demographic_parity_difference", d, low, high, pr)
-        top = pr["value"].max()
-        row("demographic_parity_ratio", pr["value"].min() / top if top > 0 else np.nan, np.nan, np.nan, pr)
-    if len(pr) >= 1 and overall_rate > 0:
-        lo = pr.loc[pr["ratio"].idxmin()]
-        hi = pr.loc[pr["ratio"].idxmax()]
-        row("disparity_ratio_min", lo["ratio"], lo["ci_low"] / overall_rate, lo["ci_high"] / overall_rate, pr)
-        row("disparity_ratio_max", hi["ratio"], hi["ci_low"] / overall_rate, hi["ci_high"] / overall_rate, pr)
+        hi_row, lo_row = _favoured(pr), pr.loc[pr["value"].idxmin()]
+        value, low, high = ratio_interval(
+            _positives(lo_row), float(lo_row["rows"]), _positives(hi_row), float(hi_row["rows"]), confidence
+        )
+        row("demographic_parity_ratio", float(value), float(low), float(high), pr)
 
     eligible = rows[rows["labelled"] >= min_n]
     parts = []
@@ -294,10 +360,12 @@ def subgroup_metrics(
 
     `day` holds the champion's `ok` rows with `score`, `prediction`, `label` (NaN while unlabelled)
     and the segment columns. Intersections are named `a*b` with values `x|y` (config order).
-    `min_n` only decides which values enter the segment summaries (`segment_value='__all__'`), so
-    that a 30-row group cannot make the parity difference; every value still gets its own rows.
+    `min_n` only decides which values enter the four-fifths ratios (`disparate_impact_ratio`: the
+    value's positive rate over the most-favoured value's, Katz interval) and the segment summaries
+    (`segment_value='__all__'`), so that a 30-row group cannot make the parity difference; every value
+    still gets its own metric rows.
     Columns: segment, segment_value, metric, value, ci_low, ci_high, n (the metric's denominator),
-    rows, labelled, gap (value - overall), ratio (value / overall).
+    rows, labelled, gap (value - overall), ratio (value / overall; empty on ratio and summary rows).
     """
     return subgroup_and_overall_metrics(day, segments, intersections, confidence, min_n)[0]
 
@@ -316,7 +384,6 @@ def subgroup_and_overall_metrics(
     overall = _group_metrics(base, _one_group(len(base)), confidence)
     overall_rows = overall[OVERALL_COLUMNS].reset_index(drop=True)
     overall_value = overall.set_index("metric")["value"]
-    overall_rate = float(overall_value.get("positive_rate", np.nan))
     frames: list[pd.DataFrame] = []
     for columns in groups:
         seg = segment_name(columns)
@@ -329,7 +396,7 @@ def subgroup_and_overall_metrics(
         with np.errstate(invalid="ignore", divide="ignore"):
             rows["ratio"] = np.where(ref != 0, rows["value"].to_numpy(dtype=float) / ref, np.nan)
         frames.append(rows[COLUMNS])
-        summary = _summary_rows(seg, rows, overall_rate, min_n)
+        summary = _summary_rows(seg, rows, min_n, confidence)
         if summary:
             frames.append(pd.DataFrame(summary, columns=COLUMNS))
     if not frames:
@@ -344,83 +411,334 @@ def subgroup_and_overall_metrics(
 _show = partial(fmt, digits=3, style="f", missing="n/a")
 
 
+def _moved(change: float) -> str:
+    """`rose 0.137` / `fell 0.137` / `did not move`: words from the sign, never "fell -0.137"."""
+    change = float(change)
+    if not np.isfinite(change) or change == 0:
+        return "did not move"
+    return f"{'rose' if change > 0 else 'fell'} {_show(abs(change))}"
+
+
+@dataclass(frozen=True)
+class GapRule:
+    """How `fairness_gap` reads one fairness metric: which side is unfair, the line (a SubgroupThresholds
+    field) a group must be beyond to be looked at, and the owner's absolute limit (a field, None = unset)."""
+
+    metric: str
+    worse: int  # -1: lower is more unfair (a ratio); +1: higher is (a difference)
+    line: str
+    absolute: str
+    label: str  # in messages
+
+    def beyond(self, x: float, limit: float) -> bool:
+        """`x` lies on the unfair side of `limit` (False when either is missing)."""
+        return bool(np.isfinite(x) and np.isfinite(limit) and self.worse * (x - limit) > 0)
+
+    def fair_end(self, low: float, high: float) -> float:
+        """The end of an interval nearest to fairness: the interval lies beyond a limit when this end does."""
+        return high if self.worse < 0 else low
+
+
+GAP_RULES: dict[str, GapRule] = {
+    r.metric: r
+    for r in (
+        GapRule(RATIO_METRIC, -1, "disparity_low", "absolute_min_ratio", "four-fifths ratio"),
+        GapRule(
+            "demographic_parity_difference",
+            1,
+            "parity_gap",
+            "absolute_max_parity_difference",
+            "demographic-parity difference",
+        ),
+        GapRule(
+            "equalized_odds_difference",
+            1,
+            "equalized_odds_gap",
+            "absolute_max_equalized_odds_difference",
+            "equalized-odds difference",
+        ),
+    )
+}
+MIN_BAND_DAYS = 3  # reference days with a value before a band's spread means anything
+# What a fairness_gap finding is, by the evidence behind it, and its severity.
+GAP_KINDS: dict[str, str] = {
+    "absolute_limit": "critical",
+    "emerging": "warning",
+    "standing": "info",
+    "no_reference": "info",
+}
+LEVEL_COLUMNS = ["segment", "segment_value", "metric", "reference_value", "reference_low", "reference_high"]
+
+
+def has_band(mean: float, std: float, n_days: float) -> bool:
+    """A reference band to judge a change against: a mean and a spread from at least MIN_BAND_DAYS days."""
+    return bool(np.isfinite(mean) and np.isfinite(std) and np.isfinite(n_days) and n_days >= MIN_BAND_DAYS)
+
+
+def reference_levels(bands: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """The fairness metrics of the reference window itself, with intervals, from its groups' daily bands.
+
+    A group's reference rate is the mean of its daily rates over the window, with standard error
+    std / sqrt(days). From those: each value's four-fifths ratio to the most-favoured value (the highest
+    reference rate; log interval by the delta method), the demographic-parity difference (highest minus
+    lowest rate) and the equalized-odds difference (the larger of the recall and fpr ranges; interval
+    [max of the lows, max of the highs]), over the values that had a four-fifths ratio (`min_n` rows) on
+    at least MIN_BAND_DAYS reference days. These say whether the window had a gap (a *standing* one):
+    unlike the mean of the daily differences they are not inflated by each day's sampling noise, which
+    makes the largest minus the smallest of many small groups look like a gap every day.
+    Columns: LEVEL_COLUMNS.
+    """
+    need = {"segment", "segment_value", "metric", "mean", "std", "n_days"}
+    if bands.empty or not need <= set(bands.columns):
+        return pd.DataFrame(columns=LEVEL_COLUMNS)
+    usable = bands[
+        (bands["segment_value"] != ALL)
+        & np.isfinite(pd.to_numeric(bands["mean"], errors="coerce").astype(float))
+        & np.isfinite(pd.to_numeric(bands["std"], errors="coerce").astype(float))
+        & (pd.to_numeric(bands["n_days"], errors="coerce").astype(float) >= MIN_BAND_DAYS)
+    ]
+    z = z_value(confidence)
+    out: list[tuple] = []
+    for seg, rows in usable.groupby("segment", sort=True):
+        table = rows.pivot_table(index="segment_value", columns="metric", values=["mean", "std", "n_days"])
+        if RATIO_METRIC not in table["mean"].columns or "positive_rate" not in table["mean"].columns:
+            continue
+        table = table[table["mean"][RATIO_METRIC].notna() & table["mean"]["positive_rate"].notna()]
+        if len(table) < 2:
+            continue
+
+        def mean_se(metric: str, table: pd.DataFrame = table) -> tuple[pd.Series, pd.Series]:
+            return table["mean"][metric], table["std"][metric] / np.sqrt(table["n_days"][metric])
+
+        rate, se = mean_se("positive_rate")
+        top = rate.idxmax()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            log_se = np.sqrt((se / rate) ** 2 + (se[top] / rate[top]) ** 2)
+            ratio = rate / rate[top]
+            low = np.where(rate > 0, ratio * np.exp(-z * log_se), 0.0)
+            high = np.where(rate > 0, ratio * np.exp(z * log_se), (rate + z * se) / rate[top])
+        for value, r, lo, hi in zip(rate.index, ratio, low, high, strict=True):
+            if value != top:
+                out.append((seg, value, RATIO_METRIC, r, lo, hi))
+        out.append((seg, ALL, "demographic_parity_difference", *_level_range(rate, se, z)))
+        parts = []
+        for metric in ("recall", "fpr"):
+            if metric in table["mean"].columns:
+                m, s = mean_se(metric)
+                if m.notna().sum() >= 2:
+                    parts.append(_level_range(m[m.notna()], s[m.notna()], z))
+        if parts:
+            level = (max(p[0] for p in parts), max(p[1] for p in parts), max(p[2] for p in parts))
+            out.append((seg, ALL, "equalized_odds_difference", *level))
+    return pd.DataFrame(out, columns=LEVEL_COLUMNS)
+
+
+def _level_range(mean: pd.Series, se: pd.Series, z: float) -> tuple[float, float, float]:
+    """Highest minus lowest reference mean, ± z times the root sum of their squared standard errors."""
+    hi, lo = mean.idxmax(), mean.idxmin()
+    d, half = float(mean[hi] - mean[lo]), z * float(np.hypot(se[hi], se[lo]))
+    return d, d - half, d + half
+
+
+def band_edge(
+    rule: GapRule, band_k: float, band: tuple[float, float, float], ci: tuple[float, float], confidence: float
+) -> float:
+    """The edge of the reference band on the unfair side for today's number:
+    mean + worse·band_k·sqrt(std² + se²), where se = today's standard error, read back from its interval
+    (width / 2z; 0 without one). Today's error widens the band: the reference std comes from a few dozen
+    days of their own size, today may be smaller, and a most-favoured group or a max − min over a few
+    hundred rows has heavier tails than a normal band allows for."""
+    mean, std, _ = band
+    se = (ci[1] - ci[0]) / (2 * z_value(confidence))
+    return float(mean + rule.worse * band_k * np.hypot(std, se if np.isfinite(se) else 0.0))
+
+
+def judge_gap(
+    rule: GapRule,
+    t: SubgroupThresholds,
+    today: tuple[float, float, float],
+    band: tuple[float, float, float],
+    level: tuple[float, float],
+    confidence: float = 0.95,
+) -> str | None:
+    """What today's fairness number means: a key of GAP_KINDS, or None.
+
+    `today` = (value, ci_low, ci_high); `band` = (mean, std, days) of the metric's daily values in the
+    reference window; `level` = (low, high) of the window's own value (reference_levels).
+
+    * `absolute_limit`: the day's interval lies beyond the owner's absolute limit (when configured).
+    * `emerging`: beyond the line today, beyond the band's edge on the unfair side (band_edge: band_k
+      spreads of sqrt(std² + today's standard error²)), and the day's interval excludes the band's mean:
+      a change, not the model's old habit and not one day's noise.
+    * `standing`: not emerging, and the reference window's interval lies beyond the line: a gap the
+      model had all along.
+    * `no_reference`: no band to tell the two apart, and the day's interval lies beyond the line.
+    A group not measured today (value NaN) can only be standing.
+    """
+    value, ci_low, ci_high = today
+    mean, std, days = band
+    line, limit = getattr(t, rule.line), getattr(t, rule.absolute)
+    fair_end = rule.fair_end(ci_low, ci_high)
+    if limit is not None and rule.beyond(fair_end, limit):
+        return "absolute_limit"
+    changed = has_band(mean, std, days) and rule.beyond(fair_end, mean)
+    if (
+        changed
+        and rule.beyond(value, line)
+        and rule.beyond(value, band_edge(rule, t.band_k, band, (ci_low, ci_high), confidence))
+    ):
+        return "emerging"
+    if rule.beyond(rule.fair_end(*level), line):
+        return "standing"
+    if not has_band(mean, std, days) and rule.beyond(fair_end, line):
+        return "no_reference"
+    return None
+
+
+def _gap_rows(today: pd.DataFrame, bands: pd.DataFrame, min_n: int, confidence: float) -> pd.DataFrame:
+    """Today's fairness rows (four-fifths ratios of values with `min_n` rows, parity summaries) next to the
+    bands of their daily values and the reference window's own values (reference_levels). A group with a
+    reference but no row today is kept (value NaN): it may be standing."""
+    keys = ["segment", "segment_value", "metric"]
+    rows = today[today["metric"].isin(list(GAP_RULES))]
+    rows = rows[(rows["segment_value"] == ALL) | (rows["rows"] >= min_n)]
+    rows = rows[[*keys, "value", "ci_low", "ci_high", "rows", "labelled"]]
+    if bands.empty or not set(keys) <= set(bands.columns):
+        band = pd.DataFrame(columns=[*keys, "mean", "std", "n_days"])
+    else:
+        band = bands[bands["metric"].isin(list(GAP_RULES))][[*keys, "mean", "std", "n_days"]]
+    merged = rows.merge(band, on=keys, how="outer").merge(
+        reference_levels(bands, confidence), on=keys, how="outer"
+    )
+    numeric = ["value", "ci_low", "ci_high", "rows", "labelled", "mean", "std", "n_days"]
+    for column in [*numeric, *LEVEL_COLUMNS[3:]]:
+        merged[column] = pd.to_numeric(merged[column], errors="coerce").astype(float)
+    return merged.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
 def _fairness_findings(
-    today: pd.DataFrame, overall_rate: float, t: SubgroupThresholds
-) -> tuple[list[Finding], int]:
-    findings: list[Finding] = []
+    today: pd.DataFrame, bands: pd.DataFrame, t: SubgroupThresholds, confidence: float
+) -> tuple[list[Finding], dict[str, object]]:
     values = today[today["segment_value"] != ALL]
     pr = values[(values["metric"] == "positive_rate") & values["value"].notna()]
     small = int((pr["rows"] < t.min_n).sum())
-    pr = pr[pr["rows"] >= t.min_n]
-    if overall_rate > 0:
-        r_low = pr["ci_low"].to_numpy(dtype=float) / overall_rate
-        r_high = pr["ci_high"].to_numpy(dtype=float) / overall_rate
-        below = r_high < t.disparity_low
-        above = r_low > t.disparity_high
-        for (_, r), lo, hi, b, a in zip(pr.iterrows(), r_low, r_high, below, above, strict=True):
-            if not (b or a):
-                continue
-            bound = t.disparity_low if b else t.disparity_high
-            findings.append(
-                Finding(
-                    check_name=FAIRNESS_GAP,
-                    severity="warning",
-                    metric="positive_rate_ratio",
-                    subject=f"{r['segment']}={r['segment_value']}",
-                    value=float(r["ratio"]),
-                    threshold=float(bound),
-                    message=(
-                        f"positive rate of {r['segment']}={r['segment_value']} is {_show(r['value'])} vs "
-                        f"{_show(overall_rate)} overall: ratio {_show(r['ratio'])} (CI {_show(lo)}-{_show(hi)}) "
-                        f"outside the four-fifths band {t.disparity_low}-{t.disparity_high} ({int(r['rows'])} rows)"
-                    ),
-                    evidence={
-                        "segment": r["segment"],
-                        "segment_value": r["segment_value"],
-                        "n": int(r["rows"]),
-                        "labelled": int(r["labelled"]),
-                        "positive_rate": float(r["value"]),
-                        "overall_positive_rate": overall_rate,
-                        "ratio_ci": [float(lo), float(hi)],
-                        "reference": "overall positive rate",
-                    },
-                )
-            )
-
-    summaries = today[
-        (today["segment_value"] == ALL)
-        & today["metric"].isin(["demographic_parity_difference", "equalized_odds_difference"])
-    ]
-    for _, r in summaries.iterrows():
-        limit = t.parity_gap if r["metric"] == "demographic_parity_difference" else t.equalized_odds_gap
-        if not (np.isfinite(r["ci_low"]) and r["ci_low"] > limit):
-            continue
-        base = "positive_rate" if r["metric"] == "demographic_parity_difference" else None
-        extremes = _extremes(values[values["segment"] == r["segment"]], base, t.min_n)
-        findings.append(
-            Finding(
-                check_name=FAIRNESS_GAP,
-                severity="warning",
-                metric=str(r["metric"]),
-                subject=f"{r['segment']}={ALL}",
-                value=float(r["value"]),
-                threshold=float(limit),
-                message=(
-                    f"{r['metric']} across {r['segment']} is {_show(r['value'])} "
-                    f"(CI {_show(r['ci_low'])}-{_show(r['ci_high'])}) > {limit}; {extremes}"
-                ),
-                evidence={
-                    "segment": r["segment"],
-                    "segment_value": ALL,
-                    "n": int(r["rows"]),
-                    "labelled": int(r["labelled"]),
-                    "ci": [float(r["ci_low"]), float(r["ci_high"])],
-                    "extremes": extremes,
-                    "reference": "largest minus smallest value across the segment's values with enough rows",
-                },
-            )
+    favoured: dict[str, pd.Series] = {}
+    for seg, rates in _eligible_rates(pr, t.min_n).groupby("segment", sort=True):
+        if len(rates) >= 2:
+            favoured[str(seg)] = _favoured(rates)
+    rates = pr.set_index(["segment", "segment_value"])
+    findings: list[Finding] = []
+    counts = dict.fromkeys(GAP_KINDS, 0)
+    for r in _gap_rows(today, bands, t.min_n, confidence).to_dict("records"):
+        rule = GAP_RULES[r["metric"]]
+        kind = judge_gap(
+            rule,
+            t,
+            (r["value"], r["ci_low"], r["ci_high"]),
+            (r["mean"], r["std"], r["n_days"]),
+            (r["reference_low"], r["reference_high"]),
+            confidence,
         )
-    return findings, small
+        if kind is None:
+            continue
+        counts[kind] += 1
+        seg, value = str(r["segment"]), str(r["segment_value"])
+        if rule.metric == RATIO_METRIC:
+            top = favoured.get(seg)
+            own = rates.loc[(seg, value)] if (seg, value) in rates.index else None
+            context = (
+                f"positive rate {_show(own['value'] if own is not None else np.nan)} vs "
+                f"{_show(top['value'] if top is not None else np.nan)} of the most-favoured "
+                f"{seg}={top['segment_value'] if top is not None else 'n/a'}"
+            )
+            extra = {
+                "favoured_group": None if top is None else str(top["segment_value"]),
+                "favoured_positive_rate": None if top is None else json_float(top["value"]),
+                "favoured_rows": None if top is None else int(top["rows"]),
+                "positive_rate": None if own is None else json_float(own["value"]),
+            }
+        else:
+            base = "positive_rate" if rule.metric == "demographic_parity_difference" else None
+            context = _extremes(values[values["segment"] == seg], base, t.min_n)
+            extra = {"extremes": context}
+        findings.append(_gap_finding(rule, kind, r, t, confidence, context, extra))
+    metadata: dict[str, object] = {
+        "values_below_min_n": small,
+        "favoured_groups": {seg: str(top["segment_value"]) for seg, top in favoured.items()},
+        **{f"{kind}_findings": n for kind, n in counts.items()},
+    }
+    return findings, metadata
+
+
+def _gap_finding(
+    rule: GapRule, kind: str, r: dict, t: SubgroupThresholds, confidence: float, context: str, extra: dict
+) -> Finding:
+    """One fairness_gap finding of `kind` (GAP_KINDS) from a `_gap_rows` record, with its evidence."""
+    seg, segment_value = str(r["segment"]), str(r["segment_value"])
+    subject = f"{seg}={segment_value}"
+    line, limit = float(getattr(t, rule.line)), getattr(t, rule.absolute)
+    value, mean, std = r["value"], r["mean"], r["std"]
+    days = int(r["n_days"]) if np.isfinite(r["n_days"]) else 0
+    today = f"{_show(value)} (CI {_show(r['ci_low'])}-{_show(r['ci_high'])})"
+    window = (
+        f"{_show(r['reference_value'])} (CI {_show(r['reference_low'])}-{_show(r['reference_high'])}) "
+        f"over the reference window"
+    )
+    daily = f"{_show(mean)} ± {_show(std)} a day over {days} reference days"
+    if kind == "absolute_limit":
+        threshold = float(limit)
+        message = (
+            f"{rule.label} of {subject} is {today}, beyond the absolute limit {limit:g} configured for this "
+            f"model (thresholds.subgroups.{rule.absolute}); reference {window}; {context}"
+        )
+    elif kind == "emerging":
+        edge = band_edge(rule, t.band_k, (mean, std, days), (r["ci_low"], r["ci_high"]), confidence)
+        threshold = float(min(edge, line) if rule.worse < 0 else max(edge, line))
+        message = (
+            f"{rule.label} of {subject} is {today}: a new gap, beyond the line {line:g} and beyond its "
+            f"reference band ({daily}; edge today {_show(edge)}); {context}"
+        )
+    elif kind == "standing":
+        threshold = line
+        message = (
+            f"standing gap, not a change: {rule.label} of {subject} was {window}, beyond the line {line:g} "
+            f"already; today {today}. For review: it alerts only if it grows beyond its reference band or "
+            f"crosses an absolute limit; {context}"
+        )
+    else:
+        threshold = line
+        message = (
+            f"{rule.label} of {subject} is {today}, beyond the line {line:g}, and there is no reference band "
+            f"to tell a standing gap from a new one (for review); {context}"
+        )
+    return Finding(
+        check_name=FAIRNESS_GAP,
+        severity=GAP_KINDS[kind],  # type: ignore[arg-type]
+        metric=rule.metric,
+        subject=subject,
+        value=json_float(value if np.isfinite(value) else r["reference_value"]),
+        threshold=threshold,
+        message=message,
+        evidence={
+            "kind": kind,
+            "direction": "lower_is_worse" if rule.worse < 0 else "higher_is_worse",
+            "segment": seg,
+            "segment_value": segment_value,
+            "n": int(r["rows"]) if np.isfinite(r["rows"]) else None,
+            "labelled": int(r["labelled"]) if np.isfinite(r["labelled"]) else None,
+            "today_value": json_float(value),
+            "ci": [json_float(r["ci_low"]), json_float(r["ci_high"])],
+            "reference_value": json_float(r["reference_value"]),
+            "reference_ci": [json_float(r["reference_low"]), json_float(r["reference_high"])],
+            "reference_mean": json_float(mean),
+            "reference_std": json_float(std),
+            "reference_days": days,
+            "line": line,
+            "absolute_limit": limit,
+            "review": GAP_KINDS[kind] == "info",  # for the fairness reviewer's backlog, not for on-call
+            **extra,
+        },
+    )
 
 
 def _extremes(values: pd.DataFrame, metric: str | None, min_n: int) -> str:
@@ -495,8 +813,9 @@ def _degradation_findings(
                 threshold=float(limit),
                 message=(
                     f"{r['metric']} of {subject} is {_show(value[i])} (CI {_show(r['ci_low'])}-{_show(r['ci_high'])}) "
-                    f"against its reference {_show(mean[i])} ± {_show(std[i])}: it fell {_show(seg_drop[i])} while the "
-                    f"overall {r['metric']} fell {_show(overall_drop[i])}; the excess {_show(differential[i])} is beyond "
+                    f"against its reference {_show(mean[i])} ± {_show(std[i])}: it {_moved(value[i] - mean[i])} while "
+                    f"the overall {r['metric']} {_moved(r['overall_value'] - r['overall_mean'])}; it worsened "
+                    f"{_show(differential[i])} more than the overall, beyond "
                     f"{t.band_k}·{_show(spread[i])} + margin {t.degradation_margin} "
                     f"({int(r['labelled'])} labelled of {int(r['rows'])} rows)"
                 ),
@@ -537,9 +856,7 @@ def subgroup_checks(
     `summarize_days(reference overall rows, [metric])`. `confidence` must match the one the rows were
     computed with (it turns their CIs back into standard errors).
     """
-    overall_rate = overall_today.set_index("metric")["value"].get("positive_rate", np.nan)
-    overall_rate = float(overall_rate) if overall_rate is not None else np.nan
-    fair, fair_small = _fairness_findings(today, overall_rate, thresholds)
+    fair, fair_meta = _fairness_findings(today, bands, thresholds, confidence)
     degr, counts = _degradation_findings(today, bands, overall_today, overall_bands, thresholds, confidence)
     return [
         CheckResult(
@@ -547,14 +864,19 @@ def subgroup_checks(
             findings=fair,
             metadata={
                 "segments": int(today["segment"].nunique()) if not today.empty else 0,
-                "values_below_min_n": fair_small,
+                **fair_meta,
                 "min_n": thresholds.min_n,
-                "disparity_band": [thresholds.disparity_low, thresholds.disparity_high],
+                "four_fifths_line": thresholds.disparity_low,
                 "parity_gap": thresholds.parity_gap,
                 "equalized_odds_gap": thresholds.equalized_odds_gap,
+                "band_k": thresholds.band_k,
+                "absolute_limits": {
+                    rule.absolute: getattr(thresholds, rule.absolute) for rule in GAP_RULES.values()
+                },
             },
-            description="Positive-rate ratio vs overall outside the four-fifths band, or a parity / "
-            "equalized-odds difference whose CI lies above its threshold.",
+            description="Four-fifths ratio to the most-favoured value, parity and equalized-odds differences "
+            "against the reference window: standing gaps are info, gaps that appeared or grew beyond the "
+            "reference band are warnings, intervals beyond a configured absolute limit are critical.",
         ),
         CheckResult(
             check_name=DIFFERENTIAL_DEGRADATION,

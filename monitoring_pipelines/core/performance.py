@@ -3,6 +3,9 @@
 Every metric comes with an interval so a check can tell a real drop from a small, noisy day:
 Wilson for proportions, DeLong for ROC AUC, the normal approximation of a mean for per-row losses,
 the delta method for F1 and a percentile bootstrap for the expected calibration error.
+Estimated rows (CBPE, core.estimation) use the reference's score calibration and say whether they can
+be trusted; the checks never pass or fail a day on an untrusted estimate (the day is unknown), and say
+so when a metric has no reference band to be judged against.
 See docs/performance.md for the formulas, their references and the defaults.
 """
 
@@ -17,9 +20,19 @@ import pandas as pd
 
 from monitoring_pipelines.config import PerformanceThresholds
 from monitoring_pipelines.core.baselines import band_limits
-from monitoring_pipelines.core.estimation import METRIC_COLUMNS, METRICS, estimate_metrics
-from monitoring_pipelines.core.findings import CheckResult, CheckSpec, Finding
+from monitoring_pipelines.core.estimation import (
+    METRIC_COLUMNS,
+    METRICS,
+    UNCALIBRATED,
+    Calibration,
+    ScoreSupport,
+    estimate_metrics,
+    estimate_note,
+    estimate_trust,
+)
+from monitoring_pipelines.core.findings import UNKNOWN, CheckResult, CheckSpec, Finding
 from monitoring_pipelines.core.formatting import json_float, markdown_table
+from monitoring_pipelines.core.profiles import SCORE_FEATURE, ReferenceProfile
 from monitoring_pipelines.core.stats import (
     auc_ci,
     finite_pairs,
@@ -33,6 +46,8 @@ from monitoring_pipelines.core.stats import (
 from monitoring_pipelines.schema import result_columns
 
 PERFORMANCE_DEGRADATION, PERFORMANCE_CRITICAL_DROP = "performance_degradation", "performance_critical_drop"
+# The subject of the finding that a metric has no reference band (one alert, apart from the model's).
+REFERENCE_BAND = "reference_band"
 
 
 def _check_specs(t: PerformanceThresholds = PerformanceThresholds()) -> tuple[CheckSpec, ...]:  # noqa: B008
@@ -43,7 +58,8 @@ def _check_specs(t: PerformanceThresholds = PerformanceThresholds()) -> tuple[Ch
             "warning",
             f"A metric is outside its reference band (mean ± {t.band_k:g}·σ of the reference days) and its 95 % "
             f"interval excludes the reference mean; measured when the day has at least {t.min_n} labelled rows, "
-            "else estimated (CBPE). One alert per model, listing the metrics.",
+            "else estimated (CBPE). One alert per model, listing the metrics. Unknown (neither passed nor failed) "
+            "on a day whose estimate is untrusted; a warning when a metric has no reference band.",
         ),
         CheckSpec(
             PERFORMANCE_CRITICAL_DROP,
@@ -70,7 +86,12 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "ece": False,
 }
 DIRECTIONLESS: frozenset[str] = frozenset({"positive_rate"})
-PERFORMANCE_COLUMNS = result_columns("performance_metrics")
+# Every performance_metrics column but the model-day keys, as daily_performance returns them.
+PERFORMANCE_TABLE_COLUMNS = result_columns("performance_metrics")
+# The columns that describe estimates (NULL on measured and outcome rows).
+ESTIMATE_COLUMNS: tuple[str, ...] = ("trusted", "estimate_note")
+# The metric row every kind of row has (measured, estimated, outcome: core.outcomes builds these).
+PERFORMANCE_COLUMNS = [c for c in PERFORMANCE_TABLE_COLUMNS if c not in ESTIMATE_COLUMNS]
 
 ECE_BOOTSTRAP_SAMPLES = 400
 ECE_BOOTSTRAP_SEED = 0  # fixed: a re-run of a partition must write the same interval
@@ -158,7 +179,12 @@ def attach_labels(day: pd.DataFrame, labels: pd.DataFrame | None) -> tuple[pd.Da
 
 
 def daily_performance(
-    day: pd.DataFrame, labels: pd.DataFrame | None = None, thresholds: PerformanceThresholds | None = None
+    day: pd.DataFrame,
+    labels: pd.DataFrame | None = None,
+    thresholds: PerformanceThresholds | None = None,
+    *,
+    calibration: Calibration | None = None,
+    support: ScoreSupport | None = None,
 ) -> pd.DataFrame:
     """performance_metrics rows of one model-day (without model_name / partition_date).
 
@@ -168,8 +194,13 @@ def daily_performance(
     labelled rows, written when at least one row is labelled and only for metrics computable on them;
     estimated rows (estimated = True) are confidence-based estimates (estimation.estimate_metrics) over
     every scored row of the day, written always, so a degradation visible in the scores is seen before
-    any label arrives. labelled_fraction = labelled rows / scored rows. Counts of dropped rows are in
-    `.attrs` (rows, scored, dropped_scores, labelled, invalid_labels).
+    any label arrives. labelled_fraction = labelled rows / scored rows.
+
+    The estimates use `calibration` (the reference's score -> P(y = 1) map; raw scores without one) and
+    are `trusted` unless more than MAX_OUTSIDE_SUPPORT of the day's scores lie outside `support` (the
+    reference's score range; not checked without one); `estimate_note` says how they were calibrated and
+    why they are untrusted. Both are NULL on measured rows. Counts of dropped rows and the trust are in
+    `.attrs` (rows, scored, dropped_scores, labelled, invalid_labels, trusted, outside_support, estimate_note).
     """
     thresholds = thresholds or PerformanceThresholds()
     invalid_labels = 0
@@ -195,9 +226,16 @@ def daily_performance(
             ece_bins=thresholds.ece_bins,
         )
         frames.append(measured[np.isfinite(measured["value"])].assign(estimated=False))
-    estimated = estimate_metrics(score, prediction)
-    frames.append(estimated.assign(estimated=True))
-    out = pd.concat(frames, ignore_index=True).assign(labelled_fraction=fraction)[PERFORMANCE_COLUMNS]
+    calibration = calibration or UNCALIBRATED
+    trust = estimate_trust(score, support)
+    note = estimate_note(calibration, trust)
+    estimated = estimate_metrics(score, prediction, calibration=calibration)
+    frames.append(estimated.assign(estimated=True, trusted=trust.trusted, estimate_note=note))
+    out = pd.concat(frames, ignore_index=True).assign(labelled_fraction=fraction)
+    out = out.reindex(columns=PERFORMANCE_TABLE_COLUMNS)
+    is_estimate = out["estimated"].to_numpy(dtype=bool)
+    out["trusted"] = pd.array(np.where(is_estimate, trust.trusted, None), dtype="boolean")
+    out["estimate_note"] = pd.Series(np.where(is_estimate, note, None), dtype=object)
     out = out.astype({"n": "int64", "estimated": bool, "labelled_fraction": float})
     out.attrs = {
         "rows": rows,
@@ -205,8 +243,31 @@ def daily_performance(
         "dropped_scores": int(rows - n_scored),
         "labelled": n_labelled,
         "invalid_labels": invalid_labels,
+        "trusted": trust.trusted,
+        "outside_support": trust.outside_share,
+        "estimate_note": note,
     }
     return out
+
+
+def estimation_inputs(profile: ReferenceProfile | None) -> tuple[Calibration, ScoreSupport | None]:
+    """What a live day's estimates take from the reference profile: its score calibration (raw scores
+    when the profile has none) and the support of its scores (the `__score__` profile's sketch)."""
+    if profile is None:
+        return UNCALIBRATED, None
+    score = profile.features.get(SCORE_FEATURE)
+    sketch = getattr(score, "sketch", None)
+    support = ScoreSupport.from_weighted(sketch.values, sketch.counts) if sketch is not None else None
+    return profile.calibration or UNCALIBRATED, support
+
+
+def table_rows(metrics: pd.DataFrame, *others: pd.DataFrame) -> pd.DataFrame:
+    """The model-day's performance_metrics rows: daily_performance's rows and any other metric rows
+    (outcome rows), the estimate columns left NULL on the others."""
+    frames = [metrics, *(frame for frame in others if len(frame))]
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else metrics
+    out = out.reindex(columns=PERFORMANCE_TABLE_COLUMNS)
+    return out.astype({"trusted": "boolean"})
 
 
 # --------------------------------------------------------------------------- checks
@@ -267,6 +328,9 @@ class MetricJudgement:
     critical_drop: float | None  # the configured drop for this metric; None: it has no critical limit
     worse_by: float  # distance from the band mean towards worse (negative when better)
     critical: bool
+    # False: the row is an untrusted estimate, withheld (neither degraded nor critical)
+    trusted: bool = True
+    estimate_note: str = ""  # estimated rows: how they were calibrated and, when untrusted, why
 
     @property
     def band_limit(self) -> float:
@@ -291,24 +355,68 @@ def performance_checks(
     estimated band (said in the evidence). Degradation: outside the band on the worse side (compare_to_band).
     Critical: outside the band as well, and worse than the band mean by more than critical_drops[metric]
     (auc defaults to auc_critical_drop) with the interval excluding the mean. positive_rate is not checked (DIRECTIONLESS).
+
+    An untrusted estimate (`trusted` false) is withheld: its subject gets an `unknown` entry (`model` for
+    the degradation check, the metric for the critical one; an open alert stays open), and a check that
+    found nothing on the trusted rows is unknown for the day (`CheckResult.unknown`), not passed.
+    A metric with a row but no band to judge it against (above all, labelled rows without a measured
+    band: the reference was built before its labels landed) gives one warning finding, subject
+    `reference_band`, instead of passing silently.
     """
     judgements = judge_metrics(today, bands, thresholds)
     judged = [j for j in judgements.values() if j is not None]
-    summary = _summary_table(judgements)
+    gaps = band_gaps(today, bands, thresholds)
+    summary = _summary_table(judgements, gaps)
+    withheld = [j for j in judged if not j.trusted]
+    degradations = [_degradation_finding(j) for j in judged if j.degraded]
+    if withheld and not degradations:
+        degradations.append(_withheld_entry(PERFORMANCE_DEGRADATION, "model", withheld))
+    if gaps:
+        degradations.append(_band_gap_finding(gaps, today, thresholds))
+    criticals = [_critical_finding(j) for j in judged if j.critical]
+    criticals += [
+        _withheld_entry(PERFORMANCE_CRITICAL_DROP, j.metric, [j])
+        for j in withheld
+        if j.critical_drop is not None
+    ]
     return [
         CheckResult(
             check_name=PERFORMANCE_DEGRADATION,
-            findings=[_degradation_finding(j) for j in judged if j.degraded],
+            findings=degradations,
             metadata={"summary": summary},
             description=f"Metrics outside their reference band (mean ± {thresholds.band_k:g}·σ), CI excluding the mean",
+            unknown=_unknown_reason(degradations),
         ),
         CheckResult(
             check_name=PERFORMANCE_CRITICAL_DROP,
-            findings=[_critical_finding(j) for j in judged if j.critical],
+            findings=criticals,
             metadata={"summary": summary},
             description="Metrics worse than their reference mean by more than the critical drop",
+            unknown=_unknown_reason(criticals),
         ),
     ]
+
+
+def _withheld_entry(check_name: str, subject: str, withheld: list[MetricJudgement]) -> Finding:
+    """The `unknown` entry of a subject whose metrics rest on an untrusted estimate today."""
+    names = ", ".join(j.metric for j in withheld)
+    return Finding(
+        check_name=check_name,
+        severity=UNKNOWN,
+        metric=withheld[0].metric,
+        subject=subject,
+        value=withheld[0].value,
+        threshold=withheld[0].band_limit,
+        message=f"not judged: {names} rest on an untrusted estimate ({withheld[0].estimate_note})",
+        evidence={"withheld": [j.metric for j in withheld], **_evidence(withheld[0])},
+    )
+
+
+def _unknown_reason(findings: list[Finding]) -> str:
+    """The check is unknown when it failed nothing and withheld something ('' otherwise)."""
+    if any(f.severity in ("warning", "critical") for f in findings):
+        return ""
+    return next((f.message for f in findings if f.severity == UNKNOWN), "")
 
 
 def judge_metrics(
@@ -316,8 +424,7 @@ def judge_metrics(
 ) -> dict[str, MetricJudgement | None]:
     """Every checked metric (METRICS order, DIRECTIONLESS left out) -> its judgement, or None when the
     day has no usable row or no reference band for it. Missing inputs judge as no data, never fail."""
-    if today is None or not set(PERFORMANCE_COLUMNS) <= set(today.columns):
-        today = pd.DataFrame({column: [] for column in PERFORMANCE_COLUMNS})
+    today = _usable_today(today)
     drops = dict(thresholds.critical_drops)
     drops.setdefault("auc", thresholds.auc_critical_drop)
     out: dict[str, MetricJudgement | None] = {}
@@ -331,16 +438,40 @@ def judge_metrics(
     return out
 
 
+def band_gaps(
+    today: pd.DataFrame | None, bands: pd.DataFrame | None, thresholds: PerformanceThresholds
+) -> dict[str, str]:
+    """Checked metric -> which band it lacks: "measured" when the day has at least min_n labelled rows and
+    a measured row but no measured band (a band needs two reference days with labels), so the labels
+    cannot be judged and the estimate stands in where it has a band; "any" when the day is judged on its
+    estimate and that has no band either."""
+    today = _usable_today(today)
+    labelled = _labelled_rows(today)
+    out: dict[str, str] = {}
+    for metric in METRICS:
+        if metric in DIRECTIONLESS:
+            continue
+        rows = today[(today["metric"] == metric) & np.isfinite(to_float_array(today["value"]))]
+        is_estimated = rows["estimated"].astype(bool)
+        if labelled >= thresholds.min_n and (~is_estimated).any():  # a measured row to judge
+            if _band_row(bands, metric, False) is None:
+                out[metric] = "measured"
+        elif is_estimated.any() and _band_row(bands, metric, True) is None:
+            out[metric] = "any"
+    return out
+
+
 def judge_metric(
     metric: str, row: pd.Series, band: pd.Series, basis: str, band_k: float, critical_drop: float | None
 ) -> MetricJudgement:
     """One metric's row against its band: degraded (compare_to_band) and, when a critical drop is set,
     critical = degraded as well (so not a small day's noise) and worse than the mean by more than the
-    drop, with the interval excluding the mean."""
+    drop, with the interval excluding the mean. A row that is an untrusted estimate is withheld: neither."""
     hib = HIGHER_IS_BETTER[metric]
     direction: Direction = "higher_is_better" if hib else "lower_is_better"
     value, lo, hi = float(row["value"]), _f(row["ci_low"]), _f(row["ci_high"])
     mean, std = float(band["mean"]), _f(band["std"])
+    trusted = not _is_false(row.get("trusted"))
     degraded, band_low, band_high = compare_to_band(value, lo, hi, mean, std, band_k, direction)
     worse_by = (mean - value) if hib else (value - mean)
     ci_excludes = not np.isfinite(hi if hib else lo) or ((hi < mean) if hib else (lo > mean))
@@ -367,10 +498,12 @@ def judge_metric(
         band_high=band_high,
         n_days=int(band["n_days"]),
         higher_is_better=hib,
-        degraded=degraded,
+        degraded=degraded and trusted,
         critical_drop=critical_drop,
         worse_by=worse_by,
-        critical=critical,
+        critical=critical and trusted,
+        trusted=trusted,
+        estimate_note=_note(row.get("estimate_note")) or ("" if trusted else "untrusted estimate"),
     )
 
 
@@ -387,6 +520,7 @@ def _evidence(j: MetricJudgement) -> dict[str, Any]:
         "estimated": j.estimated,
         "basis": j.basis,
         "labelled_fraction": json_float(j.labelled_fraction),
+        **({"estimate_note": j.estimate_note} if j.estimated and j.estimate_note else {}),
     }
 
 
@@ -422,12 +556,50 @@ def _critical_finding(j: MetricJudgement) -> Finding:
     )
 
 
-def _summary_table(judgements: Mapping[str, MetricJudgement | None]) -> str:
+def _band_gap_finding(
+    gaps: Mapping[str, str], today: pd.DataFrame, thresholds: PerformanceThresholds
+) -> Finding:
+    measured = [m for m, kind in gaps.items() if kind == "measured"]
+    missing = [m for m, kind in gaps.items() if kind == "any"]
+    labelled = _labelled_rows(_usable_today(today))
+    parts = []
+    if measured:
+        parts.append(
+            f"{', '.join(measured)} cannot be judged on the day's {labelled} labelled rows: the reference has no "
+            "measured band for them (it was built before the reference window's labels landed, or they never "
+            "did); the estimates stand in where they have a band. Rebuild the reference once its labels are in"
+        )
+    if missing:
+        parts.append(
+            f"{', '.join(missing)}: no reference band for the estimate either (a band needs two reference "
+            "days): not judged"
+        )
+    return Finding(
+        check_name=PERFORMANCE_DEGRADATION,
+        severity="warning",
+        metric=REFERENCE_BAND,
+        subject=REFERENCE_BAND,
+        value=float(len(gaps)),
+        threshold=None,
+        message="; ".join(parts),
+        evidence={
+            "no_measured_band": measured,
+            "no_band": missing,
+            "labelled": labelled,
+            "min_n": thresholds.min_n,
+        },
+    )
+
+
+def _summary_table(judgements: Mapping[str, MetricJudgement | None], gaps: Mapping[str, str]) -> str:
     """The markdown table shown with both checks: one line per checked metric, with its status."""
     table: list[dict[str, Any]] = []
     for metric, j in judgements.items():
         if j is None:
-            table.append({"metric": metric, "status": "no data or no reference band"})
+            status = {"any": "no reference band", "measured": "no measured reference band"}.get(
+                gaps.get(metric, ""), "no data"
+            )
+            table.append({"metric": metric, "status": status})
             continue
         table.append(
             {
@@ -437,18 +609,20 @@ def _summary_table(judgements: Mapping[str, MetricJudgement | None]) -> str:
                 "ci": f"[{j.ci_low:.4g}, {j.ci_high:.4g}]",
                 "band": f"[{j.band_low:.4g}, {j.band_high:.4g}]",
                 "n": j.n,
-                "status": _status(j),
+                "status": _status(j) + ("; no measured band" if gaps.get(metric) == "measured" else ""),
             }
         )
     return markdown_table(table, ["metric", "basis", "value", "ci", "band", "n", "status"])
 
 
 def _status(j: MetricJudgement) -> str:
+    if not j.trusted:
+        return "unknown: untrusted estimate"
     if j.critical:
         return "critical"
     if j.degraded:
         return "warning"
-    return "ok" if np.isfinite(j.band_std) else f"no band spread ({j.n_days} reference day)"
+    return "ok"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -553,11 +727,20 @@ def _latest_labels(labels: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return frame[["request_id", "label"]], invalid
 
 
+def _usable_today(today: pd.DataFrame | None) -> pd.DataFrame:
+    if today is None or not set(PERFORMANCE_COLUMNS) <= set(today.columns):
+        return pd.DataFrame({column: [] for column in PERFORMANCE_COLUMNS})
+    return today
+
+
+def _labelled_rows(today: pd.DataFrame) -> int:
+    return int(to_float_array(today.loc[~today["estimated"].astype(bool), "n"]).max(initial=0))
+
+
 def _choose_row(
     today: pd.DataFrame, bands: pd.DataFrame, metric: str, min_n: int
 ) -> tuple[pd.Series, pd.Series, str] | None:
-    is_estimated = today["estimated"].astype(bool)
-    labelled = int(to_float_array(today.loc[~is_estimated, "n"]).max(initial=0))
+    labelled = _labelled_rows(today)
     rows = today[(today["metric"] == metric) & np.isfinite(to_float_array(today["value"]))]
     measured = rows[~rows["estimated"].astype(bool)]
     estimated = rows[rows["estimated"].astype(bool)]
@@ -578,6 +761,8 @@ def _choose_row(
 
 
 def _band_row(bands: pd.DataFrame, metric: str, estimated: bool) -> pd.Series | None:
+    """The band of (metric, estimated), if there is one: a finite mean and a finite spread (a std needs
+    two reference days; a mean alone cannot tell a bad day from an ordinary one)."""
     if bands is None or bands.empty:
         return None
     match = bands["metric"] == metric
@@ -586,9 +771,22 @@ def _band_row(bands: pd.DataFrame, metric: str, estimated: bool) -> pd.Series | 
     elif estimated:
         return None
     found = bands[match]
-    if found.empty or not np.isfinite(_f(found["mean"].iloc[0])):
+    if found.empty or not (np.isfinite(_f(found["mean"].iloc[0])) and np.isfinite(_f(found["std"].iloc[0]))):
         return None
     return found.iloc[0]
+
+
+def _note(value: Any) -> str:
+    return (
+        ""
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+        else str(value)
+    )
+
+
+def _is_false(value: Any) -> bool:
+    """An explicit false (a missing `trusted` is not one: measured rows and older frames are trusted)."""
+    return value is not None and not pd.isna(value) and not bool(value)
 
 
 def _describe(j: MetricJudgement) -> str:

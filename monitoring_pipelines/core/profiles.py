@@ -12,6 +12,9 @@ frequencies plus an ``other`` bucket and the set of values seen.
 Prediction drift uses the same machinery: ``__score__`` (column ``score``) is a numeric
 feature and ``__prediction_rate__`` (column ``prediction``) a binary categorical one.
 
+The profile also carries the reference's score calibration (``estimation.Calibration``, fitted on
+the window's labels when its bands are computed): performance estimation applies it to every live day.
+
 Profiles are stored as rows (contract §3, ``reference_profiles``) by :func:`profile_to_rows`
 and read back by :func:`profile_from_rows`; the version is a stable hash of the window, the
 feature lists, ``bins``/``top_k``, the sketch size and a fingerprint of the profiled data.
@@ -32,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import ModelConfig
+from monitoring_pipelines.core.estimation import Calibration
 from monitoring_pipelines.core.formatting import json_float
 from monitoring_pipelines.schema import columns_of
 
@@ -49,7 +53,9 @@ def _usable_cpus() -> int:
 WORKERS = max(1, min(4, _usable_cpus()))  # threads that fetch and sort a day's columns side by side
 SKETCH_SIZE = 4096  # weighted points kept per numeric feature; KS error <= 1/SKETCH_SIZE (1/(2*) if no ties)
 MAX_SEEN_CATEGORIES = 10_000  # distinct reference values remembered for the unseen-category share
-PROFILE_FORMAT = 1  # bump when the JSON layout or an algorithm changes; part of the version
+# bump when the JSON layout or an algorithm changes; part of the version and of the input fingerprint, so
+# every reference is rebuilt. 2: the score calibration (on the `__score__` row).
+PROFILE_FORMAT = 2
 DAY_COLUMN = "partition_date"
 
 Kind = Literal["numeric", "categorical"]
@@ -538,6 +544,8 @@ class ReferenceProfile:
     n: int  # reference rows profiled
     bins: int
     top_k: int
+    # score -> P(y = 1) from the window's labels; None: not fitted (a profile built before format 2)
+    calibration: Calibration | None = None
 
     @property
     def has_variability(self) -> bool:
@@ -568,6 +576,12 @@ class ReferenceProfile:
             name: replace(prof, variability=bands.get(name, {})) for name, prof in self.features.items()
         }
         return replace(self, features=features)
+
+    def with_calibration(self, calibration: Calibration) -> ReferenceProfile:
+        """A copy carrying the score calibration fitted on the window's labels. Labels are not part of the
+        profiled data, so the calibration enters the version: a new map is a new reference."""
+        version = _hash({"profile": self.version, "calibration": calibration.to_json()})[:16]
+        return replace(self, calibration=calibration, version=version)
 
 
 def profile_features(model: ModelConfig) -> list[tuple[str, str, Kind, bool]]:
@@ -699,7 +713,8 @@ def profile_to_rows(profile: ReferenceProfile) -> pd.DataFrame:
 
     Columns: model_name, profile_version, feature, kind ('numeric' | 'categorical'), profile
     (JSON: the feature's summary, plus ``bins``/``top_k``/``format`` and its reference-day
-    ``variability`` bands when known), n (reference rows), reference_start, reference_end.
+    ``variability`` bands when known; the ``__score__`` row also holds the score ``calibration``),
+    n (reference rows), reference_start, reference_end.
     """
     rows = []
     for position, (name, prof) in enumerate(profile.features.items()):
@@ -712,6 +727,8 @@ def profile_to_rows(profile: ReferenceProfile) -> pd.DataFrame:
             **prof.content(),
             "variability": prof.variability,
         }
+        if name == SCORE_FEATURE and profile.calibration is not None:
+            doc["calibration"] = profile.calibration.to_json()
         rows.append(
             {
                 "model_name": profile.model_name,
@@ -736,11 +753,14 @@ def profile_from_rows(rows: pd.DataFrame) -> ReferenceProfile:
             raise ValueError(f"reference profile rows mix several {col} values; select one first")
     features: dict[str, FeatureProfile] = {}
     meta: dict[str, Any] = {}
+    calibration: Calibration | None = None
     docs = [(json.loads(rec["profile"]), rec) for rec in rows.to_dict("records")]
     docs.sort(key=lambda pair: (pair[0].get("position", 0), pair[1]["feature"]))  # table order is arbitrary
     for doc, rec in docs:
         meta = doc
         feature = rec["feature"]
+        if doc.get("calibration") is not None:
+            calibration = Calibration.from_json(doc["calibration"])
         common = {
             "feature": feature,
             "column": doc["column"],
@@ -779,6 +799,7 @@ def profile_from_rows(rows: pd.DataFrame) -> ReferenceProfile:
         n=int(first["n"]),
         bins=int(meta.get("bins", 10)),
         top_k=int(meta.get("top_k", 20)),
+        calibration=calibration,
     )
 
 

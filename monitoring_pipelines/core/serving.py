@@ -14,7 +14,14 @@ import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import ServingThresholds
-from monitoring_pipelines.core.findings import SEVERITY_RANK, CheckResult, CheckSpec, Finding, Severity
+from monitoring_pipelines.core.findings import (
+    SEVERITY_RANK,
+    CheckResult,
+    CheckSpec,
+    Finding,
+    Severity,
+    observed,
+)
 from monitoring_pipelines.core.formatting import markdown_table
 from monitoring_pipelines.core.stats import wilson_interval
 from monitoring_pipelines.schema import ALL, result_columns
@@ -56,6 +63,7 @@ def serving_checks(metrics: pd.DataFrame, thresholds: ServingThresholds) -> list
         subject = f"{row['role']}:{row['model_version']}"
         cap: Severity = "warning" if row["role"] == "shadow" else "critical"
         status = "ok"
+        closest: tuple[float, str, float, float] | None = None  # the judged SLO nearest its line
         checks = (
             ("latency_p99_ms", thresholds.p99_latency_warning_ms, thresholds.p99_latency_critical_ms, "ms"),
             ("error_rate", thresholds.error_rate_warning, thresholds.error_rate_critical, ""),
@@ -76,6 +84,9 @@ def serving_checks(metrics: pd.DataFrame, thresholds: ServingThresholds) -> list
             elif judged > warning:
                 severity, limit = "warning", warning
             else:
+                ratio = judged / warning if warning > 0 else 0.0
+                if closest is None or ratio > closest[0]:
+                    closest = (ratio, metric, judged, warning)
                 continue
             if SEVERITY_RANK[severity] > SEVERITY_RANK[cap]:
                 severity = cap
@@ -107,6 +118,9 @@ def serving_checks(metrics: pd.DataFrame, thresholds: ServingThresholds) -> list
                     },
                 )
             )
+        if status == "ok" and closest is not None:
+            # judged and within its SLOs: the value lets alerting resolve only with a margin (hysteresis)
+            findings.append(observed(SERVING_SLO, subject, closest[1], closest[2], closest[3]))
         table.append(
             {
                 "subject": subject,
@@ -116,7 +130,7 @@ def serving_checks(metrics: pd.DataFrame, thresholds: ServingThresholds) -> list
                 "status": status,
             }
         )
-    findings.sort(key=lambda f: -SEVERITY_RANK[f.severity])
+    findings.sort(key=lambda f: -SEVERITY_RANK.get(f.severity, -1))
     return [
         CheckResult(
             check_name=SERVING_SLO,

@@ -186,7 +186,7 @@ def drift_chart(frame: pd.DataFrame, statistic: str) -> Figure | None:
                 alt.Tooltip("feature_label:N", title="input"),
                 _day_tooltip(),
                 alt.Tooltip("value:Q", title=statistic, format=".4g"),
-                alt.Tooltip("threshold:Q", title="alert line", format=".4g"),
+                alt.Tooltip("threshold:Q", title="fairness line", format=".4g"),
                 alt.Tooltip("p_value:Q", title="p-value", format=".3g"),
                 alt.Tooltip("n_current:Q", title="rows that day"),
             ],
@@ -202,7 +202,7 @@ def drift_chart(frame: pd.DataFrame, statistic: str) -> Figure | None:
                 alt.Tooltip("feature_label:N", title="input"),
                 _day_tooltip(),
                 alt.Tooltip("value:Q", title=statistic, format=".4g"),
-                alt.Tooltip("threshold:Q", title="alert line", format=".4g"),
+                alt.Tooltip("threshold:Q", title="fairness line", format=".4g"),
                 alt.Tooltip("drifted:N", title="drifted"),
             ],
         )
@@ -323,7 +323,9 @@ def gap_chart(frame: pd.DataFrame) -> Figure | None:
 
 
 def fairness_chart(frame: pd.DataFrame) -> Figure | None:
-    """Per-segment fairness summaries over time (one line per segment) against their alert lines.
+    """Per-segment fairness summaries over time (one line per segment) against their fairness lines (the
+    four-fifths ratio, the parity gaps): crossing one is a finding to review; alerts come from changes
+    against the reference (docs/fairness.md).
 
     Columns: day, metric (a readable name), segment, value, ci_low, ci_high, n, threshold.
     """
@@ -343,7 +345,7 @@ def fairness_chart(frame: pd.DataFrame) -> Figure | None:
                 alt.Tooltip("value:Q", format=".4g"),
                 alt.Tooltip("ci_low:Q", title="95% CI low", format=".4g"),
                 alt.Tooltip("ci_high:Q", title="95% CI high", format=".4g"),
-                alt.Tooltip("threshold:Q", title="alert line", format=".4g"),
+                alt.Tooltip("threshold:Q", title="fairness line", format=".4g"),
             ],
         )
     )

@@ -110,8 +110,7 @@ SHADOW_METRICS = (
 FAIRNESS_SUMMARIES: dict[str, str] = {
     "demographic_parity_difference": "positive-rate gap (demographic parity)",
     "equalized_odds_difference": "error-rate gap (equalized odds)",
-    "disparity_ratio_min": "lowest rate ratio (alert below the line)",
-    "disparity_ratio_max": "highest rate ratio (alert above the line)",
+    "demographic_parity_ratio": "lowest to highest positive rate (four-fifths line)",
 }
 
 
@@ -191,6 +190,7 @@ def render_dashboard(
         for name in names
     }
     generated = f"Generated {now:%Y-%m-%d %H:%M} UTC"
+    as_of = f"As of {today.isoformat()} (UTC): freshness and “days ago” count from this day."
 
     pages: dict[str, Path] = {}
     total_charts = 0
@@ -207,7 +207,10 @@ def render_dashboard(
         )
         path = out_dir / f"{model.name}.html"
         _write(
-            path, _document(f"{model.name}: model monitoring", model.name, body, page, generated, crumbs=True)
+            path,
+            _document(
+                f"{model.name}: model monitoring", model.name, body, page, generated, as_of, crumbs=True
+            ),
         )
         pages[model.name] = path
         total_charts += len(page.specs)
@@ -215,7 +218,9 @@ def render_dashboard(
     index = out_dir / "index.html"
     _write(
         index,
-        _document("Model monitoring", "Model monitoring", _index_body(config, health), _Page(), generated),
+        _document(
+            "Model monitoring", "Model monitoring", _index_body(config, health), _Page(), generated, as_of
+        ),
     )
     return DashboardResult(index_path=index, model_pages=pages, charts=total_charts)
 
@@ -435,11 +440,21 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
         SELECT {day}, metric,
                CASE WHEN estimated THEN '{ESTIMATED}' ELSE '{MEASURED}' END AS kind,
                value, ci_low, ci_high, n, labelled_fraction
-        FROM {_t("performance_metrics")} WHERE {window} AND metric NOT LIKE 'outcome:%'
+        FROM {_t("performance_metrics")}
+        WHERE {window} AND metric NOT LIKE 'outcome:%' AND NOT (estimated AND trusted IS FALSE)
         ORDER BY metric, kind, partition_date
         """,
         p,
         metric_columns,
+    )
+    frames["withheld"] = _query(
+        warehouse,
+        f"""
+        SELECT {day}, min(estimate_note) AS note FROM {_t("performance_metrics")}
+        WHERE {window} AND estimated AND trusted IS FALSE GROUP BY partition_date ORDER BY partition_date
+        """,
+        p,
+        ["day", "note"],
     )
     frames["outcomes"] = _query(
         warehouse,
@@ -485,13 +500,12 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
         SELECT {day}, segment, CASE metric {labels} END AS metric, value, ci_low, ci_high, n,
                CASE metric WHEN 'demographic_parity_difference' THEN ?
                            WHEN 'equalized_odds_difference' THEN ?
-                           WHEN 'disparity_ratio_min' THEN ?
-                           WHEN 'disparity_ratio_max' THEN ? END AS threshold
+                           WHEN 'demographic_parity_ratio' THEN ? END AS threshold
         FROM {_t("subgroup_metrics")}
         WHERE {window} AND segment_value = '{ALL}' AND metric IN ({_in_list(list(FAIRNESS_SUMMARIES))})
         ORDER BY metric, segment, partition_date
         """,
-        [t.parity_gap, t.equalized_odds_gap, t.disparity_low, t.disparity_high, *p],
+        [t.parity_gap, t.equalized_odds_gap, t.disparity_low, *p],
         ["day", "segment", "metric", "value", "ci_low", "ci_high", "n", "threshold"],
     )
     frames["shadow"] = _query(
@@ -589,7 +603,7 @@ def _model_body(
     sections = [
         ("health", "Health", _health_section(model, health, alerts)),
         ("drift", "Input drift", _drift_section(f["drift"], f["drift_overview"], page, window)),
-        ("performance", "Performance", _performance_section(model, f["performance"], page)),
+        ("performance", "Performance", _performance_section(model, f["performance"], f["withheld"], page)),
         ("subgroups", "Groups of people", _subgroup_section(f["subgroups"], f["gaps"], f["fairness"], page)),
         ("shadow", "Shadow vs champion", _shadow_section(f["shadow"], f["recommendations"], page)),
         ("serving", "Serving: speed and errors", _serving_section(model, f["serving"], page)),
@@ -715,22 +729,35 @@ def _drift_section(frame: pd.DataFrame, overview: pd.DataFrame, page: _Page, win
     return "".join(parts)
 
 
-def _performance_section(model: ModelConfig, frame: pd.DataFrame, page: _Page) -> str:
+def _performance_section(model: ModelConfig, frame: pd.DataFrame, withheld: pd.DataFrame, page: _Page) -> str:
     intro = _intro(
         "How good are the predictions? “Measured” uses the true outcomes (labels), which arrive about "
         f"{model.label_delay_days} days later; “estimated” is a label-free estimate for the days still "
         "waiting for labels. Shaded bands are 95% confidence intervals: the true value is very likely inside."
     )
-    return intro + page.chart(
+    chart = page.chart(
         charts.metric_band_chart(frame, "metric", order=(MEASURED, ESTIMATED)),
         f"No data yet: measured performance appears once labels arrive (about {model.label_delay_days} days after a day).",
+    )
+    if withheld.empty:
+        return intro + chart
+    days = ", ".join(html.escape(str(d)[:10]) for d in withheld["day"])
+    note = html.escape(str(withheld["note"].iloc[-1] or ""))
+    return (
+        intro
+        + chart
+        + f'<p class="note">Estimates not drawn for {days}: the scores fell outside the range seen in the '
+        f"reference, so a label-free estimate cannot be trusted there (it tends to read as “the model "
+        f"improved”). Measured values appear once labels arrive. <small>{note}</small></p>"
     )
 
 
 def _subgroup_section(frame: pd.DataFrame, gaps: pd.DataFrame, fairness: pd.DataFrame, page: _Page) -> str:
     intro = _intro(
         "Does the model work equally well for every group of people? The fairness chart compares each "
-        "way of grouping (segment) with its alert line; the gap chart shows, per day, the largest "
+        "way of grouping (segment) with its fairness line (four-fifths rule, parity gaps). A gap the model "
+        "already had in its reference period is listed for review, not alerted; an alert means the gap "
+        "grew against the reference. The gap chart shows, per day, the largest "
         "difference between any group and everyone; then one chart per segment, one line per group."
     )
     if frame.empty and fairness.empty:
@@ -738,7 +765,7 @@ def _subgroup_section(frame: pd.DataFrame, gaps: pd.DataFrame, fairness: pd.Data
     parts = [intro]
     if not fairness.empty:
         parts += [
-            "<h3>Fairness gaps against their alert lines</h3>",
+            "<h3>Fairness gaps against their fairness lines</h3>",
             page.chart(charts.fairness_chart(fairness), ""),
         ]
     parts += [
@@ -943,7 +970,9 @@ EMBED = """<script>
 </script>"""
 
 
-def _document(title: str, heading: str, body: str, page: _Page, generated: str, crumbs: bool = False) -> str:
+def _document(
+    title: str, heading: str, body: str, page: _Page, generated: str, as_of: str, crumbs: bool = False
+) -> str:
     crumb = '<div class="crumbs"><a href="index.html">← All models</a></div>' if crumbs else ""
     scripts = ""
     if page.specs:
@@ -962,7 +991,7 @@ def _document(title: str, heading: str, body: str, page: _Page, generated: str, 
 <link rel="stylesheet" href="assets/dashboard.css">
 </head>
 <body>
-<header class="top">{crumb}<h1>{html.escape(heading)}</h1></header>
+<header class="top">{crumb}<h1>{html.escape(heading)}</h1><p class="as-of">{html.escape(as_of)}</p></header>
 <main>
 <pre id="js-errors" hidden></pre>
 {ERROR_HOOK}

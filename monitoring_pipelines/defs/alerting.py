@@ -36,7 +36,7 @@ from monitoring_pipelines.core.kpis import kpi_markdown, weekly_volume
 from monitoring_pipelines.defs.common import WAREHOUSE_POOL
 from monitoring_pipelines.defs.partitions import Partitions, model_day_key, split_key
 from monitoring_pipelines.defs.resources import MonitoringResource, TrackerResource
-from monitoring_pipelines.delivery import deliver_pending
+from monitoring_pipelines.delivery import DeliveryBusy, deliver_pending
 
 # The assets whose checks write `check_results`; alerts for a model-day run after them.
 CHECKED_ASSETS = (
@@ -78,8 +78,9 @@ def build(parts: Partitions) -> list[AssetsDefinition]:
         deps=[AssetKey(name) for name in CHECKED_ASSETS],
         backfill_policy=BackfillPolicy.single_run(),
         description="One row per alert episode (contract §3): every failed check finding of the model up to "
-        "this day, deduplicated by model + check + subject, with hysteresis, escalation and auto-resolution "
-        "(docs/alerting.md). New notifications go to the outbox; the deliver_notifications sensor sends them.",
+        "this day, deduplicated by model + check + subject, with hysteresis, escalation, auto-resolution and "
+        "re-opening, grouped into incidents (alerts that started together; docs/alerting.md). New "
+        "notifications, one per incident, go to the outbox; the deliver_notifications sensor sends them.",
     )
     def alerts(context: AssetExecutionContext, monitoring: MonitoringResource) -> None:
         for model_name, day in model_days(context, monitoring):
@@ -95,9 +96,11 @@ def build(parts: Partitions) -> list[AssetsDefinition]:
                     f"{model_name} {day} is older than the newest checked day by more than the notify window: "
                     "no messages"
                 )
+            incidents = open_now["incident_id"].fillna(open_now["alert_id"]).nunique() if len(open_now) else 0
             context.add_asset_metadata(
                 {
                     **{f"open_{s}": by_severity[s] for s in SEVERITIES},
+                    "open_incidents": int(incidents),
                     "alerts_changed": result.written,
                     "new_notifications": result.enqueued,
                     "notifications_fresh": result.decision.fresh,
@@ -116,7 +119,7 @@ def build(parts: Partitions) -> list[AssetsDefinition]:
         kinds={"duckdb"},
         deps=[alerts],
         backfill_policy=BackfillPolicy.single_run(),
-        description="One tracked item per alert that passed noise control, with its lineage (alert ids, assets, "
+        description="One tracked item per incident that passed noise control, with its lineage (alert ids, assets, "
         "failing partitions, runs, evidence, Dagster UI links). Also writes data/backlog.md and, when the "
         "`tracker` resource is configured, mirrors items to GitHub Issues.",
     )
@@ -184,9 +187,13 @@ def build(parts: Partitions) -> list[AssetsDefinition]:
 )
 def deliver_notifications(context: SensorEvaluationContext, monitoring: MonitoringResource) -> SkipReason:
     cfg = monitoring.config.alerting
-    stats = deliver_pending(
-        monitoring.warehouse, max_attempts=cfg.max_attempts, retry_base_seconds=cfg.retry_base_seconds
-    )
+    try:
+        stats = deliver_pending(
+            monitoring.warehouse, max_attempts=cfg.max_attempts, retry_base_seconds=cfg.retry_base_seconds
+        )
+    except DeliveryBusy as exc:  # a hand-run `deliver` is sending: this tick has nothing to do
+        context.log.info(str(exc))
+        return SkipReason(f"outbox: {exc}")
     for error in stats.errors:
         context.log.warning(error)
     return SkipReason(

@@ -23,7 +23,7 @@ from dagster import (
     MetadataValue,
 )
 
-from monitoring_pipelines.core.findings import CheckResult, CheckSpec
+from monitoring_pipelines.core.findings import OK, SEVERITY_RANK, UNKNOWN, CheckResult, CheckSpec
 from monitoring_pipelines.core.formatting import fmt, markdown_table
 from monitoring_pipelines.defs.resources import MonitoringResource, later_step_waits
 from monitoring_pipelines.schema import columns_of
@@ -41,34 +41,48 @@ def check_specs(asset_name: str, specs: Sequence[CheckSpec]) -> list[AssetCheckS
 
 
 def to_check_result(asset_name: str, result: CheckResult) -> AssetCheckResult:
+    """The UI's copy. A check that could not judge the day (`status` unknown) shows as failed with severity
+    WARN, metadata `status: unknown` and a description starting "not enough data: n=…, needs …": a green
+    "passed" would claim a check that did not happen (how the age 65+ alert resolved itself), and ERROR
+    would make a shortage of labels look like a broken model (docs/alerting.md, "Not enough data")."""
     severity = AssetCheckSeverity.ERROR if result.severity == "critical" else AssetCheckSeverity.WARN
-    findings = json.loads(json.dumps([f.to_dict() for f in result.findings], default=_json_default))
+    shown = [f for f in result.findings if f.severity != OK]  # judged-and-fine values are for alerting
+    findings = json.loads(json.dumps([f.to_dict() for f in shown], default=_json_default))
     metadata: dict[str, object] = {
+        "status": result.status,
         "findings": MetadataValue.json(findings),
         "failed_subjects": MetadataValue.text(
-            ", ".join(f.subject for f in result.findings if f.severity != "info") or "none"
+            ", ".join(f.subject for f in shown if f.severity in SEVERITY_RANK and f.severity != "info")
+            or "none"
         ),
     }
+    if result.unknown_subjects:
+        metadata["unknown_subjects"] = MetadataValue.text(
+            "; ".join(f"{f.subject}: {f.message}" for f in result.unknown_subjects[:FINDINGS_SHOWN])
+        )
     for key, value in result.metadata.items():
         metadata[key] = MetadataValue.md(value) if key.endswith("_md") or key == "summary" else value
-    if result.findings:
+    if shown:
         metadata["findings_table"] = MetadataValue.md(
             markdown_table(
                 [
                     (f.severity, f.subject, f.metric, fmt(f.value), fmt(f.threshold), f.message)
-                    for f in result.findings[:FINDINGS_SHOWN]
+                    for f in shown[:FINDINGS_SHOWN]
                 ],
                 ["severity", "subject", "metric", "value", "threshold", "message"],
                 formatters=str,
             )
         )
+    description = result.description
+    if result.status == "unknown":
+        description = f"{result.unknown_reason}. {description}" if description else result.unknown_reason
     return AssetCheckResult(
         asset_key=AssetKey(asset_name),
         check_name=result.check_name,
-        passed=result.passed,
+        passed=result.status == "passed",
         severity=severity,
         metadata=metadata,
-        description=result.description or None,
+        description=description or None,
     )
 
 
@@ -86,8 +100,8 @@ def check_rows(
             "partition_date": partition_date,
             "asset": asset_name,
             "check_name": r.check_name,
-            "passed": r.passed,
-            "severity": r.severity,
+            "passed": r.status == "passed",  # as the UI shows it: unknown is not passed
+            "severity": UNKNOWN if r.status == "unknown" else r.severity,
             "findings": json.dumps([f.to_dict() for f in r.findings], default=_json_default),
             "run_id": run_id,
             "evaluated_at": now,

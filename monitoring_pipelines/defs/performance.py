@@ -1,10 +1,9 @@
 """performance_metrics: measured metrics as labels land, CBPE estimates before, business outcomes."""
 
-import pandas as pd
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue
 
 from monitoring_pipelines.core import outcomes, performance
-from monitoring_pipelines.core.formatting import markdown_table
+from monitoring_pipelines.core.formatting import json_float, markdown_table
 from monitoring_pipelines.defs.checks import record_checks
 from monitoring_pipelines.defs.common import bands_for, column_lineage, metric_asset
 from monitoring_pipelines.defs.partitions import Partitions, split_key
@@ -17,24 +16,29 @@ def build(parts: Partitions) -> AssetsDefinition:
         "performance_metrics",
         (*performance.CHECKS, *outcomes.CHECKS),
         description="Champion metrics of a model-day with 95 % CIs: measured on the labels known so far "
-        "(estimated = false) and estimated from calibrated scores (estimated = true); plus outcome:<name> rows.",
+        "(estimated = false) and estimated from the scores, calibrated on the reference's labels (estimated = "
+        "true; trusted = false when the day's scores lie outside the reference's); plus outcome:<name> rows.",
     )
     def performance_metrics(context: AssetExecutionContext, monitoring: MonitoringResource):
         model_name, day = split_key(context.partition_key)
         model = monitoring.config.model(model_name)
         thresholds = model.thresholds
         snap = monitoring.labelled(model, day)
+        profile, baselines = monitoring.reference(model_name)
+        calibration, support = performance.estimation_inputs(profile)
         metrics = performance.daily_performance(
-            snap.scored(model.segments), thresholds=thresholds.performance
+            snap.scored(model.segments),
+            thresholds=thresholds.performance,
+            calibration=calibration,
+            support=support,
         )
         totals, requests = snap.outcome_totals(model.outcomes)
         outcome_rows = outcomes.outcome_rows(totals, requests, model.outcomes)
-        _, baselines = monitoring.reference(model_name)
         results = performance.performance_checks(
             metrics, bands_for(baselines, "performance"), thresholds.performance
         )
         results += outcomes.outcome_checks(outcome_rows, bands_for(baselines, "outcome"), thresholds.outcomes)
-        rows = pd.concat([metrics, outcome_rows], ignore_index=True) if len(outcome_rows) else metrics
+        rows = performance.table_rows(metrics, outcome_rows)
         checks = record_checks(
             monitoring,
             context,
@@ -42,7 +46,13 @@ def build(parts: Partitions) -> AssetsDefinition:
             results,
             model_name,
             day,
-            tables={"performance_metrics": rows.assign(model_name=model_name, partition_date=day)},
+            tables={
+                "performance_metrics": rows.assign(model_name=model_name, partition_date=day),
+                # label rows of the day's requests that could not be used: kept, not dropped silently
+                "quarantined_labels": snap.quarantined_labels().assign(
+                    model_name=model_name, partition_date=day
+                ),
+            },
         )
         measured = metrics[~metrics["estimated"].astype(bool)]
         yield MaterializeResult(
@@ -53,10 +63,24 @@ def build(parts: Partitions) -> AssetsDefinition:
                     {"value": ["score", "prediction", "request_id"], "n": ["request_id"]}
                 ),
                 "measured_metrics": len(measured),
+                "invalid_labels": int(snap.label_counts.get("invalid_labels", 0)),
+                "label_counts": MetadataValue.json(dict(snap.label_counts)),
+                "estimate_trusted": bool(metrics.attrs["trusted"]),
+                "scores_outside_reference": json_float(metrics.attrs["outside_support"]),
+                "estimate_note": metrics.attrs["estimate_note"],
                 "metrics": MetadataValue.md(
                     markdown_table(
                         rows.to_dict("records"),
-                        ["metric", "estimated", "value", "ci_low", "ci_high", "n", "labelled_fraction"],
+                        [
+                            "metric",
+                            "estimated",
+                            "trusted",
+                            "value",
+                            "ci_low",
+                            "ci_high",
+                            "n",
+                            "labelled_fraction",
+                        ],
                     )
                 ),
             }

@@ -15,6 +15,7 @@ from dagster import (
     sensor,
 )
 
+from monitoring_pipelines.defs.common import WAREHOUSE_POOL
 from monitoring_pipelines.defs.partitions import (
     MODELS_PARTITION_NAME,
     Partitions,
@@ -22,6 +23,7 @@ from monitoring_pipelines.defs.partitions import (
     model_partitions,
 )
 from monitoring_pipelines.defs.resources import MonitoringResource
+from monitoring_pipelines.defs.run_hygiene import ensure_pools
 from monitoring_pipelines.defs.schedules import label_refresh_job, reference_job
 from monitoring_pipelines.storage.reference import input_fingerprint, stored_reference
 from monitoring_pipelines.storage.sources import SourceError, source_for
@@ -36,6 +38,7 @@ from monitoring_pipelines.storage.sources import SourceError, source_for
 )
 def register_models(context: SensorEvaluationContext, monitoring: MonitoringResource):
     config = monitoring.config
+    ensure_pools(context.instance, (WAREHOUSE_POOL,))  # before the first reference runs are queued
     known = set(context.instance.get_dynamic_partitions(MODELS_PARTITION_NAME))
     new = [m for m in config.model_names if m not in known]
     run_requests = []
@@ -55,10 +58,15 @@ def register_models(context: SensorEvaluationContext, monitoring: MonitoringReso
 def days_touched_by_labels(
     arrival_days: list[str], label_delay_days: int, first: dt.date, last: dt.date
 ) -> list[dt.date]:
-    """Prediction days whose labels may have changed: up to label_delay_days before each arrival day."""
+    """Prediction days whose labels may have changed: up to label_delay_days before each arrival day.
+    An arrival day that is not an ISO date is skipped: it names no prediction day, and raising here
+    would stop the sensor (and its cursor) for every model."""
     days: set[dt.date] = set()
     for text in arrival_days:
-        arrived = dt.date.fromisoformat(text)
+        try:
+            arrived = dt.date.fromisoformat(text)
+        except ValueError:
+            continue
         for back in range(1, label_delay_days + 1):
             day = arrived - dt.timedelta(days=back)
             if first <= day <= last:
@@ -87,7 +95,7 @@ def label_arrivals_sensor(parts: Partitions) -> SensorDefinition:
                 continue
             try:
                 current = source_for(config, model).label_arrivals(model, parts.start)
-            except SourceError as exc:
+            except (SourceError, OSError) as exc:  # this model waits; the others' labels still count
                 context.log.warning(f"{model.name}: labels not readable: {exc}")
                 continue
             previous = seen.get(model.name)

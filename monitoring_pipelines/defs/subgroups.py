@@ -16,7 +16,8 @@ def build(parts: Partitions) -> AssetsDefinition:
         "subgroup_metrics",
         fairness.CHECKS,
         description="Disaggregated metrics per segment value: n, positive rate, TPR, FPR, precision, AUC, "
-        "calibration with CIs, the gap and ratio to the overall value, parity differences per segment.",
+        "calibration with CIs, the gap and ratio to the overall value, the four-fifths ratio to the "
+        "most-favoured value, parity differences per segment.",
     )
     def subgroup_metrics(context: AssetExecutionContext, monitoring: MonitoringResource):
         model_name, day = split_key(context.partition_key)
@@ -40,7 +41,10 @@ def build(parts: Partitions) -> AssetsDefinition:
             day,
             tables={"subgroup_metrics": table.assign(model_name=model_name, partition_date=day)},
         )
-        failing = sorted({f.subject for r in results for f in r.findings if f.severity != "info"})
+        failing = sorted(
+            {f.subject for r in results for f in r.findings if f.severity in ("warning", "critical")}
+        )
+        review = sorted({f.subject for r in results for f in r.findings if f.severity == "info"})
         yield MaterializeResult(
             metadata={
                 "dagster/row_count": len(table),
@@ -49,6 +53,7 @@ def build(parts: Partitions) -> AssetsDefinition:
                     {"segment_value": list(model.segments), "value": ["score", "prediction", "request_id"]}
                 ),
                 "failing_segments": MetadataValue.text(", ".join(failing) or "none"),
+                "gaps_for_review": MetadataValue.text(", ".join(review) or "none"),  # standing: info
                 "labelled_rows": int(rows["label"].notna().sum()) if len(rows) else 0,
             }
         )

@@ -27,7 +27,14 @@ from monitoring_pipelines.core.profiles import (
 )
 from monitoring_pipelines.schema import columns_of
 from monitoring_pipelines.storage.snapshot import Snapshot, label_window
-from monitoring_pipelines.storage.sources import LATE_FOLDERS, FileSource, SqlSource, load_files, source_for
+from monitoring_pipelines.storage.sources import (
+    FileSource,
+    SqlSource,
+    folder_window,
+    load_files,
+    required_columns,
+    source_for,
+)
 from monitoring_pipelines.storage.warehouse import Warehouse
 from monitoring_pipelines.validation.suite import DayValidation, validate
 
@@ -55,7 +62,8 @@ def input_fingerprint(config: MonitoringConfig, model: ModelConfig, today: dt.da
         stat = path.stat() if path.exists() else None
         predictions = repr((str(path), stat.st_size if stat else None, stat.st_mtime_ns if stat else None))
     elif isinstance(source, FileSource):
-        predictions = source.fingerprint(model, "predictions", start, end + dt.timedelta(days=LATE_FOLDERS))
+        # every folder the window reads: its own and the neighbours its early and late rows may sit in
+        predictions = source.fingerprint(model, "predictions", *folder_window(model, start, end))
     else:
         predictions = _sql_fingerprint(source, "predictions_table", "ts", start, end)
     if isinstance(source, FileSource):
@@ -157,7 +165,12 @@ def reference_snapshot(config: MonitoringConfig, model: ModelConfig) -> tuple[Sn
         snap, validation, _ = Snapshot.from_source(config, model, start, end)
     else:
         snap = Snapshot.open(model, start, end, size_hint_bytes=path.stat().st_size if path.exists() else 0)
-        read = load_files(snap.con, [path], [], start, end) if path.exists() else None
+        # one file outside the folder layout: no neighbours and no lateness window, every column required
+        read = (
+            load_files(snap.con, [path], [], start, end, None, required_columns(model))
+            if path.exists()
+            else None
+        )
         problems = [f"reference file {path} does not exist"] if read is None else read.problems
         validation = validate(
             snap.con,

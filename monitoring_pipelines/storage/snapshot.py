@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import shutil
 import tempfile
 import threading
@@ -31,10 +32,19 @@ import pyarrow.compute as pc
 
 from monitoring_pipelines.config import ModelConfig, MonitoringConfig
 from monitoring_pipelines.core.profiles import category_key
-from monitoring_pipelines.schema import CHAMPION, CHAMPION_OK_SQL, OK, SHADOW, TABLE, columns_of
+from monitoring_pipelines.schema import (
+    CHAMPION,
+    CHAMPION_OK_SQL,
+    OK,
+    SHADOW,
+    TABLE,
+    columns_of,
+    result_columns,
+)
 from monitoring_pipelines.storage.sources import (
     FILE_COLUMN,
-    LABELS_SQL,
+    LABEL_GROUPS_SQL,
+    LABEL_QUARANTINE_SQL,
     ORDER_COLUMN,
     OUTCOMES_SQL,
     TS_COLUMN,
@@ -47,6 +57,8 @@ from monitoring_pipelines.storage.sources import (
 )
 from monitoring_pipelines.storage.warehouse import Warehouse, quote_ident
 from monitoring_pipelines.validation.suite import DayValidation, preload_gx, validate
+
+log = logging.getLogger(__name__)
 
 FILE_BACKED_BYTES = 1024 * 2**20  # source bytes above which a snapshot lives in a temporary file
 MEMORY_LIMIT = "800MB"  # DuckDB's buffer for one snapshot; beyond it, a file-backed snapshot pages out
@@ -83,6 +95,8 @@ class Snapshot:
         self._labels: tuple[dt.date, dt.date] | None = None
         self._outcomes: tuple[dt.date, dt.date] | None = None
         self._rows: int | None = None
+        # what loading the labels found: label rows used, not used (quarantined_labels), without a time
+        self.label_counts: dict[str, int] = {}
         self._scored: dict[tuple[Any, ...], pd.DataFrame] = {}
         self._writing: Future[None] | None = None
 
@@ -117,13 +131,22 @@ class Snapshot:
             read = source.load_predictions(snap.con, model, start, end)
             try:
                 validation = validate(
-                    snap.con, read.relation, read.columns, model, start, read.files, read.problems
+                    snap.con,
+                    read.relation,
+                    read.columns,
+                    model,
+                    start,
+                    read.files,
+                    read.problems,
+                    warnings=read.skipped,
                 )
-            except UNREADABLE as exc:  # a file whose schema reads but whose data does not
-                paths = [Path(f) for f in read.files if Path(f).exists()]
-                problems = unreadable(snap.con, paths, full=True) or [f"{', '.join(read.files)}: {exc}"]
-                validation = validate(snap.con, "", [], model, start, read.files, problems)
-            snap._define_day(validated=validation.usable, files=read.files)
+            except UNREADABLE as exc:  # a file of the window's own whose schema reads but whose data does not
+                paths = [Path(f) for f in read.own_files if Path(f).exists()]
+                problems = unreadable(snap.con, paths, full=True) or [f"{', '.join(read.own_files)}: {exc}"]
+                validation = validate(
+                    snap.con, "", [], model, start, read.files, problems, warnings=read.skipped
+                )
+            snap._define_day(validated=validation.usable, files=read.names)
         except BaseException:
             snap.close()
             raise
@@ -214,7 +237,8 @@ class Snapshot:
     def _define_day(self, validated: bool, files: Sequence[str] = ()) -> None:
         """`day`: the valid rows with their partition date (the UTC day of ts), in the snapshot's columns.
         A row's source_file is `files[i]` for its file index i (the high bits of __order, see
-        storage.sources): a path repeated on every row would cost a hundred bytes a row in memory."""
+        storage.sources): a path repeated on every row would cost a hundred bytes a row in memory.
+        `files` are the names a source gives them for the tables (SourceRead.names), never host paths."""
         if validated:
             names = "(CAST([" + ", ".join(_literal(f) for f in files) + "] AS VARCHAR[]))"
             self.con.execute(
@@ -382,7 +406,9 @@ class Snapshot:
 
     def load_labels(self, source: Source, arrived_from: dt.date, arrived_to: dt.date) -> int:
         """`labels`: the latest 0/1 label of each of this snapshot's requests that arrived in the window
-        (semi-joined with the requests here, so a large label folder is filtered while it is read)."""
+        (semi-joined with the requests here, so a large label folder is filtered while it is read).
+        The label rows of these requests that cannot be used are kept in `label_quarantine`
+        (see quarantined_labels) and counted in `label_counts`."""
         if self._labels == (arrived_from, arrived_to):
             return self._count("labels")
         self._create_labels(self.con, source.load_labels(self.con, self.model, arrived_from, arrived_to))
@@ -391,8 +417,60 @@ class Snapshot:
 
     def _create_labels(self, con: duckdb.DuckDBPyConnection, raw: str) -> None:
         # Only the champion's requests: every metric and every shadow pair reads labels through them.
-        where = f"request_id IN (SELECT request_id FROM {DAY} WHERE role = '{CHAMPION}')"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE labels AS {LABELS_SQL.format(raw=raw, where=where)}")
+        # Rows without a request_id belong to no request: only counted.
+        requests = f"request_id IN (SELECT request_id FROM {DAY} WHERE role = '{CHAMPION}')"
+        groups = LABEL_GROUPS_SQL.format(raw=raw, where=f"request_id IS NULL OR {requests}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE __label_groups AS {groups}")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE labels AS SELECT request_id, label, label_ts FROM __label_groups "
+            "WHERE request_id IS NOT NULL AND label IS NOT NULL"
+        )
+        used, invalid, untimed, anonymous = con.execute(
+            "SELECT count(*) FILTER (WHERE request_id IS NOT NULL AND label IS NOT NULL), "
+            "coalesce(sum(invalid_labels) FILTER (WHERE request_id IS NOT NULL), 0), "
+            "coalesce(sum(labels_without_label_ts) FILTER (WHERE request_id IS NOT NULL), 0), "
+            "coalesce(sum(invalid_labels) FILTER (WHERE request_id IS NULL), 0) FROM __label_groups"
+        ).fetchall()[0]
+        # The rows of the label quarantine are read again only when there are some (rare): one pass otherwise.
+        where = "false"
+        if invalid:
+            where = "request_id IN (SELECT request_id FROM __label_groups WHERE invalid_labels > 0)"
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE label_quarantine AS "
+            + LABEL_QUARANTINE_SQL.format(raw=raw, where=where)
+        )
+        con.execute("DROP TABLE __label_groups")
+        self.label_counts = {
+            "labelled_requests": int(used),
+            "invalid_labels": int(invalid),
+            "labels_without_label_ts": int(untimed),
+            "labels_without_request_id": int(anonymous),
+        }
+        if invalid or anonymous:
+            log.warning(
+                "%s %s: %d label row(s) of its requests not used (kept in quarantined_labels: %s), "
+                "%d label row(s) without a request_id in the label window",
+                self.model.name,
+                self.start if self.start == self.end else f"{self.start}..{self.end}",
+                invalid,
+                self._label_reasons() or "none",
+                anonymous,
+            )
+
+    def _label_reasons(self) -> str:
+        pairs = self.con.execute(
+            "SELECT reason, count(*) FROM label_quarantine GROUP BY 1 ORDER BY 2 DESC, 1"
+        ).fetchall()
+        return ", ".join(f"{reason}: {n}" for reason, n in pairs)
+
+    def quarantined_labels(self) -> pd.DataFrame:
+        """The label rows of this snapshot's requests that were not used, as read, with the reason and
+        their file: `quarantined_labels` without the model-day keys (the caller adds them). Empty until
+        labels are loaded."""
+        cols = result_columns("quarantined_labels")
+        if self._labels is None or not self._has_table("label_quarantine"):
+            return pd.DataFrame({c: pd.Series(dtype=object) for c in cols})
+        return self.con.execute(f"SELECT {', '.join(_q(c) for c in cols)} FROM label_quarantine").df()
 
     def set_labels(self, labels: pd.DataFrame) -> None:
         """Labels given as a frame (request_id, label[, label_ts]); tests and callers with their own."""
@@ -403,7 +481,8 @@ class Snapshot:
         self.con.register("__labels_frame", frame[["request_id", "label", "label_ts", "__order"]])
         self.con.execute(
             "CREATE OR REPLACE TEMP VIEW __labels_given AS SELECT CAST(request_id AS VARCHAR) AS request_id, "
-            "CAST(label AS VARCHAR) AS label, CAST(label_ts AS VARCHAR) AS label_ts, __order FROM __labels_frame"
+            "CAST(label AS VARCHAR) AS label, CAST(label_ts AS VARCHAR) AS label_ts, __order, "
+            f"'<frame>' AS {FILE_COLUMN} FROM __labels_frame"
         )
         self._create_labels(self.con, "__labels_given")
         self._labels = (dt.date.min, dt.date.min)

@@ -2,20 +2,27 @@
 
 A source loads rows into a DuckDB connection (a model-day's working database, see
 `storage.snapshot`) as a relation, so a day is read once, by DuckDB, and never copied whole into
-pandas. Only a partition's UTC days are returned. Rows logged late can sit in the next day's
-folder, so a day reads its own folder and the next one and keeps rows whose `ts` falls on the day;
-the next folder is scanned with the `ts` filter pushed into the Parquet reader, so its other
-columns are read only where a late row is.
+pandas. Only a partition's UTC days are returned. A row belongs to the UTC day of its `ts`, and it may
+sit in a folder of another day: logged late (up to the model's `late_days` after its day), or early
+(up to CLOCK_SKEW_DAYS before: a writer's clock ahead, or folders named by a local date behind UTC).
+So a day reads its own folder and those neighbours, and keeps the rows whose `ts` falls on the day;
+the neighbours are scanned with the `ts` filter pushed into the Parquet reader, so their other
+columns are read only where such a row is. A row whose `ts` is outside its folder's window (days
+late beyond `late_days`, or in the future) is read by no other day: its own folder's day keeps it,
+flagged for quarantine (OUTSIDE_WINDOW), so every row of a folder is counted by exactly one day.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import logging
 import os
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Protocol
 
 import duckdb
@@ -26,11 +33,20 @@ import sqlalchemy as sa
 
 from monitoring_pipelines.config import ModelConfig, MonitoringConfig
 
+log = logging.getLogger(__name__)
+
 REQUIRED_COLUMNS = ("prediction_id", "request_id", "model_name", "model_version", "role", "ts")
-LATE_FOLDERS = 1  # days after a partition whose folders may still hold its late-logged rows
-FILE_COLUMN = "__file"  # where a raw row came from (path or `<database>/<table>`)
+# Days before its own day a row may already sit in a folder (a writer's clock ahead, or folders named by
+# a local date behind UTC): day D also reads folder D-1 for rows whose ts is on D.
+CLOCK_SKEW_DAYS = 1
+FILE_COLUMN = "__file"  # where a raw row came from (its path, or a SQL source's origin(table))
 ORDER_COLUMN = "__order"  # position of a raw row in its source: file order, then row order
 TS_COLUMN = "__ts"  # the row's `ts` parsed as TIMESTAMPTZ (NULL when missing or unparsable)
+READ_REASON_COLUMN = "__read_reason"  # a quarantine reason found while reading (NULL for most rows)
+BOOKKEEPING_COLUMNS = (FILE_COLUMN, ORDER_COLUMN, TS_COLUMN, READ_REASON_COLUMN)  # not the row's data
+# The quarantine reason of a row whose ts is outside its folder's window [folder day - late_days,
+# folder day + CLOCK_SKEW_DAYS]: no day reads it as valid, so its folder's day quarantines it.
+OUTSIDE_WINDOW = "ts outside the lateness window"
 _FILE_ORDER_SHIFT = 1 << 40  # __order = file index << 40 | row number in the file
 
 
@@ -42,24 +58,47 @@ class SourceError(RuntimeError):
     """A source that cannot be read at all (unreadable file, unreachable database)."""
 
 
+class DatabaseUrlError(sa.exc.ArgumentError):
+    """A database URL SQLAlchemy cannot use. Its message is redacted; it stays an ArgumentError, so
+    code that handles SQLAlchemy's errors handles it."""
+
+
 @dataclass
 class SourceRead:
     """What a load put into the connection: `relation` holds the window's raw rows (original columns
-    plus FILE_COLUMN, ORDER_COLUMN, TS_COLUMN); `problems` make the day unusable."""
+    plus the BOOKKEEPING_COLUMNS that are there); `problems` make the day unusable. `files` are where the
+    rows were read (paths on this host), the window's own first, then `neighbours` (files of other days'
+    folders, read for the window's late or early rows); `names` say the same in the tables
+    (`source_file`), the same on every host: a path relative to the data directory, or a database's
+    redacted URL and table. `skipped`: a warning per neighbouring file that could not be used (it is
+    its own day's problem); `rows_outside_window`: rows of the window's own folders whose `ts` is outside
+    their folder's lateness window (in `relation`, flagged for quarantine with OUTSIDE_WINDOW)."""
 
     relation: str
     columns: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     rows_outside_window: int = 0
+    names: list[str] = field(default_factory=list)
+    neighbours: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.names:
+            self.names = list(self.files)
+
+    @property
+    def own_files(self) -> list[str]:
+        """The files of the window's own folders (or its database table)."""
+        near = set(self.neighbours)
+        return [f for f in self.files if f not in near]
 
     def frame(self, con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         """The raw rows as pandas (tests and small days only)."""
         if not self.columns:
             return pd.DataFrame()
-        return con.execute(
-            f"SELECT * EXCLUDE ({FILE_COLUMN}, {ORDER_COLUMN}, {TS_COLUMN}) FROM {self.relation}"
-        ).df()
+        hidden = ", ".join(c for c in BOOKKEEPING_COLUMNS if c in self.columns)
+        return con.execute(f"SELECT * EXCLUDE ({hidden}) FROM {self.relation}").df()
 
 
 class Source(Protocol):
@@ -102,6 +141,18 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def required_columns(model: ModelConfig) -> list[str]:
+    """The columns every prediction file (or table) of the model must have: the contract's required
+    columns, `score`, `prediction` and each configured feature and segment."""
+    return [*REQUIRED_COLUMNS, "score", "prediction", *model.input_columns]
+
+
+def folder_window(model: ModelConfig, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
+    """The first and last prediction folder the window [start, end] reads: CLOCK_SKEW_DAYS before it
+    (rows logged early) to the model's `late_days` after it (rows logged late)."""
+    return start - dt.timedelta(days=CLOCK_SKEW_DAYS), end + dt.timedelta(days=model.late_days)
+
+
 def _ident(name: str) -> str:
     """Quote any column name found in data (not trusted): double the quotes."""
     return '"' + name.replace('"', '""') + '"'
@@ -119,57 +170,83 @@ class FileSource:
     def _folder(self, model: str, kind: str, day: dt.date) -> Path:
         return self.data_dir / "incoming" / model / kind / f"date={day.isoformat()}"
 
+    def _day_folders(self, model: str, kind: str, start: dt.date, end: dt.date) -> list[tuple[dt.date, Path]]:
+        """The `date=YYYY-MM-DD` folders of [start, end], by day. Any other `date=` folder (`date=latest`,
+        `date=2026-13-45`) is skipped with a warning naming it: one stray folder must not stop the
+        model's other days, nor the label sensor for every model."""
+        root = self.data_dir / "incoming" / model / kind
+        if not root.is_dir():
+            return []
+        days: list[tuple[dt.date, Path]] = []
+        for folder in root.glob("date=*"):
+            if not folder.is_dir():
+                continue
+            day = folder_day(folder.name)
+            if day is None:
+                log.warning("ignoring folder %s: its name is not date=YYYY-MM-DD", folder)
+            elif start <= day <= end:
+                days.append((day, folder))
+        return sorted(days)
+
     def _files(self, model: str, kind: str, start: dt.date, end: dt.date) -> list[Path]:
-        files: list[Path] = []
-        day = start
-        while day <= end:
-            folder = self._folder(model, kind, day)
-            if folder.is_dir():
-                files.extend(sorted(p for p in folder.iterdir() if p.suffix in (".parquet", ".csv")))
-            day += dt.timedelta(days=1)
-        return files
+        return [
+            p
+            for _, folder in self._day_folders(model, kind, start, end)
+            for p in sorted(folder.iterdir())
+            if p.suffix in (".parquet", ".csv")
+        ]
+
+    def source_file(self, path: Path) -> str:
+        """A file as named in the tables' `source_file`: relative to the data directory, so the host's
+        layout stays out and a partition rerun on another host writes the same rows."""
+        try:
+            return path.relative_to(self.data_dir).as_posix()
+        except ValueError:
+            return path.name
 
     def load_predictions(
         self, con: duckdb.DuckDBPyConnection, model: ModelConfig, start: dt.date, end: dt.date
     ) -> SourceRead:
         own = self._files(model.name, "predictions", start, end)
-        late = self._files(
-            model.name, "predictions", end + dt.timedelta(days=1), end + dt.timedelta(days=LATE_FOLDERS)
-        )
         if not own:
             # A few late rows in the next folder do not make a day: its own log is missing.
             problem = (
                 f"no prediction files for {model.name} in {self._folder(model.name, 'predictions', start)}"
             )
             return SourceRead(relation="", problems=[problem + (f" (through {end})" if end != start else "")])
-        return load_files(con, own, late, start, end)
+        first, last = folder_window(model, start, end)
+        near = [
+            *self._files(model.name, "predictions", first, start - dt.timedelta(days=1)),
+            *self._files(model.name, "predictions", end + dt.timedelta(days=1), last),
+        ]
+        read = load_files(con, own, near, start, end, model.late_days, required_columns(model))
+        read.names = [self.source_file(Path(f)) for f in read.files]
+        return read
 
     def load_labels(
         self, con: duckdb.DuckDBPyConnection, model: ModelConfig, arrived_from: dt.date, arrived_to: dt.date
     ) -> str:
         files = self._files(model.name, "labels", arrived_from, arrived_to)
-        return _load_side_table(con, files, "labels_raw", ("request_id", "label", "label_ts"), "label")
+        names = [self.source_file(p) for p in files]
+        return _load_side_table(con, files, "labels_raw", ("request_id", "label", "label_ts"), "label", names)
 
     def load_outcomes(
         self, con: duckdb.DuckDBPyConnection, model: ModelConfig, start: dt.date, end: dt.date
     ) -> str:
         files = self._files(model.name, "outcomes", start, end)
+        names = [self.source_file(p) for p in files]
         return _load_side_table(
-            con, files, "outcomes_raw", ("request_id", "outcome", "value", "ts"), "outcome"
+            con, files, "outcomes_raw", ("request_id", "outcome", "value", "ts"), "outcome", names
         )
 
     def label_arrivals(self, model: ModelConfig, since: dt.date) -> dict[str, str]:
         """Arrival day -> fingerprint (names, sizes, mtimes) of that day's label files, from `since` on."""
-        root = self.data_dir / "incoming" / model.name / "labels"
         out: dict[str, str] = {}
-        if not root.is_dir():
-            return out
-        for folder in sorted(root.glob("date=*")):
-            day = folder.name.removeprefix("date=")
+        for day, folder in self._day_folders(model.name, "labels", since, dt.date.max):
             files = sorted(p for p in folder.iterdir() if p.suffix in (".parquet", ".csv"))
-            if files and day >= since.isoformat():
+            if files:
                 stats = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-                out[day] = hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
+                out[day.isoformat()] = hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
         return out
 
     def fingerprint(self, model: ModelConfig, kind: str, start: dt.date, end: dt.date) -> str:
@@ -179,6 +256,17 @@ class FileSource:
             for p in self._files(model.name, kind, start, end)
         ]
         return hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
+
+
+def folder_day(name: str) -> dt.date | None:
+    """The day of a `date=YYYY-MM-DD` folder name; None for any other name (`date=latest`, a month 13,
+    `date=20260601`: only the contract's form names the folder `_folder` would look for)."""
+    text = name.removeprefix("date=")
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        return None
+    return day if name.startswith("date=") and day.isoformat() == text else None
 
 
 def read_csv_strict(path: Path) -> pa.Table:
@@ -200,21 +288,117 @@ def read_csv_strict(path: Path) -> pa.Table:
     return csv.read_csv(path, convert_options=options)
 
 
+def _reason(error: BaseException | str, path: Path) -> str:
+    """Why `path` cannot be read, in a line: the reader's message without the path it repeats (the
+    problem names the file already) and without the error class; a zero-byte file says so."""
+    with contextlib.suppress(OSError):
+        if path.stat().st_size == 0:
+            return "empty file, 0 bytes"
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    for quoted in (f"'{path}'", f'"{path}"', str(path)):
+        text = text.replace(f" {quoted}", "").replace(quoted, "")
+    text = re.sub(r"^[A-Za-z ]*Error: ", "", text)
+    if "magic bytes" in text:  # DuckDB's words for a file without a Parquet footer
+        text = "not a Parquet file, or cut off: it does not end with a Parquet footer"
+    return " ".join(text.split()) or type(error).__name__
+
+
 def _probe(con: duckdb.DuckDBPyConnection, path: Path, full: bool = False) -> str | None:
     """None when the file can be read (its schema; with `full` every value), else the reason."""
     if path.suffix == ".csv":
         try:
             read_csv_strict(path)
         except UNREADABLE as exc:
-            return str(exc).splitlines()[0]
+            return _reason(exc, path)
         return None
     scan = f"read_parquet({_lit(str(path))}, hive_partitioning = false)"
-    sql = f"SELECT count(*) FROM (SELECT * FROM {scan})" if full else f"SELECT * FROM {scan} LIMIT 0"
+    # every value is decoded only when used: hashing each row uses all of them (a bare count(*) reads none)
+    sql = (
+        f"SELECT count(*) FROM {scan} t WHERE hash(t) IS NOT NULL"
+        if full
+        else f"SELECT * FROM {scan} LIMIT 0"
+    )
     try:
         con.execute(sql).fetchall()
     except (duckdb.Error, OSError) as exc:
-        return str(exc).splitlines()[0]
+        return _reason(exc, path)
     return None
+
+
+def file_columns(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> dict[Path, list[str] | str]:
+    """Each file's top-level column names, or (a string) why they cannot be read: a Parquet file's
+    footer (every file's in one DuckDB call; file by file only when one fails), a CSV file's header
+    line. The values are read, and checked, later."""
+    out: dict[Path, list[str] | str] = {}
+    parquet = [p for p in paths if p.suffix == ".parquet"]
+    if parquet:
+        try:
+            out.update(_parquet_columns(con, parquet))
+        except (duckdb.Error, OSError):
+            for path in parquet:
+                try:
+                    out.update(_parquet_columns(con, [path]))
+                except (duckdb.Error, OSError) as exc:
+                    out[path] = _reason(exc, path)
+    for path in (p for p in paths if p.suffix == ".csv"):
+        try:
+            out[path] = _csv_header(path)
+        except (ValueError, OSError) as exc:
+            out[path] = _reason(exc, path)
+    return out
+
+
+def _parquet_columns(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> dict[Path, list[str]]:
+    """Top-level column names from the files' footers. `parquet_schema` lists every schema element
+    depth first (the root, then each column and its children), so a column is top-level when no
+    enclosing element still has children to come."""
+    listed = ", ".join(_lit(str(p)) for p in paths)
+    elements = con.execute(f"SELECT file_name, name, num_children FROM parquet_schema([{listed}])").fetchall()
+    by_name = {str(p): p for p in paths}
+    names: dict[Path, list[str]] = {p: [] for p in paths}
+    open_children: dict[Path, list[int]] = {}  # per file: children still to come at each depth
+    for file_name, name, children in elements:
+        path = by_name[file_name]
+        stack = open_children.get(path)
+        if stack is None:  # the root element
+            open_children[path] = [int(children or 0)]
+            continue
+        if len(stack) == 1:
+            names[path].append(name)
+        stack[-1] -= 1
+        if children:
+            stack.append(int(children))
+        while len(stack) > 1 and stack[-1] == 0:
+            stack.pop()
+    return names
+
+
+def _csv_header(path: Path) -> list[str]:
+    import csv as pycsv
+
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        header = fh.readline()
+    if not header.strip():
+        raise ValueError("empty file: no header line")
+    return next(pycsv.reader([header]))
+
+
+def _file_problem(path: Path, schema: list[str] | str, required: Sequence[str]) -> str | None:
+    """Why a prediction file cannot be used: unreadable, or without a required column; None when it can."""
+    if isinstance(schema, str):
+        return f"{path}: unreadable ({schema})"
+    missing = [c for c in required if c not in schema]
+    return f"missing required column(s) {missing} in {path}" if missing else None
+
+
+def _skip_note(problem: str, path: Path, start: dt.date, end: dt.date) -> str:
+    """The warning of a neighbouring file left out of the window [start, end]."""
+    window = start.isoformat() if start == end else f"{start}..{end}"
+    day = folder_day(path.parent.name) or "its own day"
+    return (
+        f"{problem}; left out of {window}, which reads it only for rows logged late or early. "
+        f"It blocks {day}: fix it, then re-run {day} and {window}"
+    )
 
 
 def _parquet_scan(paths: list[Path]) -> str:
@@ -225,16 +409,20 @@ def _parquet_scan(paths: list[Path]) -> str:
     )
 
 
+def _csv_table(path: Path) -> pa.Table:
+    """A CSV file (all columns as text, strictly) with its file name and row number."""
+    table = read_csv_strict(path)
+    return table.append_column(
+        "filename", pa.array(np.full(table.num_rows, str(path), dtype=object), pa.string())
+    ).append_column("file_row_number", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+
+
 def _csv_relation(con: duckdb.DuckDBPyConnection, paths: list[Path], name: str) -> str:
     """CSV files (all columns as text) as one registered Arrow table with file name and row number."""
-    tables = []
-    for path in paths:
-        table = read_csv_strict(path)
-        tables.append(
-            table.append_column(
-                "filename", pa.array(np.full(table.num_rows, str(path), dtype=object), pa.string())
-            ).append_column("file_row_number", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-        )
+    return _register_tables(con, [_csv_table(p) for p in paths], name)
+
+
+def _register_tables(con: duckdb.DuckDBPyConnection, tables: list[pa.Table], name: str) -> str:
     con.register(name, pa.concat_tables(tables, promote_options="permissive"))
     return name
 
@@ -242,22 +430,53 @@ def _csv_relation(con: duckdb.DuckDBPyConnection, paths: list[Path], name: str) 
 def load_files(
     con: duckdb.DuckDBPyConnection,
     own: list[Path],
-    late: list[Path],
+    near: list[Path],
     start: dt.date,
     end: dt.date,
+    late_days: int | None = None,
+    required: Sequence[str] = (),
     relation: str = "raw",
 ) -> SourceRead:
-    """The prediction rows of [start, end] from `own` (the window's folders: every row, a row without a
-    usable `ts` included, since it belongs to the folder it sits in) and `late` (later folders: only rows
-    whose `ts` is in the window). Defines the view `relation`; a file DuckDB cannot read is a problem
-    naming it, and then nothing is loaded (the day is unusable, the other files are not half-used)."""
-    files = [*own, *late]
-    try:
-        return _load_files(con, own, late, start, end, relation)
-    except UNREADABLE:
-        # Name the file(s) DuckDB could not read; the day is unusable until they are fixed or removed.
-        problems = unreadable(con, files) or [f"the files of {start}..{end} could not be read together"]
-        return SourceRead(relation="", files=[str(p) for p in files], problems=problems)
+    """The prediction rows of [start, end], as the view `relation`.
+
+    From `own` (the window's folders): every row whose `ts` is in the window, every row without a usable
+    `ts` (it belongs to the folder it sits in) and every row whose `ts` is outside its folder's lateness
+    window (no day reads it otherwise; flagged with OUTSIDE_WINDOW for the quarantine). From `near`
+    (other days' folders): the rows whose `ts` is in the window and within their folder's lateness
+    window. A folder `date=F`'s lateness window is the days F - `late_days` .. F + CLOCK_SKEW_DAYS;
+    `late_days` None: no lateness window (a file outside the folder layout, e.g. `reference.path`).
+
+    An own file that cannot be read or lacks one of the `required` columns is a problem naming it, and
+    then nothing is loaded (the day is unusable, the other files are not half-used). A neighbouring
+    file with such a fault (or whose rows of the window cannot be read) is left out with a warning
+    naming it (`skipped`): it is its own day's problem, and it blocks that day, not this one."""
+    schemas = file_columns(con, [*own, *near])
+    problems = [p for path in own if (p := _file_problem(path, schemas[path], required))]
+    skipped: list[str] = []
+    usable: list[Path] = []
+    for path in near:
+        problem = _file_problem(path, schemas[path], required)
+        if problem:
+            skipped.append(_skip_note(problem, path, start, end))
+        else:
+            usable.append(path)
+    if problems:
+        read = SourceRead(relation="", files=[str(p) for p in own], problems=problems, skipped=skipped)
+    else:
+        try:
+            read = _load_files(con, own, usable, start, end, late_days, relation)
+            read.skipped = [*skipped, *read.skipped]
+        except UNREADABLE:
+            # Name the file(s) DuckDB could not read; the day is unusable until they are fixed or removed.
+            problems = (
+                unreadable(con, own)
+                or unreadable(con, own, full=True)
+                or [f"the files of {start}..{end} could not be read together"]
+            )
+            read = SourceRead(relation="", files=[str(p) for p in own], problems=problems, skipped=skipped)
+    for note in read.skipped:
+        log.warning("%s", note)
+    return read
 
 
 def unreadable(con: duckdb.DuckDBPyConnection, files: list[Path], full: bool = False) -> list[str]:
@@ -265,34 +484,47 @@ def unreadable(con: duckdb.DuckDBPyConnection, files: list[Path], full: bool = F
     return [f"{p}: unreadable ({reason})" for p in files if (reason := _probe(con, p, full)) is not None]
 
 
+def _register_files(con: duckdb.DuckDBPyConnection, files: list[Path]) -> None:
+    """`__file_order`: each file's index (the high bits of __order) and its folder's day (NULL outside
+    the `date=` layout)."""
+    days = [folder_day(p.parent.name) for p in files]
+    con.register(
+        "__file_order",
+        pa.table(
+            {
+                "filename": pa.array([str(p) for p in files], pa.string()),
+                "file_index": pa.array(np.arange(len(files), dtype=np.int64)),
+                "folder_day": pa.array(days, pa.date32()),
+            }
+        ),
+    )
+
+
 def _load_files(
     con: duckdb.DuckDBPyConnection,
     own: list[Path],
-    late: list[Path],
+    near: list[Path],
     start: dt.date,
     end: dt.date,
+    late_days: int | None,
     relation: str,
 ) -> SourceRead:
-    files = [*own, *late]
-    order = {str(p): i for i, p in enumerate(files)}
-    con.register(
-        "__file_order",
-        pa.table({"filename": list(order), "file_index": np.arange(len(order), dtype=np.int64)}),
-    )
     lo, hi = _day_bounds(start, end)
     window = f"{TS_COLUMN} >= {_lit(lo.isoformat())}::TIMESTAMPTZ AND {TS_COLUMN} < {_lit(hi.isoformat())}::TIMESTAMPTZ"
+    near, skipped = _near_rows(con, own, near, window, late_days, start, end)  # registers __file_order
     parts: list[str] = []
-    for group, is_late in ((own, False), (late, True)):
-        for suffix, scan in ((".parquet", "pq"), (".csv", "csv")):
-            paths = [p for p in group if p.suffix == suffix]
-            if not paths:
-                continue
-            name = f"__{scan}_{'late' if is_late else 'own'}"
-            source = _parquet_scan(paths) if scan == "pq" else _csv_relation(con, paths, name + "_csv")
-            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {source}")
-            parts.append(_window_select(con, name, window, is_late))
+    for suffix, scan in ((".parquet", "pq"), (".csv", "csv")):
+        paths = [p for p in own if p.suffix == suffix]
+        if not paths:
+            continue
+        name = f"__{scan}_own"
+        source = _parquet_scan(paths) if scan == "pq" else _csv_relation(con, paths, name + "_csv")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {source}")
+        parts.append(_window_select(con, name, window, late_days, own=True))
+    if near:
+        parts.append(f"SELECT * FROM {NEAR_ROWS}")
     if not parts:
-        return SourceRead(relation="", files=[str(p) for p in files], problems=["no readable files"])
+        return SourceRead(relation="", files=[str(p) for p in own], problems=["no readable files"])
     union = " UNION ALL BY NAME ".join(f"({p})" for p in parts)
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {relation} AS SELECT u.* EXCLUDE (filename, file_row_number, file_index), "
@@ -300,10 +532,72 @@ def _load_files(
         f"FROM ({union}) u"
     )
     columns = [c for c in con.sql(f"SELECT * FROM {relation} LIMIT 0").columns]
-    outside = _rows_outside(con, own, late, window)
+    outside = con.execute(
+        f"SELECT count(*) FROM {relation} WHERE {READ_REASON_COLUMN} IS NOT NULL"
+    ).fetchall()
     return SourceRead(
-        relation=relation, columns=columns, files=[str(p) for p in files], rows_outside_window=outside
+        relation=relation,
+        columns=columns,
+        files=[str(p) for p in [*own, *near]],
+        rows_outside_window=int(outside[0][0]) if outside else 0,
+        neighbours=[str(p) for p in near],
+        skipped=skipped,
     )
+
+
+NEAR_ROWS = "__near_rows"  # table: the window's rows found in other days' folders
+
+
+def _near_rows(
+    con: duckdb.DuckDBPyConnection,
+    own: list[Path],
+    near: list[Path],
+    window: str,
+    late_days: int | None,
+    start: dt.date,
+    end: dt.date,
+) -> tuple[list[Path], list[str]]:
+    """Read the window's rows of the neighbouring files into NEAR_ROWS now (they are few: the filter on
+    `ts` is pushed into the Parquet reader), so a file whose data cannot be read is found here and left
+    out, with a warning naming it, instead of failing the window later. Registers `__file_order` for
+    `own` and the neighbouring files kept; returns those and the warnings."""
+    skipped: list[str] = []
+    tables: dict[Path, pa.Table] = {}
+    for path in (p for p in near if p.suffix == ".csv"):
+        try:
+            tables[path] = _csv_table(path)
+        except UNREADABLE as exc:
+            skipped.append(_skip_note(f"{path}: unreadable ({_reason(exc, path)})", path, start, end))
+
+    def select(parquet: list[Path], csv: bool = True) -> str:
+        parts = []
+        if parquet:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW __pq_near AS SELECT * FROM {_parquet_scan(parquet)}")
+            parts.append(_window_select(con, "__pq_near", window, late_days, own=False))
+        if csv and tables:
+            _register_tables(con, list(tables.values()), "__csv_near")
+            parts.append(_window_select(con, "__csv_near", window, late_days, own=False))
+        return " UNION ALL BY NAME ".join(f"({p})" for p in parts)
+
+    def build(parquet: list[Path]) -> list[Path]:
+        kept = [p for p in near if p in set(parquet) or p in tables]
+        _register_files(con, [*own, *kept])  # the rows' file indexes are those of the files kept
+        if kept:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {NEAR_ROWS} AS {select(parquet)}")
+        return kept
+
+    parquet = [p for p in near if p.suffix == ".parquet"]
+    try:
+        return build(parquet), skipped
+    except UNREADABLE:
+        readable = []
+        for path in parquet:  # which file it was: each alone (the indexes of every candidate are set)
+            try:
+                con.execute(f"SELECT count(*) FROM ({select([path], csv=False)})").fetchall()
+                readable.append(path)
+            except UNREADABLE as exc:
+                skipped.append(_skip_note(f"{path}: unreadable ({_reason(exc, path)})", path, start, end))
+        return build(readable), skipped
 
 
 def _ts_expression(con: duckdb.DuckDBPyConnection, view: str) -> str:
@@ -321,44 +615,47 @@ def _ts_expression(con: duckdb.DuckDBPyConnection, view: str) -> str:
     return "TRY_CAST(CAST(ts AS VARCHAR) AS TIMESTAMPTZ)"
 
 
-def _window_select(con: duckdb.DuckDBPyConnection, view: str, window: str, is_late: bool) -> str:
+def _window_select(
+    con: duckdb.DuckDBPyConnection, view: str, window: str, late_days: int | None, own: bool
+) -> str:
+    """The rows of `view` (joined with `__file_order`) that the window reads; see load_files."""
     ts = _ts_expression(con, view)
+    inside = "true"
+    if late_days is not None:
+        day = f"CAST(timezone('UTC', {ts}) AS DATE)"
+        inside = (
+            f"(o.folder_day IS NULL OR {day} BETWEEN o.folder_day - {int(late_days)} "
+            f"AND o.folder_day + {CLOCK_SKEW_DAYS})"
+        )
     select = (
-        f"SELECT v.*, {ts} AS {TS_COLUMN}, o.file_index FROM {view} v JOIN __file_order o USING (filename)"
+        f"SELECT v.*, {ts} AS {TS_COLUMN}, o.file_index, {inside} AS __inside "
+        f"FROM {view} v JOIN __file_order o USING (filename)"
     )
-    if not is_late:
-        # Rows of the window's own folders: all in the window, plus those without a usable ts.
-        return f"SELECT * FROM ({select}) WHERE {TS_COLUMN} IS NULL OR ({window})"
-    return f"SELECT * FROM ({select}) WHERE {window}"
-
-
-def _rows_outside(con: duckdb.DuckDBPyConnection, own: list[Path], late: list[Path], window: str) -> int:
-    """Rows read but not on the window's days: stray rows of other days in the window's folders, and
-    every row of the later folders that is not a late row of the window (rows of the later folders
-    without a usable ts belong to those folders and are not counted)."""
-    total = 0
-    for group, is_late in ((own, False), (late, True)):
-        for suffix, scan in ((".parquet", "pq"), (".csv", "csv")):
-            if not any(p.suffix == suffix for p in group):
-                continue
-            name = f"__{scan}_{'late' if is_late else 'own'}"
-            ts = _ts_expression(con, name)
-            row = con.execute(
-                f"SELECT count(*) FROM (SELECT {ts} AS {TS_COLUMN} FROM {name}) "
-                f"WHERE {TS_COLUMN} IS NOT NULL AND NOT ({window})"
-            ).fetchall()[0]
-            total += int(row[0]) if row else 0
-    return total
+    if not own:
+        return f"SELECT * EXCLUDE (__inside) FROM ({select}) WHERE ({window}) AND __inside"
+    # Rows of the window's own folders: those on its days, those without a usable ts (they belong to
+    # the folder they sit in) and those outside their folder's lateness window (quarantined here).
+    reason = f"CASE WHEN {TS_COLUMN} IS NOT NULL AND NOT __inside THEN {_lit(OUTSIDE_WINDOW)} END"
+    return (
+        f"SELECT * EXCLUDE (__inside), {reason} AS {READ_REASON_COLUMN} FROM ({select}) "
+        f"WHERE {TS_COLUMN} IS NULL OR NOT __inside OR ({window})"
+    )
 
 
 def _load_side_table(
-    con: duckdb.DuckDBPyConnection, files: list[Path], name: str, columns: tuple[str, ...], kind: str
+    con: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    name: str,
+    columns: tuple[str, ...],
+    kind: str,
+    names: Sequence[str] | None = None,
 ) -> str:
-    """Label or outcome rows of `files` as the view `name` with exactly `columns` (empty when no files).
-    An unreadable file or a missing column is a SourceError naming it: metrics must not silently miss
-    the labels they were promised."""
+    """Label or outcome rows of `files` as the view `name` with exactly `columns`, ORDER_COLUMN and
+    FILE_COLUMN (the file as `names` gives it, default its path); empty when no files. An unreadable file
+    or a missing column is a SourceError naming it: metrics must not silently miss the labels they were
+    promised."""
     try:
-        return _side_view(con, files, name, columns, kind)
+        return _side_view(con, files, name, columns, kind, names)
     except UNREADABLE as exc:
         problems = unreadable(con, files) or unreadable(con, files, full=True)
         raise SourceError(
@@ -367,7 +664,12 @@ def _load_side_table(
 
 
 def _side_view(
-    con: duckdb.DuckDBPyConnection, files: list[Path], name: str, columns: tuple[str, ...], kind: str
+    con: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    name: str,
+    columns: tuple[str, ...],
+    kind: str,
+    names: Sequence[str] | None = None,
 ) -> str:
     parts = []
     for suffix in (".parquet", ".csv"):
@@ -389,17 +691,25 @@ def _side_view(
         # later row wins, as in a log where a correction is appended after the value it corrects.
         selected = ", ".join(f"r.{_ident(c)} AS {c}" for c in columns)
         parts.append(
-            f"SELECT {selected}, (o.file_index << 40) | r.file_row_number AS {ORDER_COLUMN} "
-            f"FROM {rel} r JOIN __{name}_files o USING (filename)"
+            f"SELECT {selected}, (o.file_index << 40) | r.file_row_number AS {ORDER_COLUMN}, "
+            f"o.source_file AS {FILE_COLUMN} FROM {rel} r JOIN __{name}_files o USING (filename)"
         )
     con.register(
         f"__{name}_files",
-        pa.table({"filename": [str(p) for p in files], "file_index": np.arange(len(files), dtype=np.int64)}),
+        pa.table(
+            {
+                "filename": pa.array([str(p) for p in files], pa.string()),
+                "file_index": pa.array(np.arange(len(files), dtype=np.int64)),
+                "source_file": pa.array(
+                    list(names) if names is not None else [str(p) for p in files], pa.string()
+                ),
+            }
+        ),
     )
     if not parts:
         parts = [
             f"SELECT {', '.join(f'CAST(NULL AS VARCHAR) AS {c}' for c in columns)}, "
-            f"CAST(NULL AS BIGINT) AS {ORDER_COLUMN} WHERE false"
+            f"CAST(NULL AS BIGINT) AS {ORDER_COLUMN}, CAST(NULL AS VARCHAR) AS {FILE_COLUMN} WHERE false"
         ]
     con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {' UNION ALL BY NAME '.join(parts)}")
     con.execute(f"SELECT * FROM {name} LIMIT 0").fetchall()  # binds every file's schema now
@@ -413,7 +723,10 @@ class SqlSource:
     """Any SQLAlchemy database holding the same columns. Table names are validated identifiers
     (config), dates are bound parameters. The driver returns rows in chunks of `chunk_rows` (its own
     buffers stay small); the model-day's rows then reach DuckDB as one frame, so a SQL source holds a
-    day in pandas once. Files are the faster path for days of millions of rows."""
+    day in pandas once. Files are the faster path for days of millions of rows.
+
+    The URL carries credentials: it is shown only as `shown` (see `redact_database_url`), and every
+    text taken from the driver is scrubbed of them (`_safe`) before it reaches a message."""
 
     def __init__(
         self,
@@ -423,7 +736,9 @@ class SqlSource:
         outcomes_table: str | None,
         chunk_rows: int = 200_000,
     ) -> None:
-        self.url = _expand_env(url)
+        self.url, expanded = _expand_env(url)
+        self._secrets = [*expanded, *url_secrets(self.url)]
+        self.shown = redact_database_url(self.url, expanded)
         self.predictions_table = predictions_table
         self.labels_table = labels_table
         self.outcomes_table = outcomes_table
@@ -432,9 +747,32 @@ class SqlSource:
 
     @property
     def engine(self) -> sa.Engine:
+        """The engine; a URL it cannot be made from is an error that does not quote the URL (SQLAlchemy
+        and the dialects echo it, user and query string included)."""
         if self._engine is None:
-            self._engine = sa.create_engine(self.url)
+            try:
+                self._engine = sa.create_engine(self.url)
+            except sa.exc.ArgumentError as exc:  # callers handle SQLAlchemy errors; keep the kind
+                raise DatabaseUrlError(self._problem(exc)) from None
+            except Exception as exc:  # noqa: BLE001 - a bad port, a missing driver: never chain the text
+                raise SourceError(self._problem(exc)) from None
         return self._engine
+
+    def origin(self, table: str) -> str:
+        """A table as named in messages and in `source_file`: the redacted URL and the table."""
+        return f"{self.shown}/{table}"
+
+    def _safe(self, text: str) -> str:
+        """The first line of a driver's message, without the URL's credentials."""
+        return scrub(text.splitlines()[0] if text else "", self._secrets)
+
+    def _problem(self, exc: BaseException, table: str | None = None) -> str:
+        if isinstance(exc, DatabaseUrlError):
+            return str(exc)  # already says where, redacted
+        where = self.origin(table) if table else self.shown
+        if isinstance(exc, pd.errors.DatabaseError) and exc.__cause__ is not None:
+            exc = exc.__cause__  # pandas' first line is its SQL; the driver's says what went wrong
+        return f"{where}: {type(exc).__name__}: {self._safe(str(exc))}"
 
     def _table(self, name: str) -> sa.TableClause:
         schema, _, table = name.rpartition(".")
@@ -448,7 +786,8 @@ class SqlSource:
                 for chunk in pd.read_sql(stmt, con, chunksize=self.chunk_rows):
                     chunks.append(chunk)
         except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
-            raise SourceError(f"{_redact(self.url)} table {name}: {str(exc).splitlines()[0]}") from exc
+            # not chained: the driver's full text (and a traceback's) may quote the credentials
+            raise SourceError(self._problem(exc, name)) from None
         if not chunks:
             return pd.DataFrame()
         return pd.concat(chunks, ignore_index=True)
@@ -474,7 +813,7 @@ class SqlSource:
             sa.column("ts") >= sa.bindparam("lo", lo),
             sa.column("ts") < sa.bindparam("hi", hi),
         )
-        origin = f"{_redact(self.url)}/{self.predictions_table}"
+        origin = self.origin(self.predictions_table)
         try:
             frame = self._select(self.predictions_table, where)
         except SourceError as exc:
@@ -494,8 +833,9 @@ class SqlSource:
         lo_utc, hi_utc = _day_bounds(start, end)
         window = f"{TS_COLUMN} >= {_lit(lo_utc.isoformat())}::TIMESTAMPTZ AND {TS_COLUMN} < {_lit(hi_utc.isoformat())}::TIMESTAMPTZ"
         # Every row the query returned is the window's own: a row without a usable ts is kept (and
-        # quarantined by validation), a row of the widened margin is outside.
-        select = _window_select(con, "__sql_own", window, is_late=False)
+        # quarantined by validation), a row of the widened margin belongs to another day. A database has
+        # no folders, so no lateness window: a row is found by its ts however late it was written.
+        select = _window_select(con, "__sql_own", window, None, own=True)
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW raw AS SELECT u.* EXCLUDE (filename, file_row_number, file_index), "
             f"u.filename AS {FILE_COLUMN}, (u.file_index << 40) | u.file_row_number AS {ORDER_COLUMN} FROM ({select}) u"
@@ -508,7 +848,6 @@ class SqlSource:
             columns=columns if kept else [],
             files=[origin],
             problems=problems,
-            rows_outside_window=len(frame) - kept,
         )
 
     def label_arrivals(self, model: ModelConfig, since: dt.date) -> dict[str, str]:
@@ -528,9 +867,7 @@ class SqlSource:
             with self.engine.connect() as con:
                 rows = con.execute(stmt).all()
         except sa.exc.SQLAlchemyError as exc:
-            raise SourceError(
-                f"{_redact(self.url)} table {self.labels_table}: {str(exc).splitlines()[0]}"
-            ) from exc
+            raise SourceError(self._problem(exc, self.labels_table)) from None
         return {str(r.day)[:10]: hashlib.sha256(f"{r.n}|{r.last}".encode()).hexdigest()[:16] for r in rows}
 
     def load_labels(
@@ -545,7 +882,7 @@ class SqlSource:
                 < sa.bindparam("hi", dt.datetime.combine(arrived_to + dt.timedelta(days=1), dt.time())),
             )
             frame = self._select(self.labels_table, where)
-        return self._side(con, frame, "labels_raw", columns, "label")
+        return self._side(con, frame, "labels_raw", columns, "label", self.labels_table)
 
     def load_outcomes(
         self, con: duckdb.DuckDBPyConnection, model: ModelConfig, start: dt.date, end: dt.date
@@ -559,7 +896,7 @@ class SqlSource:
                 < sa.bindparam("hi", dt.datetime.combine(end + dt.timedelta(days=1), dt.time())),
             )
             frame = self._select(self.outcomes_table, where)
-        return self._side(con, frame, "outcomes_raw", columns, "outcome")
+        return self._side(con, frame, "outcomes_raw", columns, "outcome", self.outcomes_table)
 
     def _side(
         self,
@@ -568,18 +905,22 @@ class SqlSource:
         name: str,
         columns: tuple[str, ...],
         kind: str,
+        table: str | None,
     ) -> str:
         if frame.empty:
             frame = pd.DataFrame({c: pd.Series(dtype="string") for c in columns})
         missing = [c for c in columns if c not in frame.columns]
         if missing:
-            raise SourceError(f"{kind} rows of {_redact(self.url)} lack columns {missing}")
+            raise SourceError(f"{kind} rows of {self.origin(table or '?')} lack columns {missing}")
         text = pd.DataFrame(
             {c: frame[c].map(lambda v: None if _missing(v) else str(v)).astype("string") for c in columns}
         )
         text[ORDER_COLUMN] = np.arange(len(text), dtype=np.int64)  # the database's row order breaks ties
         con.register(name + "_frame", text)
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {name}_frame")
+        origin = _lit(self.origin(table or "?"))
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT *, {origin} AS {FILE_COLUMN} FROM {name}_frame"
+        )
         return name
 
 
@@ -589,22 +930,60 @@ def _missing(value: object) -> bool:
 
 # --------------------------------------------------------------------------- normalized side tables
 
-# The latest valid (0/1) label of each request (ties on label_ts: the later row of the input; a label without
-# label_ts counts as oldest); `{where}` narrows the requests (a semi-join with the
-# day's requests, applied before the aggregation so a large label folder is filtered while it is read).
-LABELS_SQL = """
+# Why a label row cannot be used (NULL when it can): no request_id, no label, or a label that is not 0/1.
+LABEL_REASON_SQL = """CASE WHEN request_id IS NULL THEN 'request_id not null'
+    WHEN label IS NULL THEN 'label not null'
+    WHEN coalesce(TRY_CAST(label AS DOUBLE) NOT IN (0, 1), true) THEN 'label in {0, 1}' END"""
+
+# Per request, one pass over the label rows: the latest usable label by label_ts and the rows not used.
+# A label_ts that is missing, unparsable or infinite is no time: such a label counts as the oldest and
+# never replaces one with a time; ties on label_ts go to the later row of the input. `{where}` narrows
+# the requests (a semi-join with the day's requests, applied before the aggregation so a large label
+# folder is filtered while it is read).
+LABEL_GROUPS_SQL = (
+    """
 SELECT request_id,
-       arg_max(label, (coalesce(label_ts, TIMESTAMPTZ '1970-01-01 00:00:00+00'), __order)) AS label,
-       max(label_ts) AS label_ts
+       arg_max(label, (label_ts IS NOT NULL, coalesce(label_ts, TIMESTAMPTZ '1970-01-01 00:00:00+00'), __order))
+           FILTER (WHERE reason IS NULL) AS label,
+       max(label_ts) FILTER (WHERE reason IS NULL) AS label_ts,
+       count(*) FILTER (WHERE reason IS NOT NULL) AS invalid_labels,
+       count(*) FILTER (WHERE reason IS NULL AND label_ts IS NULL) AS labels_without_label_ts
 FROM (
     SELECT CAST(request_id AS VARCHAR) AS request_id, TRY_CAST(label AS DOUBLE) AS label,
-           TRY_CAST(label_ts AS TIMESTAMPTZ) AS label_ts, __order
+           CASE WHEN isfinite(TRY_CAST(label_ts AS TIMESTAMPTZ)) THEN TRY_CAST(label_ts AS TIMESTAMPTZ) END
+               AS label_ts,
+           __order, """
+    + LABEL_REASON_SQL.replace("{", "{{").replace("}", "}}")
+    + """ AS reason
     FROM {raw}
-    WHERE request_id IS NOT NULL AND TRY_CAST(label AS DOUBLE) IN (0, 1)
 )
 WHERE {where}
 GROUP BY request_id
 """
+)
+
+# The latest usable (0/1) label of each request (see LABEL_GROUPS_SQL).
+LABELS_SQL = (
+    "SELECT request_id, label, label_ts FROM ("
+    + LABEL_GROUPS_SQL
+    + ") WHERE request_id IS NOT NULL AND label IS NOT NULL"
+)
+
+# The label rows not used, as read, with the reason (quarantined_labels); `{where}` narrows the requests.
+LABEL_QUARANTINE_SQL = (
+    """
+SELECT request_id, label, label_ts, reason, source_file FROM (
+    SELECT CAST(request_id AS VARCHAR) AS request_id, CAST(label AS VARCHAR) AS label,
+           CAST(label_ts AS VARCHAR) AS label_ts, """
+    + LABEL_REASON_SQL.replace("{", "{{").replace("}", "}}")
+    + f""" AS reason,
+           {FILE_COLUMN} AS source_file, {ORDER_COLUMN} AS __order
+    FROM {{raw}}
+)
+WHERE reason IS NOT NULL AND {{where}}
+ORDER BY __order
+"""
+)
 
 # Outcome rows with a finite value; the latest per request and outcome when `latest` is used.
 OUTCOMES_SQL = """
@@ -653,21 +1032,62 @@ def source_for(config: MonitoringConfig, model: ModelConfig) -> Source:
     return FileSource(config.data_dir)
 
 
+# --------------------------------------------------------------------------- credentials
+
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+SECRET_MIN_CHARS = 4  # shorter values are not scrubbed: replacing "a" or "ml" would mangle, not protect
 
 
-def _expand_env(url: str) -> str:
+def _expand_env(url: str) -> tuple[str, list[str]]:
+    """The URL with every `${NAME}` replaced by the variable's value, and those values: they are
+    credentials (docs/configuration.md) and are scrubbed from every message."""
+    values: list[str] = []
+
     def repl(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in os.environ:
             raise SourceError(f"environment variable {name} (used in a sql.url) is not set")
+        values.append(os.environ[name])
         return os.environ[name]
 
-    return _ENV.sub(repl, url)
+    return _ENV.sub(repl, url), values
 
 
-def _redact(url: str) -> str:
+def url_secrets(url: str) -> list[str]:
+    """The parts of a database URL that may carry a credential: the URL itself, user, password and
+    every query value (an ODBC string's `key=value` parts too: `PWD=...`)."""
     try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - never leak a malformed secret
-        return "<database>"
+        parsed = sa.engine.make_url(url)
+    except Exception:  # noqa: BLE001 - an unparsable URL is scrubbed whole
+        return [url]
+    values = [v for value in parsed.query.values() for v in ([value] if isinstance(value, str) else value)]
+    parts = [p.partition("=")[2] for v in values for p in v.split(";")]
+    return [url, parsed.username or "", parsed.password or "", *values, *parts]
+
+
+def redact_database_url(url: str, secrets: Iterable[str] = ()) -> str:
+    """How a database URL is shown anywhere (messages, metadata, `source_file`): `driver://host:port/
+    database` only. User info and the query string carry credentials (passwords, tokens, ODBC
+    strings) and are dropped; a file database is named by its file name (its folder is the host's
+    layout); and any of `secrets` (the values of `${NAME}` references) left in it shows as `***`."""
+    try:
+        parsed = sa.engine.make_url(url)
+        host = parsed.host or ""
+        port = f":{parsed.port}" if parsed.port else ""
+        database = parsed.database or ""
+        driver = parsed.drivername
+    except Exception:  # noqa: BLE001 - never echo a URL that does not parse
+        scheme = _SCHEME.match(url)
+        return f"{scheme.group(1) if scheme else 'database'}://<unparsable url>"
+    if not host:
+        database = PurePath(database).name if database else ""
+    return scrub(f"{driver}://{host}{port}/{database}", secrets)
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret (of at least SECRET_MIN_CHARS characters) replaced by `***`, longest
+    first, so a secret that contains another is hidden whole."""
+    for secret in sorted({s for s in secrets if s and len(s) >= SECRET_MIN_CHARS}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text

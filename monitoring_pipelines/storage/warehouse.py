@@ -8,6 +8,9 @@ connections are held only for the read or write itself, never during compute.
 The tables are declared once, in `monitoring_pipelines.schema`. The file records which version of
 that schema it holds (table `schema_version`); opening an older file for writing upgrades it with
 the migrations below, in one transaction, and records the new version.
+
+Files it creates (the database, its WAL, its lock file, the analysts' copy) are never world-readable:
+mode `FILE_MODE` (0640) at most, stricter if the process umask asks for it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -31,9 +35,16 @@ from filelock import Timeout as LockTimeout
 from monitoring_pipelines.config import IDENTIFIER
 from monitoring_pipelines.schema import ALL, PARTITIONED_TABLES, SCHEMA, SCHEMA_VERSION, TABLE, TABLES
 
-__all__ = ["PARTITIONED_TABLES", "SCHEMA", "TABLES", "Warehouse", "qualified", "quote_ident"]
+__all__ = ["FILE_MODE", "PARTITIONED_TABLES", "SCHEMA", "TABLES", "Warehouse", "qualified", "quote_ident"]
 
 log = logging.getLogger(__name__)
+
+# Owner read-write, group read, nothing for others: the results are the team's, not the host's. Share them
+# through the file's group (docs/operating.md); a process umask of 077 makes the data files 0600.
+FILE_MODE = 0o640
+# A wait for the file (the lock, or an analyst's session on it) longer than this is logged: before, a
+# read-only session stalled the pipeline with nothing said.
+WAIT_REPORT_AFTER_S = 1.0
 
 # version -> (what it changes, statements run after the tables have their declared columns).
 # Version 1 is the first wave's file, which had no schema_version table.
@@ -44,6 +55,18 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
         (
             f"UPDATE {SCHEMA}.serving_metrics SET role = '{ALL}', model_version = '{ALL}' "
             "WHERE role = 'all' AND model_version = 'all'",
+        ),
+    ),
+    3: (
+        "alerts are grouped into incidents (incident_id, root_cause) and re-open after a short resolution "
+        "(reopened); an alert stored before stands alone until the next evaluation groups it. "
+        "performance_metrics: estimated rows say whether the checks may judge them (trusted) and how the "
+        "scores were calibrated (estimate_note); rows written before are trusted raw-score estimates. "
+        "quarantined_labels: label rows of a model-day's requests that could not be used",
+        (
+            f"UPDATE {SCHEMA}.alerts SET incident_id = alert_id, reopened = 0 WHERE incident_id IS NULL",
+            f"UPDATE {SCHEMA}.performance_metrics SET trusted = true, "
+            "estimate_note = 'raw scores: written before schema version 3' WHERE estimated AND trusted IS NULL",
         ),
     ),
 }
@@ -79,7 +102,7 @@ class Warehouse:
     def __init__(self, path: str | Path, lock_timeout_s: float = 600.0) -> None:
         self.path = Path(path).resolve()
         self.lock_timeout_s = lock_timeout_s
-        self._lock = FileLock(str(self.path.with_name(self.path.name + ".lock")))
+        self._lock = FileLock(str(self.path.with_name(self.path.name + ".lock")), mode=FILE_MODE)
         self._columns: dict[str, set[str]] = {}  # known columns per table (they are only ever added)
         self._session = threading.local()  # this thread's open session connection, if any
 
@@ -88,28 +111,65 @@ class Warehouse:
     def lock(self) -> Iterator[None]:
         """The file lock every user of the warehouse takes (reentrant within a thread)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._lock.acquire(timeout=self.lock_timeout_s, poll_interval=0.05)
-        except LockTimeout:
-            raise TimeoutError(f"waited {self.lock_timeout_s:.0f}s for {self._lock.lock_file}") from None
+        self._acquire()
         try:
             yield
         finally:
             self._lock.release()
 
+    def _acquire(self) -> None:
+        """Take the file lock; a wait past WAIT_REPORT_AFTER_S is logged when it starts and when it ends,
+        so a stalled run says what it waits for."""
+        started = time.monotonic()
+        first = min(self.lock_timeout_s, WAIT_REPORT_AFTER_S)
+        try:
+            self._lock.acquire(timeout=first, poll_interval=0.05)
+            return
+        except LockTimeout:
+            if first >= self.lock_timeout_s:
+                raise TimeoutError(f"waited {self.lock_timeout_s:.0f}s for {self._lock.lock_file}") from None
+        log.warning(
+            "waiting for the warehouse lock %s: another process using this warehouse (a run, a CLI "
+            "command, or a reader through monitoring_pipelines) holds it",
+            self._lock.lock_file,
+        )
+        try:
+            self._lock.acquire(timeout=self.lock_timeout_s - first, poll_interval=0.05)
+        except LockTimeout:
+            raise TimeoutError(f"waited {self.lock_timeout_s:.0f}s for {self._lock.lock_file}") from None
+        log.warning(
+            "waited %.1f s for the warehouse lock %s", time.monotonic() - started, self._lock.lock_file
+        )
+
     def _open(self, open_: Any) -> Any:
-        """Open the file, retrying while a process outside our lock (an analyst's session) holds it."""
+        """Open the file, retrying while a process outside our lock (an analyst's session) holds it; a wait
+        past WAIT_REPORT_AFTER_S is logged, naming the holder DuckDB reports."""
         delay = 0.05
-        deadline = time.monotonic() + self.lock_timeout_s
+        started = time.monotonic()
+        deadline = started + self.lock_timeout_s
+        warned = False
         while True:
             try:
-                return open_()
+                opened = open_()
             except (duckdb.IOException, duckdb.BinderException) as exc:
                 text = str(exc).lower()
                 if ("lock" not in text and "conflict" not in text) or time.monotonic() > deadline:
                     raise
+                if not warned and time.monotonic() - started >= WAIT_REPORT_AFTER_S:
+                    log.warning(
+                        "waiting for the warehouse file %s: %s holds it open outside the warehouse lock, "
+                        "usually an analyst's session (docs/analysts.md#opening-the-warehouse-safely)",
+                        self.path,
+                        _holder(str(exc)),
+                    )
+                    warned = True
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
+                continue
+            waited = time.monotonic() - started
+            if waited >= WAIT_REPORT_AFTER_S:
+                log.warning("waited %.1f s for the warehouse file %s", waited, self.path)
+            return opened
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -125,14 +185,15 @@ class Warehouse:
         with self.lock():
             if read_only and not self.path.exists():
                 read_only = False
-            con = self._open(lambda: duckdb.connect(str(self.path), read_only=read_only))
-            try:
-                if not read_only and not _at_current_version(con):
-                    _create_schema(con)
-                    self._columns.clear()
-                yield con
-            finally:
-                con.close()
+            with contextlib.nullcontext() if read_only else _private_files():
+                con = self._open(lambda: duckdb.connect(str(self.path), read_only=read_only))
+                try:
+                    if not read_only and not _at_current_version(con):
+                        _create_schema(con)
+                        self._columns.clear()
+                    yield con
+                finally:
+                    con.close()
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -161,17 +222,19 @@ class Warehouse:
         Yields the catalog alias; tables are `<alias>.monitoring.<table>`."""
         alias = "warehouse"
         with self.lock():
-            mode = " (READ_ONLY)" if read_only and self.path.exists() else ""
-            path = str(self.path).replace("'", "''")
-            self._open(lambda: con.execute(f"ATTACH '{path}' AS {alias}{mode}"))
-            if not read_only and not _at_current_version(con, alias):
-                con.execute(f"DETACH {alias}")
-                self.ensure_schema()  # a connection of its own creates or upgrades the tables
-                self._open(lambda: con.execute(f"ATTACH '{path}' AS {alias}"))
-            try:
-                yield alias
-            finally:
-                con.execute(f"DETACH {alias}")
+            read_only = read_only and self.path.exists()
+            with contextlib.nullcontext() if read_only else _private_files():
+                mode = " (READ_ONLY)" if read_only else ""
+                path = str(self.path).replace("'", "''")
+                self._open(lambda: con.execute(f"ATTACH '{path}' AS {alias}{mode}"))
+                if not read_only and not _at_current_version(con, alias):
+                    con.execute(f"DETACH {alias}")
+                    self.ensure_schema()  # a connection of its own creates or upgrades the tables
+                    self._open(lambda: con.execute(f"ATTACH '{path}' AS {alias}"))
+                try:
+                    yield alias
+                finally:
+                    con.execute(f"DETACH {alias}")
 
     # ------------------------------------------------------------------ reads
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pd.DataFrame:
@@ -293,15 +356,74 @@ class Warehouse:
 
     # ------------------------------------------------------------------ analysts
     def publish_copy(self, target: str | Path | None = None) -> Path:
-        """Copy the file (under the lock, so it is consistent) for analysts to open while runs go on."""
+        """Copy the file for analysts to open while runs go on.
+
+        Checkpoint, then copy, both under the lock: commits a writer has not folded into the file yet
+        (a crashed run's sit in `<file>.wal` until the next open) are in the copy, and no writer changes
+        the file while it is copied.
+        """
         target = Path(target) if target else self.path.with_name(self.path.stem + "_analyst.duckdb")
         with self.lock():
             if not self.path.exists():
                 raise FileNotFoundError(self.path)
+            with self.connect() as con:  # opening replays a WAL left behind; CHECKPOINT folds it in
+                con.execute("CHECKPOINT")
             tmp = target.with_name(target.name + ".tmp")
-            shutil.copyfile(self.path, tmp)
+            tmp.unlink(missing_ok=True)  # a crashed publish's file keeps its mode: start afresh
+            with open(self.path, "rb") as src, open(_create_private(tmp), "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            # a WAL beside the old copy (an analyst opened it read-write) would be replayed onto the new one
+            target.with_name(target.name + ".wal").unlink(missing_ok=True)
             os.replace(tmp, target)
         return target
+
+
+class _PrivateFiles:
+    """The process umask tightened by `bits` while any thread is inside the block.
+
+    DuckDB creates the database, its WAL (anew after every checkpoint) and its temp folder itself, with
+    0666 & ~umask, so the umask is the only handle on their mode; creating the file first is not an
+    option (DuckDB refuses an empty file). The umask is per process, so this is kept narrow: only while
+    a write connection is open (short by design), only ever stricter (group-write and world bits), and
+    counted so that overlapping users in several threads restore the caller's umask exactly once. Files
+    other threads create meanwhile lose the same bits, which never makes them readable by more people.
+    """
+
+    def __init__(self, bits: int) -> None:
+        self.bits = bits
+        self._guard = threading.Lock()
+        self._users = 0
+        self._saved = 0
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._guard:
+            if self._users == 0:
+                self._saved = os.umask(self.bits)
+                os.umask(self._saved | self.bits)
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._users -= 1
+                if self._users == 0:
+                    os.umask(self._saved)
+
+
+# group-write and every bit of others': files 0640 (FILE_MODE), folders (DuckDB's spill folder) 0750
+_private_files = _PrivateFiles(0o027)
+
+
+def _create_private(path: Path) -> int:
+    """A new file of mode FILE_MODE at most (the umask can only remove bits), as a descriptor."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+
+
+def _holder(error: str) -> str:
+    """Who holds the file, from DuckDB's lock error ("Conflicting lock is held in <program> (PID n)")."""
+    found = re.search(r"held in (.+?) \(PID (\d+)\)", error)
+    return f"process {found.group(2)} ({found.group(1)})" if found else "another process"
 
 
 def _in_transaction(con: duckdb.DuckDBPyConnection, body: Any) -> None:

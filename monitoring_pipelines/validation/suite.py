@@ -33,7 +33,14 @@ import pandas as pd
 from monitoring_pipelines.config import ModelConfig
 from monitoring_pipelines.core.findings import CheckResult, CheckSpec, Finding
 from monitoring_pipelines.schema import ERROR, OK, ROLES, STATUSES
-from monitoring_pipelines.storage.sources import FILE_COLUMN, ORDER_COLUMN, REQUIRED_COLUMNS, TS_COLUMN
+from monitoring_pipelines.storage.sources import (
+    BOOKKEEPING_COLUMNS,
+    ORDER_COLUMN,
+    OUTSIDE_WINDOW,
+    READ_REASON_COLUMN,
+    TS_COLUMN,
+    required_columns,
+)
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
@@ -41,6 +48,8 @@ FINITE = 1.7976931348623157e308
 PARTIAL_UNEXPECTED = 20  # failing values kept in `details`, as GX's partial_unexpected_list
 QUARANTINE_CRITICAL_SHARE = 0.10  # above this share of a day's rows quarantined, the day's data is suspect
 DAY_USABLE = "day is usable"
+# validation_results row of neighbouring days' files left out of the day (a warning, not blocking)
+NEIGHBOUR_FILES = "neighbour files usable"
 
 CHECKS = (
     CheckSpec(
@@ -93,6 +102,8 @@ class DayValidation:
 
     results: pd.DataFrame
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # files of neighbouring days left out, and why
+    partition_date: dt.date | None = None
     read_rows: int = 0
     valid_rows: int = 0
     quarantined_rows: int = 0
@@ -382,10 +393,10 @@ NUMERIC_TYPES = (
 
 
 def whole_day_problems(columns: list[str], model: ModelConfig, files: list[str]) -> list[str]:
-    """A missing required column makes the whole day unusable (the file is named)."""
+    """A missing required column makes the whole day unusable (the file is named). A file source checks
+    each file itself (storage.sources.load_files); this catches a table or frame without one."""
     where = _where(files)
-    needed = [*REQUIRED_COLUMNS, "score", "prediction", *model.input_columns]
-    missing = [c for c in needed if c not in columns]
+    missing = [c for c in required_columns(model) if c not in columns]
     if missing:
         return [f"missing required column(s) {missing} in {where}"]
     return []
@@ -430,6 +441,9 @@ def check_rows(
         cols.append(f"CAST({_q(name)} AS VARCHAR) AS {name}")
     cols.append("lower(CAST(role AS VARCHAR)) AS role")
     cols.append(f"{TS_COLUMN} AS ts")
+    read_reason = READ_REASON_COLUMN in present  # a reason the source found (storage.sources.OUTSIDE_WINDOW)
+    if read_reason:
+        cols.append(READ_REASON_COLUMN)
     # Stored, not derived in the day view: per-day queries of a multi-day (reference) snapshot then skip
     # row groups by their min/max date instead of recomputing every row's date on every query.
     cols.append(f"CAST(timezone('UTC', {TS_COLUMN}) AS DATE) AS partition_date")
@@ -458,7 +472,8 @@ def check_rows(
     for i, rule in enumerate(row_rules):
         predicate = f"({rule.condition}) AND ({rule.unexpected})" if rule.condition else rule.unexpected
         flags.append(f"coalesce({predicate}, false) AS __rule_{i}")
-    reasons = [f"CASE WHEN {_q('__type_' + n)} THEN '{n}{NOT_A_NUMBER}' END" for n, _ in type_checks]
+    reasons = [READ_REASON_COLUMN] if read_reason else []
+    reasons += [f"CASE WHEN {_q('__type_' + n)} THEN '{n}{NOT_A_NUMBER}' END" for n, _ in type_checks]
     for i, rule in enumerate(row_rules):
         if rule.name == "prediction_id unique":
             # The first occurrence of an id is kept; later ones are quarantined.
@@ -468,7 +483,10 @@ def check_rows(
     # The reason text is built only for rows some rule flagged: joining dozens of NULLs into an empty
     # string on every valid row was most of the cost of checking a day.
     flagged_by = [f"__rule_{i}" for i in range(len(row_rules))] + [_q("__type_" + n) for n, _ in type_checks]
+    flagged_by += [f"{READ_REASON_COLUMN} IS NOT NULL"] if read_reason else []
     any_flag = " OR ".join(flagged_by) or "false"
+    helpers = ["__first_order", *(f"__rule_{i}" for i in range(len(row_rules)))]
+    helpers += [READ_REASON_COLUMN] if read_reason else []
     con.execute(
         f"""
         CREATE OR REPLACE TABLE {table} AS
@@ -477,7 +495,7 @@ def check_rows(
             SELECT t.*, coalesce(d.__duplicates, 1) AS __duplicates, d.__first_order, {", ".join(flags)}
             FROM typed t LEFT JOIN __duplicates d USING (prediction_id)
         )
-        SELECT * EXCLUDE (__first_order{"".join(f", __rule_{i}" for i in range(len(row_rules)))}),
+        SELECT * EXCLUDE ({", ".join(helpers)}),
                {_packed_flags(len(row_rules))}
                CASE WHEN {any_flag} THEN nullif(concat_ws('; ', {", ".join(reasons) or "NULL"}), '') END AS reason,
                CAST(NULL AS VARCHAR) AS raw
@@ -486,7 +504,7 @@ def check_rows(
     )
     rejected = con.execute(f"SELECT count(*) FROM {table} WHERE reason IS NOT NULL").fetchall()[0][0]
     if rejected:
-        originals = [c for c in raw_types if c not in (FILE_COLUMN, ORDER_COLUMN, TS_COLUMN)]
+        originals = [c for c in raw_types if c not in BOOKKEEPING_COLUMNS]
         packed = f"struct_pack({', '.join(f'{_ident(c)} := {_ident(c)}' for c in originals)})"
         con.execute(
             f"""
@@ -643,6 +661,28 @@ def problem_results(model: ModelConfig, partition_date: dt.date, problems: list[
     )
 
 
+def warning_results(model: ModelConfig, partition_date: dt.date, warnings: list[str]) -> pd.DataFrame:
+    """The validation_results row of the neighbouring days' files left out of the day (none without)."""
+    if not warnings:
+        return pd.DataFrame()
+    return pd.DataFrame(
+        [
+            {
+                "model_name": model.name,
+                "partition_date": partition_date,
+                "expectation": NEIGHBOUR_FILES,
+                "column_name": None,
+                "success": False,
+                "unexpected_count": len(warnings),
+                "element_count": None,
+                "unexpected_percent": None,
+                "blocking": False,
+                "details": json.dumps({"skipped": warnings}),
+            }
+        ]
+    )
+
+
 def validate(
     con: duckdb.DuckDBPyConnection,
     raw: str,
@@ -652,19 +692,29 @@ def validate(
     files: list[str],
     read_problems: list[str] | None = None,
     table: str = "checked",
+    warnings: list[str] | None = None,
 ) -> DayValidation:
     """Validate the raw rows of `raw` (a relation of `con`) into `table` (see check_rows) and return the
-    results. A day with a read problem, a missing column or no rows is unusable: `table` is then empty."""
+    results. A day with a read problem, a missing column or no rows is unusable: `table` is then empty.
+    `warnings`: files of neighbouring days the source left out (a validation_results row, a warning)."""
+    warnings = list(warnings or [])
+    skipped = warning_results(model, partition_date, warnings)
     problems = list(read_problems or []) or whole_day_problems(columns, model, files)
+    if not problems:
+        rules = build_rules(model)
+        preload_gx()  # the table-level expectations need GX at the end of this day's checks
+        check_rows(con, raw, model, rules, table)
+        read_rows = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+        if read_rows == 0:
+            problems = [f"no rows for {model.name} in {_where(files)}"]
     if problems:
-        return DayValidation(results=problem_results(model, partition_date, problems), problems=problems)
-    rules = build_rules(model)
-    preload_gx()  # the table-level expectations need GX at the end of this day's checks
-    check_rows(con, raw, model, rules, table)
-    read_rows = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-    if read_rows == 0:
-        problems = [f"no rows for {model.name} in {_where(files)}"]
-        return DayValidation(results=problem_results(model, partition_date, problems), problems=problems)
+        results = pd.concat(
+            [frame for frame in (problem_results(model, partition_date, problems), skipped) if len(frame)],
+            ignore_index=True,
+        )
+        return DayValidation(
+            results=results, problems=problems, warnings=warnings, partition_date=partition_date
+        )
     quarantined = int(con.execute(f"SELECT count(*) FROM {table} WHERE reason IS NOT NULL").fetchall()[0][0])
     by_reason: dict[str, int] = {}
     if quarantined:
@@ -676,13 +726,20 @@ def validate(
     valid = read_rows - quarantined
     results = pd.concat(
         [
-            rule_results(con, table, rules, model, partition_date),
-            table_results(rules, valid, model, partition_date),
+            frame
+            for frame in (
+                rule_results(con, table, rules, model, partition_date),
+                table_results(rules, valid, model, partition_date),
+                skipped,
+            )
+            if len(frame)
         ],
         ignore_index=True,
     )
     return DayValidation(
         results=results,
+        warnings=warnings,
+        partition_date=partition_date,
         read_rows=read_rows,
         valid_rows=valid,
         quarantined_rows=quarantined,
@@ -703,6 +760,10 @@ def results_markdown(results: pd.DataFrame) -> str:
 def validation_checks(validation: DayValidation, model: ModelConfig) -> list[CheckResult]:
     """`snapshot_usable` (blocking: the day cannot be monitored) and `validation` (rows quarantined
     or expectations failed: a warning, critical when more than 10 % of the day is rejected)."""
+    day = f" {validation.partition_date}" if validation.partition_date else ""
+    # One finding for all of the day's problems, each naming its file: one root alert. It has no value
+    # and no threshold (none applies), so alerts show its message, which says what to fix.
+    problems = validation.problems
     usable = CheckResult(
         check_name="snapshot_usable",
         findings=[
@@ -713,20 +774,21 @@ def validation_checks(validation: DayValidation, model: ModelConfig) -> list[Che
                 "model",
                 None,
                 None,
-                problem,
-                {"problem": problem},
+                f"{model.name}{day} is not monitored, its prediction log is unusable: {'; '.join(problems)}",
+                {"problems": problems},
             )
-            for problem in validation.problems
-        ],
+        ]
+        if problems
+        else [],
         metadata={"read_rows": validation.read_rows},
-        description="; ".join(validation.problems) or "the day's prediction log is readable and complete",
+        description="; ".join(problems) or "the day's prediction log is readable and complete",
     )
     findings: list[Finding] = []
     if validation.usable and validation.read_rows:
         share = validation.quarantined_rows / validation.read_rows
         severity = "critical" if share > QUARANTINE_CRITICAL_SHARE else "warning"
         for r in validation.results.itertuples():
-            if r.success or r.blocking:
+            if r.success or r.blocking or r.expectation == NEIGHBOUR_FILES:
                 continue
             count = None if pd.isna(r.unexpected_count) else int(r.unexpected_count)
             findings.append(
@@ -752,10 +814,11 @@ def validation_checks(validation: DayValidation, model: ModelConfig) -> list[Che
                     },
                 )
             )
-        # A value that is not a number is a quarantine reason without a rule (docs/data-contract.md):
-        # it gets a finding of its own, or text in a numeric column would be quarantined unreported.
+        # A value that is not a number, or a ts outside its folder's lateness window, is a quarantine
+        # reason without a rule (docs/data-contract.md): it gets a finding of its own, or such rows would
+        # be quarantined unreported.
         for reason, count in validation.quarantine_by_reason.items():
-            if not reason.endswith(NOT_A_NUMBER):
+            if not (reason.endswith(NOT_A_NUMBER) or reason == OUTSIDE_WINDOW):
                 continue
             findings.append(
                 Finding(
@@ -774,6 +837,23 @@ def validation_checks(validation: DayValidation, model: ModelConfig) -> list[Che
                     },
                 )
             )
+    if validation.usable and validation.warnings:
+        # A file of a neighbouring day that could not be used was left out of this day: a warning, as the
+        # day's late or early rows in it are missing; its own day is blocked by it. (On a blocked day the
+        # day's own problem is the one alert.)
+        findings.append(
+            Finding(
+                "validation",
+                "warning",
+                "skipped_files",
+                NEIGHBOUR_FILES,
+                float(len(validation.warnings)),
+                0.0,
+                f"{model.name}{day}: {len(validation.warnings)} file(s) of neighbouring days left out: "
+                + "; ".join(validation.warnings),
+                {"skipped": validation.warnings},
+            )
+        )
     result = CheckResult(
         check_name="validation",
         findings=findings,
@@ -786,6 +866,7 @@ def validation_checks(validation: DayValidation, model: ModelConfig) -> list[Che
 __all__ = [
     "CHECKS",
     "DAY_USABLE",
+    "NEIGHBOUR_FILES",
     "DayValidation",
     "ERROR",
     "Rule",

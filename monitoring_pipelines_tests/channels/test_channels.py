@@ -6,19 +6,22 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from monitoring_pipelines import config
 from monitoring_pipelines.channels import CHANNEL_NAMES, REGISTRY, DeliveryError, channel_from_env
+from monitoring_pipelines.channels import base as contract
 from monitoring_pipelines.channels.email import EmailChannel
 from monitoring_pipelines.channels.http import post_json
 from monitoring_pipelines.channels.pagerduty import PagerDutyChannel
 from monitoring_pipelines.channels.redaction import redact_url
 from monitoring_pipelines.channels.slack import SlackChannel
 from monitoring_pipelines.channels.webhook import WebhookChannel
-from monitoring_pipelines_tests.receivers import HttpReceiver, SmtpServer, free_port
+from monitoring_pipelines_tests.receivers import HttpReceiver, SmtpServer, TricklingReceiver, free_port
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefabcdef"
 SLACK_PATH = "/services/T000SECRET/B000SECRET/XXXXsecretXXXX"
@@ -321,6 +324,73 @@ def test_email_starttls_defaults_on_when_a_login_is_set() -> None:
     assert EmailChannel.from_env({**base, "MONITORING_SMTP_STARTTLS": "maybe"}).problem() == (
         "MONITORING_SMTP_STARTTLS is not true/false"
     )
+
+
+# --------------------------------------------------------------------------- send deadline
+
+DEADLINE_S = 1.0  # channels.base.SEND_DEADLINE_S in these tests
+SLACK_S = 1.5  # what a send may take beyond it on a busy machine
+
+
+def timed_send(send: Callable[[], None]) -> tuple[BaseException | None, float]:
+    """Run `send` in a thread and return what it raised and how long it took; fail when it is still
+    running after the deadline and the slack (rather than hang the suite)."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            send()
+        except BaseException as exc:
+            raised.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=DEADLINE_S + SLACK_S)
+    took = time.monotonic() - started
+    assert not thread.is_alive(), f"the send was still running after {took:.1f}s"
+    return (raised[0] if raised else None), took
+
+
+@pytest.mark.parametrize("interval_s", [0.3, 0.02], ids=["mid-status-line", "mid-headers-after-200"])
+def test_http_receiver_trickling_an_answer_is_cut_off_at_the_deadline_as_channel_down(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, interval_s: float
+) -> None:
+    # At 0.02 s a byte, "HTTP/1.1 200 OK" is complete before the deadline: a cut 200 is still no answer.
+    monkeypatch.setattr(contract, "SEND_DEADLINE_S", DEADLINE_S, raising=False)
+    caplog.set_level(logging.DEBUG)
+    with TricklingReceiver(interval_s=interval_s) as slow:
+        error, took = timed_send(lambda: SlackChannel(url=slow.url(SLACK_PATH)).send(trigger()))
+    assert took >= DEADLINE_S - 0.05
+    assert isinstance(error, DeliveryError) and error.retryable and error.channel_down
+    assert error.message == f"slack: no complete answer from http://127.0.0.1:{slow.port} within 1s"
+    assert "SECRET" not in caplog.text  # urllib3 warns about the cut headers, naming the URL
+
+
+def test_smtp_server_trickling_its_greeting_is_cut_off_at_the_deadline_as_channel_down(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(contract, "SEND_DEADLINE_S", DEADLINE_S, raising=False)
+    with TricklingReceiver(interval_s=0.3, answer=TricklingReceiver.SMTP_ANSWER, read_request=False) as slow:
+        env = {
+            "MONITORING_SMTP_HOST": "127.0.0.1",
+            "MONITORING_SMTP_PORT": str(slow.port),
+            "MONITORING_EMAIL_FROM": "a@example.com",
+            "MONITORING_EMAIL_TO": "b@example.com",
+        }
+        error, took = timed_send(lambda: channel_from_env("email", env).send(trigger()))
+    assert took >= DEADLINE_S - 0.05
+    assert isinstance(error, DeliveryError) and error.retryable and error.channel_down
+    assert error.message == f"email: no complete answer from smtp://127.0.0.1:{slow.port} within 1s"
+
+
+def test_a_send_answered_in_time_is_not_touched_by_its_deadline(
+    receiver: HttpReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(contract, "SEND_DEADLINE_S", DEADLINE_S, raising=False)
+    receiver.delay_s = DEADLINE_S / 2
+    error, _ = timed_send(lambda: WebhookChannel(url=receiver.url("/hook")).send(trigger()))
+    assert error is None and len(receiver.delivered) == 1
 
 
 # --------------------------------------------------------------------------- shared behaviour

@@ -232,29 +232,36 @@ def test_days_without_an_evaluation_neither_pass_nor_break_a_streak(config):
 
 
 def test_warnings_of_one_night_share_one_digest_per_channel(config):
-    incident = {n: {"income": "warning", "age": "warning", "debt_ratio": "warning"} for n in (10, 11)}
+    # age started on day 8 (one passing day, then failing again), income on day 10 and debt_ratio on day
+    # 11: two incidents (8; 10-11), both passing noise control on night 11
+    incident = {
+        8: {"age": "warning"},
+        10: {"age": "warning", "income": "warning"},
+        11: {"age": "warning", "income": "warning", "debt_ratio": "warning"},
+    }
     store = Store()
     store.nightly(scenario(incident), config, range(1, 31))
     digests = [r for r in store.outbox.values() if r["kind"] == "digest"]
     assert len(digests) == 1 and len(digests[0]["alert_ids"]) == 3
-    assert len(json.loads(digests[0]["payload"])["alerts"]) == 3
+    entries = json.loads(digests[0]["payload"])["alerts"]
+    assert [len(e["alert_ids"]) for e in entries] == [1, 2]  # one line per incident, naming its alerts
 
 
 def test_without_digest_each_warning_is_its_own_message():
     config = AlertingConfig(routes=ROUTES, digest_warnings=False)
     store = Store()
-    store.nightly(
-        scenario({n: {"income": "warning", "age": "warning"} for n in (10, 11)}), config, range(1, 13)
-    )
+    incident = {n: {"income": "warning"} for n in (10, 11)} | {n: {"age": "warning"} for n in (13, 14)}
+    store.nightly(scenario(incident), config, range(1, 16))
     assert store.sent() == Counter({("slack", "trigger"): 2})
 
 
 def test_owner_routes_replace_the_default_route_of_the_severities_they_list():
     config = AlertingConfig(routes=ROUTES, owner_routes={"risk-ml": {"critical": ["email"]}})
     store = Store()
-    incident = {3: {"income": "critical", "age": "warning"}, 4: {"age": "warning"}}
-    store.nightly(scenario(incident), config, range(1, 5))
-    assert store.sent() == Counter({("email", "trigger"): 1, ("slack", "digest"): 1})
+    incident = {3: {"income": "critical"}, 6: {"age": "warning"}, 7: {"age": "warning"}}
+    store.nightly(scenario(incident), config, range(1, 8))
+    sent = Counter({("email", "trigger"): 1, ("email", "resolve"): 1, ("slack", "digest"): 1})
+    assert store.sent() == sent
 
 
 def test_acknowledged_alert_keeps_its_ack_and_still_resolves(config):
@@ -375,3 +382,324 @@ def test_withdrawn_alert_that_paged_closes_its_page(config):
             ("slack", "resolve"): 1,
         }
     )
+
+
+# --------------------------------------------------------------------------- issue #16: alerts on-call can trust
+
+
+def entry(subject: str, severity: str, value: float | None = None, **extra: Any) -> dict[str, Any]:
+    """One entry of a check's findings: a finding (critical/warning/info), an `ok` value or `unknown`."""
+    return {
+        "check_name": extra.pop("check", "feature_drift"),
+        "severity": severity,
+        "metric": extra.pop("metric", "psi"),
+        "subject": subject,
+        "value": value,
+        "threshold": extra.pop("threshold", 0.25),
+        "message": extra.pop("message", f"{subject}: {severity}"),
+        "evidence": extra.pop("evidence", {}),
+    }
+
+
+def result_row(
+    n: int,
+    entries: list[dict[str, Any]],
+    asset: str = "drift_scores",
+    check: str = "feature_drift",
+    unknown: bool = False,
+) -> dict[str, Any]:
+    """A check_results row as defs/checks.check_rows writes it (passed is False for an unknown day)."""
+    failing = [e for e in entries if e["severity"] in ("warning", "critical")]
+    ranked = [e["severity"] for e in entries if e["severity"] in ("info", "warning", "critical")]
+    return {
+        "model_name": MODEL,
+        "partition_date": day(n),
+        "asset": asset,
+        "check_name": check,
+        "passed": not failing and not unknown,
+        "severity": "unknown" if unknown and not failing else max(ranked, key=core.level_of, default=None),
+        "findings": json.dumps([{**e, "check_name": check} for e in entries]),
+        "run_id": f"run-{n:02d}",
+        "evaluated_at": pd.Timestamp("2026-07-01", tz="UTC"),
+    }
+
+
+def days_of(rows: dict[int, list[dict[str, Any]]], last: int, **kwargs: Any) -> list[dict[str, Any]]:
+    """One row per day 1..last; days not in `rows` pass with nothing to say."""
+    return [result_row(n, rows.get(n, []), **kwargs) for n in range(1, last + 1)]
+
+
+def test_failure_within_the_reopen_window_reopens_the_same_alert_without_a_new_message(config):
+    # warning on days 10-11 (announced in the digest of night 11), clear 12-14 (resolved on 14),
+    # failing again on days 17-18: the same incident, not a second notification
+    incident = {n: {"income": "warning"} for n in (10, 11, 17, 18)}
+    store = Store()
+    store.nightly(scenario(incident), config, range(1, 20))
+    (alert,) = store.alerts.values()
+    assert alert["alert_id"] == core.alert_id_for("credit_default/drift_scores.feature_drift/income", day(10))
+    assert alert["status"] == "open" and alert["reopened"] == 1 and alert["resolved_date"] is None
+    assert alert["failing_days"] == 4 and alert["last_seen_date"] == day(18)
+    assert store.sent() == Counter({("slack", "digest"): 1})
+
+
+def test_failure_after_the_reopen_window_is_a_new_alert(config):
+    incident = {n: {"income": "warning"} for n in (10, 11, 25, 26)}  # resolved on 14; back 11 days later
+    store = Store()
+    store.nightly(scenario(incident), config, range(1, 28))
+    first, second = sorted(store.alerts.values(), key=lambda a: a["first_seen_date"])
+    assert first["status"] == "resolved" and first["reopened"] == 0
+    assert second["first_seen_date"] == day(25) and second["incident_id"] != first["incident_id"]
+    assert store.sent() == Counter({("slack", "digest"): 2})
+
+
+def test_reopen_window_is_configurable():
+    config = AlertingConfig(routes=ROUTES, reopen_within_days=0)
+    store = Store()
+    store.nightly(scenario({n: {"income": "warning"} for n in (10, 11, 17, 18)}), config, range(1, 20))
+    assert len(store.alerts) == 2
+
+
+def test_a_paged_incident_that_reopens_after_its_page_closed_pages_again(config):
+    # people were told it resolved (PagerDuty closed the incident): coming back must page once more
+    store = Store()
+    store.nightly(scenario({5: {"age": "critical"}, 10: {"age": "critical"}}), config, range(1, 14))
+    (alert,) = store.alerts.values()
+    assert alert["reopened"] == 1 and alert["status"] == "resolved"
+    assert store.sent() == Counter(
+        {
+            ("pagerduty", "trigger"): 2,
+            ("slack", "trigger"): 2,
+            ("pagerduty", "resolve"): 2,
+            ("slack", "resolve"): 2,
+        }
+    )
+
+
+def test_resolving_needs_the_value_back_inside_the_threshold_by_the_margin(config):
+    # PSI 0.3 > 0.25 on days 10-11; then the check passes: 0.24 (inside, but not by the 10 % margin, which
+    # needs <= 0.225) on days 12-16, then 0.2 from day 17: three clear days resolve it on day 19
+    rows = {n: [entry("income", "warning", 0.3)] for n in (10, 11)}
+    rows |= {n: [entry("income", "ok", 0.24)] for n in range(12, 17)}
+    rows |= {n: [entry("income", "ok", 0.2)] for n in range(17, 25)}
+    store = Store()
+    store.nightly(pd.DataFrame(days_of(rows, 24)), config, range(1, 25))
+    (alert,) = store.alerts.values()
+    assert alert["status"] == "resolved" and alert["resolved_date"] == day(19)
+
+
+def test_hysteresis_follows_the_metric_direction(config):
+    # AUC below its band (0.78, band mean 0.80): lower is worse, so the margin is above the threshold:
+    # clear from 0.78 + 10 % of (0.80 - 0.78) = 0.782
+    auc = {"check": "performance_degradation", "metric": "auc", "threshold": 0.78}
+    rows = {n: [entry("model", "warning", 0.74, evidence={"band_mean": 0.80}, **auc)] for n in (10, 11)}
+    rows |= {n: [entry("model", "ok", 0.781, **auc)] for n in range(12, 16)}
+    rows |= {n: [entry("model", "ok", 0.79, **auc)] for n in range(16, 22)}
+    history = pd.DataFrame(days_of(rows, 21, asset="performance_metrics", check="performance_degradation"))
+    store = Store()
+    store.nightly(history, config, range(1, 22))
+    (alert,) = store.alerts.values()
+    assert alert["resolved_date"] == day(18)
+
+
+def test_value_clear_uses_threshold_and_margin():
+    assert core.value_clear(0.225, 0.25, +1, 0.1) and not core.value_clear(0.23, 0.25, +1, 0.1)
+    assert core.value_clear(0.782, 0.78, -1, 0.1, reference=0.80)
+    assert not core.value_clear(0.781, 0.78, -1, 0.1, reference=0.80)
+    assert core.finding_direction({"value": 0.3, "threshold": 0.25}) == 1
+    assert core.finding_direction({"value": 0.7, "threshold": 0.78}) == -1
+    assert core.finding_direction({"value": 1, "threshold": 2, "evidence": {"higher_is_better": False}}) == 1
+
+
+DEGRADATION = {"asset": "subgroup_metrics", "check": "differential_degradation"}
+
+
+def test_a_check_that_judged_nothing_keeps_its_open_alert_open(config):
+    # age 65+ degraded on days 10-12; days 13-20 had too few labels: the check judged no group
+    # (severity unknown); the degradation was still there on day 21
+    rows = {n: [entry("age_band=65+", "critical", 0.61, metric="auc")] for n in (10, 11, 12, 21)}
+    history = [result_row(n, rows.get(n, []), unknown=13 <= n <= 20, **DEGRADATION) for n in range(1, 22)]
+    store = Store()
+    store.nightly(pd.DataFrame(history), config, range(1, 22))
+    (alert,) = store.alerts.values()  # one alert: an unknown day is no failure either
+    assert alert["subject"] == "age_band=65+" and alert["status"] == "open"
+    assert alert["first_seen_date"] == day(10) and alert["failing_days"] == 4
+    assert alert["consecutive_days"] == 4 and alert["passing_days"] == 0
+    assert store.sent() == Counter({("pagerduty", "trigger"): 1, ("slack", "trigger"): 1})
+
+
+def test_a_subject_with_too_little_data_keeps_its_alert_open_while_others_are_judged(config):
+    unknown = entry(
+        "age_band=65+", "unknown", 40.0, threshold=200, message="not enough data: n=40, needs 200"
+    )
+    rows = {n: [entry("age_band=65+", "critical", 0.61, metric="auc")] for n in (10, 11)}
+    rows |= {n: [unknown, entry("age_band=18-25", "ok", 0.8, metric="auc")] for n in range(12, 20)}
+    store = Store()
+    store.nightly(pd.DataFrame(days_of(rows, 19, **DEGRADATION)), config, range(1, 20))
+    (alert,) = store.alerts.values()
+    assert alert["status"] == "open" and alert["passing_days"] == 0
+    assert "pagerduty" not in {c for c, k in store.sent() if k == "resolve"}
+
+
+def test_a_blocked_day_raises_only_its_root_alert(config):
+    # day 5: 60 % of the rows were quarantined (validation critical), so serving saw only errors
+    # (error rate 1) and drift saw a sliver: only the validation alert is raised, listing the others
+    quarantined = entry("score in [0, 1]", "critical", 600.0, metric="unexpected_count", threshold=0.0)
+    history = pd.DataFrame(
+        [
+            *days_of({5: [quarantined]}, 8, asset="prediction_snapshots", check="validation"),
+            *days_of(
+                {5: [entry("champion:v3", "critical", 1.0, metric="error_rate", threshold=0.05)]},
+                8,
+                asset="serving_metrics",
+                check="serving_slo",
+            ),
+            *days_of({5: [entry("income", "warning", 0.4)]}, 8),
+        ]
+    )
+    store = Store()
+    store.nightly(history, config, range(1, 9))
+    (alert,) = store.alerts.values()
+    assert alert["check_name"] == "validation" and alert["severity"] == "critical"
+    suppressed = json.loads(alert["evidence"])["suppressed"]
+    assert {(s["check"], s["subject"]) for s in suppressed} == {
+        ("serving_metrics.serving_slo", "champion:v3"),
+        ("drift_scores.feature_drift", "income"),
+    }
+    assert store.sent()[("pagerduty", "trigger")] == 1
+
+
+def test_a_blocked_day_neither_fails_nor_clears_an_open_alert(config):
+    # income drifts on days 3-6; day 5's log was unusable (snapshot_usable failed): for the drift alert it
+    # is a day not judged, so its streak goes on (escalation counts 4 failing days, not a reset)
+    unusable = entry("model", "critical", None, metric="day_usable", threshold=None, message="no rows")
+    history = pd.DataFrame(
+        [
+            *days_of({5: [unusable]}, 8, asset="prediction_snapshots", check="snapshot_usable"),
+            *days_of({n: [entry("income", "warning", 0.4)] for n in (3, 4, 5, 6)}, 8),
+        ]
+    )
+    store = Store()
+    store.nightly(history, config, range(1, 7))
+    drift = next(a for a in store.alerts.values() if a["check_name"] == "feature_drift")
+    assert drift["consecutive_days"] == 3 and drift["failing_days"] == 3
+    usable = next(a for a in store.alerts.values() if a["check_name"] == "snapshot_usable")
+    assert usable["incident_id"] != drift["incident_id"]  # day 5 vs day 3: two days apart
+
+
+UNIT_BUG = 35
+DRIFT_EVIDENCE = {"current": {"mean": 4415944.0}, "reference": {"mean": 44384.0}, "n_current": 700}
+
+
+def unit_bug_history() -> pd.DataFrame:
+    """The income ×100 bug as the checks report it on its first day: 7 findings in 4 checks."""
+    drift = {UNIT_BUG: [entry("income", "critical", 9.1, evidence=DRIFT_EVIDENCE)]}
+    quality = {
+        UNIT_BUG: [
+            entry("income", "critical", 0.98, metric="out_of_range", threshold=0.05, evidence=DRIFT_EVIDENCE),
+            entry("__score__", "critical", 0.6, metric="out_of_range", threshold=0.05),
+        ]
+    }
+    fairness = {
+        UNIT_BUG: [
+            entry(f"age_band={b}", "warning", 0.7, metric="positive_rate_ratio", threshold=0.8)
+            for b in ("18-25", "26-40", "41-64", "65+")
+        ]
+    }
+    return pd.DataFrame(
+        [
+            *days_of(drift, UNIT_BUG, check="critical_drift"),
+            *days_of(quality, UNIT_BUG, check="data_quality"),
+            *days_of(fairness, UNIT_BUG, asset="subgroup_metrics", check="fairness_gap"),
+        ]
+    )
+
+
+def test_alerts_that_start_together_are_one_incident_named_after_its_root_cause(config):
+    store = Store()
+    store.nightly(unit_bug_history(), config, range(30, UNIT_BUG + 1))
+    alerts = list(store.alerts.values())
+    assert len(alerts) == 7 and len({a["incident_id"] for a in alerts}) == 1
+    assert {a["root_cause"] for a in alerts} == {"income mean 4,415,944 vs reference 44,384, ×100"}
+    # one message per channel for the incident, named after its lead (the input that moved), listing all 7
+    assert store.sent() == Counter({("pagerduty", "trigger"): 1, ("slack", "trigger"): 1})
+    page = json.loads(next(r for r in store.outbox.values() if r["channel"] == "pagerduty")["payload"])
+    assert page["dedup_key"] == "credit_default/drift_scores.critical_drift/income"
+    assert len(page["alert_ids"]) == 7 and len(page["alerts"]) == 7
+    assert page["title"].startswith("credit_default: 7 alerts since 2026-07-05: income mean 4,415,944")
+    assert page["incident"]["root_cause"] == "income mean 4,415,944 vs reference 44,384, ×100"
+    assert "fairness_gap on age_band=65+" in page["message"]
+
+
+def test_an_alert_starting_a_day_later_joins_the_incident_without_a_new_message(config):
+    history = pd.concat(
+        [
+            unit_bug_history(),
+            pd.DataFrame(days_of({UNIT_BUG + 1: [entry("age", "warning", 0.3)]}, UNIT_BUG + 1)),
+        ]
+    )
+    history = history[
+        ~((history["partition_date"] == day(UNIT_BUG + 1)) & (history["check_name"] != "feature_drift"))
+    ]
+    store = Store()
+    store.nightly(history, config, range(30, UNIT_BUG + 2))
+    assert len({a["incident_id"] for a in store.alerts.values()}) == 1 and len(store.alerts) == 8
+    assert store.sent() == Counter({("pagerduty", "trigger"): 1, ("slack", "trigger"): 1})
+
+
+def test_an_incident_member_escalating_above_what_was_announced_notifies_again(config):
+    # income and age drift as warnings from day 10 (one digest on night 11); income keeps failing and
+    # escalates to critical on day 14: the incident is announced again, at critical
+    incident = {n: {"income": "warning", "age": "warning"} for n in (10, 11)}
+    incident |= {n: {"income": "warning"} for n in range(12, 16)}
+    store = Store()
+    store.nightly(scenario(incident), config, range(1, 16))
+    assert len({a["incident_id"] for a in store.alerts.values()}) == 1
+    assert store.sent() == Counter(
+        {("slack", "digest"): 1, ("pagerduty", "trigger"): 1, ("slack", "trigger"): 1}
+    )
+
+
+def test_an_incident_closes_its_page_once_when_its_last_alert_resolves(config):
+    history = unit_bug_history()
+    passing = pd.DataFrame(
+        [
+            result_row(n, [], asset=a, check=c)
+            for n in range(UNIT_BUG + 1, UNIT_BUG + 8)
+            for a, c in {(r["asset"], r["check_name"]) for r in core.records(history)}
+        ]
+    )
+    store = Store()
+    store.nightly(pd.concat([history, passing]), config, range(30, UNIT_BUG + 8))
+    assert {a["status"] for a in store.alerts.values()} == {"resolved"}
+    assert store.sent()[("pagerduty", "resolve")] == 1 and store.sent()[("slack", "resolve")] == 1
+    resolve = next(r for r in store.outbox.values() if r["kind"] == "resolve")
+    assert resolve["dedup_key"] == "credit_default/drift_scores.critical_drift/income"
+
+
+# What may page (docs/alerting.md, "What severity means"): served decisions wrong, service failing, data
+# unusable. Each check that can be critical, and why.
+MAY_BE_CRITICAL = {
+    "snapshot_usable": "no usable log for the day",
+    "validation": "more than 10 % of the day's rows quarantined",
+    "data_quality": "an input broken beyond its *_critical size",
+    "critical_drift": "the score or decision rate moved, or an input by a feed or unit bug's size",
+    "performance_critical_drop": "measured performance beyond its critical drop",
+    "differential_degradation": "one group's decisions measurably worse",
+    "fairness_gap": "a group beyond the owner's absolute limit",
+    "serving_slo": "the champion beyond its critical SLO",
+}
+
+
+def test_declared_severities_follow_the_rule():
+    from monitoring_pipelines.core import drift, fairness, outcomes, performance, serving, shadow
+    from monitoring_pipelines.validation import suite
+
+    specs = [s for m in (drift, performance, fairness, serving, shadow, outcomes, suite) for s in m.CHECKS]
+    critical = {s.name for s in specs if s.severity == "critical"}
+    assert critical <= set(MAY_BE_CRITICAL), (
+        f"critical without a reason in the rule: {critical - set(MAY_BE_CRITICAL)}"
+    )
+    # drift and degradation that need a look are warnings; escalation is the only way they page
+    assert {"feature_drift", "performance_degradation", "business_outcome"} <= {
+        s.name for s in specs if s.severity == "warning"
+    }

@@ -104,24 +104,39 @@ def test_rerunning_the_backlog_changes_nothing(config):
 
 
 def test_failure_that_returns_after_resolution_opens_a_new_item(config):
-    incident = {**INCIDENT, **{n: {"income": "warning"} for n in (28, 29)}}
+    # resolved on day 22; back on day 30, after the 7-day re-open window: a new incident
+    incident = {**INCIDENT, **{n: {"income": "warning"} for n in (30, 31)}}
     t = Tracker()
-    t.nights(scenario(incident), config, range(1, 31))
+    t.nights(scenario(incident, days=31), config, range(1, 32))
     items = sorted(t.items.values(), key=lambda i: i["created_at"])
     assert [i["status"] for i in items] == ["resolved", "open"]
-    assert items[1]["partitions"] == [f"{day(28).isoformat()}|{MODEL}", f"{day(29).isoformat()}|{MODEL}"]
+    assert items[1]["partitions"] == [f"{day(30).isoformat()}|{MODEL}", f"{day(31).isoformat()}|{MODEL}"]
+
+
+def test_failure_that_returns_within_the_reopen_window_reopens_its_item(config):
+    # resolved on day 22, failing again on day 28: the same alert re-opens, and its item with it
+    incident = {**INCIDENT, **{n: {"income": "warning"} for n in (28, 29)}}
+    t = Tracker()
+    t.nights(scenario(incident), config, range(1, 28))
+    assert [i["status"] for i in t.items.values()] == ["resolved"]
+    t.nights(scenario(incident), config, range(28, 31))
+    (item,) = t.items.values()
+    (alert,) = t.alerts.values()
+    assert item["status"] == "open" and item["resolved_at"] is None
+    assert alert["status"] == "open" and alert["reopened"] == 1
+    assert item["partitions"][-2:] == [f"{day(28).isoformat()}|{MODEL}", f"{day(29).isoformat()}|{MODEL}"]
 
 
 def test_item_a_person_reopened_collects_the_next_failure_and_stays_open(config):
-    incident = {**INCIDENT, **{n: {"income": "warning"} for n in (28, 29)}}
-    history = scenario(incident)
+    incident = {**INCIDENT, **{n: {"income": "warning"} for n in (30, 31)}}
+    history = scenario(incident, days=31)
     t = Tracker()
     t.nights(history, config, range(1, 23))
     (item,) = t.items.values()
     item.update(status="open", resolved_at=None, updated_at=_at(22, hour=9))  # `items reopen`
-    t.nights(history, config, range(23, 28))
+    t.nights(history, config, range(23, 30))
     assert [i["status"] for i in t.items.values()] == ["open"]  # no news: the re-open sticks
-    t.nights(history, config, range(28, 31))
+    t.nights(history, config, range(30, 32))
     (item,) = t.items.values()
     assert len(item["alert_ids"]) == 2 and item["status"] == "open"
 
@@ -186,3 +201,47 @@ def test_items_frame_round_trips_lists_and_json():
 def test_date_ranges_are_compact():
     days = [dt.date(2026, 6, d) for d in (1, 2, 3, 5, 7, 8)]
     assert core.date_ranges(days) == "2026-06-01 → 2026-06-03, 2026-06-05, 2026-06-07 → 2026-06-08"
+
+
+def test_one_incident_of_several_alerts_is_one_item_listing_them(config):
+    from monitoring_pipelines_tests.core.test_alerts import UNIT_BUG, unit_bug_history
+
+    history = unit_bug_history()
+    t = Tracker()
+    t.nights(history, config, range(30, UNIT_BUG + 1))
+    (item,) = t.items.values()
+    assert sorted(item["alert_ids"]) == sorted(t.alerts) and len(item["alert_ids"]) == 7
+    assert item["severity"] == "critical" and item["status"] == "open"
+    assert item["title"] == (
+        "credit_default: income mean 4,415,944 vs reference 44,384, ×100 (7 alerts since 2026-07-05)"
+    )
+    assert item["dedup_key"] == "credit_default/drift_scores.critical_drift/income"
+    assert item["asset_keys"] == ["drift_scores", "subgroup_metrics"]
+    incident = item["evidence"]["incident"]
+    assert incident["root_cause"].startswith("income mean") and len(incident["alerts"]) == 7
+    text = core.render_item_markdown(item)
+    assert "**root cause**: income mean 4,415,944" in text and "fairness_gap on age_band=65+" in text
+
+
+def test_a_standing_finding_for_review_is_one_item_and_pages_nobody(config):
+    """A fairness gap the model already had in its reference period: info, `review: true` -> one item."""
+    from monitoring_pipelines_tests.core.test_alerts import check_row
+
+    def standing(n: int, review: bool) -> dict:
+        row = check_row(n, {"age_band=65+": "info"}, asset="subgroup_metrics", check="fairness_gap")
+        found = json.loads(row["findings"])
+        for f in found:
+            f["evidence"] = {"kind": "standing", "review": review}
+        row["findings"] = json.dumps(found)
+        return row
+
+    for review, items in ((True, 1), (False, 0)):
+        history = pd.DataFrame([standing(n, review) for n in range(1, 31)])
+        t = Tracker()
+        t.nights(history, config, range(1, 31))
+        assert len(t.items) == items
+        assert t.outbox == {} or all(n["severity"] == "info" for n in t.outbox.values())
+        if items:
+            (item,) = t.items.values()
+            assert item["severity"] == "info" and item["status"] == "open"
+            assert item["partitions"][0].startswith(day(1).isoformat())

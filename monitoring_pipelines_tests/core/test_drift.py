@@ -27,6 +27,11 @@ CATEGORIES = np.array(["north", "south", "east", "west", "central"])
 CATEGORY_P = np.array([0.35, 0.25, 0.2, 0.15, 0.05])
 
 
+def raised(findings: list) -> list:
+    """What a check raised; `ok` entries only record a judged subject's value (for hysteresis)."""
+    return [f for f in findings if f.severity in ("critical", "warning", "info")]
+
+
 def make_model(**drift: object) -> ModelConfig:
     return ModelConfig(
         name="credit",
@@ -269,7 +274,8 @@ def test_single_row_day_is_scored_but_not_judged(profile: ReferenceProfile) -> N
     assert not drift["drifted"].any()
     outcomes = D.drift_checks(drift, DriftThresholds())
     assert all(o.passed for o in outcomes)
-    assert outcomes[0].findings[0].severity == "info"  # "drift not judged: too few rows"
+    # not judged is unknown, never passed: an open drift alert stays open on such a day
+    assert all(o.status == "unknown" and o.unknown.startswith("not enough data: n=1 ") for o in outcomes)
 
 
 def test_non_finite_values_count_as_null(profile: ReferenceProfile) -> None:
@@ -444,7 +450,7 @@ def test_first_day_of_a_mean_shift_is_a_warning_on_that_feature_only(profile: Re
     assert "debt_ratio" in flagged
     assert flagged <= {"debt_ratio", SCORE_FEATURE, PREDICTION_FEATURE}  # the score depends on it
     feature_drift = D.drift_checks(drift, DriftThresholds())[0]
-    assert {f.subject for f in feature_drift.findings} == flagged
+    assert {f.subject for f in raised(feature_drift.findings)} == flagged
 
 
 def test_prediction_drift_is_critical(profile: ReferenceProfile) -> None:
@@ -452,8 +458,8 @@ def test_prediction_drift_is_critical(profile: ReferenceProfile) -> None:
     cur["score"] = np.clip(cur["score"] + 0.1, 0, 1)
     drift = D.compute_drift(profile, cur, DriftThresholds())
     critical = D.drift_checks(drift, DriftThresholds())[1]
-    assert SCORE_FEATURE in {f.subject for f in critical.findings}
-    assert all(f.severity == "critical" for f in critical.findings)
+    assert SCORE_FEATURE in {f.subject for f in raised(critical.findings)}
+    assert all(f.severity == "critical" for f in raised(critical.findings))
 
 
 def test_psi_beyond_critical_is_a_critical_finding(profile: ReferenceProfile) -> None:
@@ -498,6 +504,18 @@ def test_new_category_and_null_spike_are_data_quality_findings(profile: Referenc
     cur = make_rows(30_000, np.random.default_rng(24), new_category=0.1)
     cur.loc[:99, "region"] = None
     outcomes = D.drift_checks(D.compute_drift(profile, cur, DriftThresholds()), DriftThresholds())
-    quality = {(f.subject, f.metric): f.severity for f in outcomes[2].findings}
+    quality = {(f.subject, f.metric): f.severity for f in raised(outcomes[2].findings)}
     assert quality == {("region", "unseen_share"): "critical"}
-    assert [f.subject for f in outcomes[1].findings] == ["region"]
+    assert [f.subject for f in raised(outcomes[1].findings)] == ["region"]
+
+
+def test_judged_subjects_report_their_value_for_hysteresis(profile: ReferenceProfile) -> None:
+    cur = make_rows(5000, np.random.default_rng(21))
+    drift = D.compute_drift(profile, cur, DriftThresholds())
+    outcomes = {o.check_name: o for o in D.drift_checks(drift, DriftThresholds())}
+    features = set(drift["feature"])
+    for name, outcome in outcomes.items():
+        ok = [f for f in outcome.findings if f.severity == "ok"]
+        assert outcome.passed and outcome.status == "passed", name
+        assert {f.subject for f in ok} == features - {f.subject for f in raised(outcome.findings)}, name
+        assert all(f.value is not None and f.threshold is not None and f.value < f.threshold for f in ok)

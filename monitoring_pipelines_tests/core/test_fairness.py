@@ -227,11 +227,15 @@ def test_segment_summaries_use_values_with_enough_rows() -> None:
         for m in ("recall", "fpr")
     ]
     assert eod["value"] == pytest.approx(max(gaps))
-    ratio_min = metric(rows, "grp", "__all__", "disparity_ratio_min")
-    assert ratio_min["value"] == pytest.approx(y["ratio"])
     assert metric(rows, "grp", "__all__", "demographic_parity_ratio")["value"] == pytest.approx(
         y["value"] / x["value"]
     )
+    # four-fifths ratios: to the most-favoured value (x), only for values with min_n rows
+    assert metric(rows, "grp", "y", "disparate_impact_ratio")["value"] == pytest.approx(
+        y["value"] / x["value"]
+    )
+    assert metric(rows, "grp", "x", "disparate_impact_ratio")["value"] == 1.0
+    assert rows[(rows["segment_value"] == "tiny") & (rows["metric"] == "disparate_impact_ratio")].empty
 
 
 # --------------------------------------------------------------------------- fairness_gap
@@ -244,7 +248,7 @@ def _no_bands() -> tuple[pd.DataFrame, pd.DataFrame]:
     )
 
 
-def test_four_fifths_breach_is_a_fairness_gap_warning_but_not_for_small_groups() -> None:
+def test_without_a_reference_a_four_fifths_breach_is_for_review_only_and_small_groups_are_left_out() -> None:
     rng = np.random.default_rng(1)
     sizes = {"x": 2000, "y": 2000, "small": 150}
     rates = {"x": 0.40, "y": 0.20, "small": 0.02}
@@ -266,12 +270,15 @@ def test_four_fifths_breach_is_a_fairness_gap_warning_but_not_for_small_groups()
         )
     }
     subjects = {f.subject: f for f in outcome["fairness_gap"].findings}
-    assert {"grp=x", "grp=y", "grp=__all__"} <= set(subjects)
-    assert "grp=small" not in subjects  # ratio 0.07 but 150 rows < min_n
-    assert all(f.severity == "warning" for f in subjects.values())
-    assert subjects["grp=y"].metric == "positive_rate_ratio" and subjects["grp=y"].value < 0.8
+    # y: half of the most-favoured x's rate; x itself is the reference; small: 150 rows < min_n
+    assert set(subjects) == {"grp=y", "grp=__all__"}
+    assert all(f.severity == "info" and f.evidence["kind"] == "no_reference" for f in subjects.values())
+    assert outcome["fairness_gap"].passed  # nothing to tell a new gap from an old one: nobody is paged
+    assert subjects["grp=y"].metric == "disparate_impact_ratio" and subjects["grp=y"].value < 0.8
+    assert subjects["grp=y"].evidence["favoured_group"] == "x"
     assert subjects["grp=__all__"].metric == "demographic_parity_difference"
     assert outcome["fairness_gap"].metadata["values_below_min_n"] == 1
+    assert outcome["fairness_gap"].metadata["favoured_groups"] == {"grp": "x"}
     assert outcome["differential_degradation"].findings == []
 
 
@@ -324,6 +331,10 @@ def test_small_group_auc_drop_fires_differential_degradation(reference: dict[str
     assert "region=d" in finding.message and "auc" in finding.message
     # nothing else than region d (alone or in an intersection) is blamed
     assert all(f.subject.startswith(("region=d", "region*sex=d|")) for f in outcome.findings)
+    # the change words follow the sign of the move ("fpr rose 0.1", never "fell -0.1")
+    for f in outcome.findings:
+        word = "rose" if f.value > f.evidence["reference_mean"] else "fell"
+        assert f"it {word} " in f.message and "fell -" not in f.message and "rose -" not in f.message
 
 
 def test_sixty_quiet_days_fire_nothing(reference: dict[str, pd.DataFrame]) -> None:

@@ -16,6 +16,7 @@ from monitoring_pipelines.core.performance import (
     HIGHER_IS_BETTER,
     METRICS,
     PERFORMANCE_COLUMNS,
+    PERFORMANCE_TABLE_COLUMNS,
     _ece_bootstrap,
     _ece_normal_bootstrap,
     attach_labels,
@@ -25,6 +26,7 @@ from monitoring_pipelines.core.performance import (
     expected_calibration_error,
     judge_metrics,
     performance_checks,
+    table_rows,
 )
 from monitoring_pipelines.core.stats import wilson_interval
 from monitoring_pipelines.storage.snapshot import Snapshot
@@ -180,14 +182,36 @@ def test_daily_performance_latest_label_wins_and_counts_fraction() -> None:
         }
     )
     out = daily_performance(day, labels)
-    assert list(out.columns) == PERFORMANCE_COLUMNS
+    assert list(out.columns) == PERFORMANCE_TABLE_COLUMNS
+    assert list(out.columns[: len(PERFORMANCE_COLUMNS)]) == PERFORMANCE_COLUMNS  # the rows outcomes share
     measured = out[~out["estimated"]]
+    assert measured["trusted"].isna().all() and measured["estimate_note"].isna().all()  # describe estimates
     assert (measured["n"] == 2).all()  # a and b labelled; c not; d dropped (NaN score)
     assert value(measured, "accuracy") == pytest.approx(0.5)  # a's latest label is 0, predicted 1
     assert np.allclose(out["labelled_fraction"], 2 / 3)
     assert out.attrs["dropped_scores"] == 1 and out.attrs["labelled"] == 2
     assert "auc" not in set(measured["metric"])  # one class among the labelled rows: not computable
     assert (out[out["estimated"]]["n"] == 3).all()
+
+
+def test_table_rows_leave_the_estimate_columns_null_on_outcome_rows() -> None:
+    day, labels = make_day(300, seed=3)
+    metrics = daily_performance(day, labels)
+    outcome = pd.DataFrame(
+        {
+            "metric": ["outcome:repaid"],
+            "value": [0.5],
+            "ci_low": [0.4],
+            "ci_high": [0.6],
+            "n": [100],
+            "labelled_fraction": [1.0],
+            "estimated": [False],
+        }
+    )
+    rows = table_rows(metrics, outcome)
+    assert list(rows.columns) == PERFORMANCE_TABLE_COLUMNS and len(rows) == len(metrics) + 1
+    assert rows["trusted"].dtype == "boolean" and pd.isna(rows["trusted"].iloc[-1])
+    assert rows.loc[rows["estimated"], "trusted"].all()
 
 
 def test_daily_performance_without_labels_has_only_estimated_rows() -> None:
@@ -420,11 +444,16 @@ def test_wide_interval_blocks_a_warning() -> None:
     assert all(o.passed for o in outcomes)
 
 
-def test_no_band_means_no_finding() -> None:
+def test_no_band_warns_instead_of_passing() -> None:
+    """A reference without bands (here: none at all) cannot judge the day: one warning says so, about its
+    own subject, and no metric is reported as degraded."""
     day, labels = make_day(500, seed=5, sharpness=0.3)
     outcomes = performance_checks(daily_performance(day, labels), pd.DataFrame(), PerformanceThresholds())
-    assert all(o.passed for o in outcomes)
-    assert "no reference band" in outcomes[0].metadata["summary"]
+    degradation, critical = outcomes
+    assert [(f.subject, f.severity) for f in degradation.findings] == [("reference_band", "warning")]
+    assert "no measured band" in degradation.findings[0].message
+    assert critical.passed and not critical.findings
+    assert "no measured reference band" in degradation.metadata["summary"]
 
 
 def test_empty_day_and_missing_bands_pass_quietly() -> None:

@@ -12,6 +12,7 @@ import pytest
 from monitoring_pipelines.config import DriftThresholds
 from monitoring_pipelines.core import drift as D
 from monitoring_pipelines.core import profiles as P
+from monitoring_pipelines.core.estimation import Calibration, fit_calibration
 from monitoring_pipelines.core.profiles import ReferenceProfile
 from monitoring_pipelines.storage.snapshot import Snapshot
 from monitoring_pipelines_tests.core.test_drift import as_log, make_model, make_rows
@@ -117,6 +118,30 @@ def test_rows_round_trip_to_the_same_profile_and_the_same_drift(profile: Referen
         D.compute_drift(back, day, DriftThresholds()),
         D.compute_drift(profile, day, DriftThresholds()),
     )
+
+
+def test_the_score_calibration_round_trips_through_the_rows_and_enters_the_version(
+    profile: ReferenceProfile,
+) -> None:
+    assert profile.calibration is None and P.profile_from_rows(P.profile_to_rows(profile)).calibration is None
+    rng = np.random.default_rng(5)
+    score = rng.random(2000)
+    calibration = fit_calibration(score, (rng.random(2000) < score**2).astype(int))
+    calibrated = profile.with_calibration(calibration)
+    assert calibrated.version != profile.version and calibrated.calibration is calibration
+    assert profile.with_calibration(calibration).version == calibrated.version  # a function of the map
+    raw = profile.with_calibration(Calibration.raw("too few labels"))
+    assert raw.version not in (profile.version, calibrated.version)
+    rows = P.profile_to_rows(calibrated)
+    docs = {feature: json.loads(doc) for feature, doc in zip(rows["feature"], rows["profile"], strict=True)}
+    assert [f for f, doc in docs.items() if "calibration" in doc] == [P.SCORE_FEATURE]
+    back = P.profile_from_rows(rows.sample(frac=1, random_state=3)).calibration
+    assert back is not None and back.note == calibration.note and back.n_labels == 2000
+    np.testing.assert_array_equal(back.x, calibration.x)
+    np.testing.assert_array_equal(back.y, calibration.y)
+    grid = np.linspace(0, 1, 101)
+    np.testing.assert_array_equal(back.apply(grid), calibration.apply(grid))
+    assert P.PROFILE_FORMAT >= 2 and json.loads(rows["profile"].iloc[0])["format"] == P.PROFILE_FORMAT
 
 
 def test_rows_of_two_versions_are_refused(profile: ReferenceProfile) -> None:

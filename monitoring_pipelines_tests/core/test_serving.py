@@ -311,8 +311,11 @@ def test_shadow_breaches_are_capped_at_warning_and_model_row_is_not_checked() ->
     assert row(metrics, ALL)["error_rate"] == pytest.approx(row(metrics, "shadow")["errors"] / 4000)
     outcome = serving_checks(metrics, ServingThresholds())[0]
     assert [(f.subject, f.metric, f.severity) for f in outcome.findings] == [
-        ("shadow:v4", "error_rate", "warning")
+        ("shadow:v4", "error_rate", "warning"),
+        ("champion:v3", "latency_p99_ms", "ok"),  # judged and fine: its value, for hysteresis
     ]
+    ok = outcome.findings[1]
+    assert ok.threshold == ServingThresholds().p99_latency_warning_ms and ok.value < ok.threshold
 
 
 def test_findings_are_ordered_critical_first() -> None:

@@ -247,6 +247,12 @@ def test_writes_index_and_one_page_per_model(site) -> None:
     assert result.charts >= 10
 
 
+def test_every_page_says_the_day_freshness_counts_from(site) -> None:
+    result, _, _ = site
+    for path in [result.index_path, *result.model_pages.values()]:
+        assert "As of 2026-07-01 (UTC): freshness" in path.read_text()
+
+
 def test_model_page_has_every_section(site) -> None:
     result, _, _ = site
     page = result.model_pages["credit_default"].read_text()

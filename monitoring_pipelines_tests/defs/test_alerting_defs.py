@@ -37,6 +37,7 @@ from monitoring_pipelines.defs.resources import (
     default_resources,
 )
 from monitoring_pipelines.storage.warehouse import Warehouse
+from monitoring_pipelines_tests.conftest import DEMO_CONFIG
 from monitoring_pipelines_tests.receivers import HttpReceiver
 
 MODEL = "credit_default"
@@ -53,7 +54,7 @@ def day(n: int) -> dt.date:
 
 @pytest.fixture
 def config_path(tmp_path: Path) -> Path:
-    raw = yaml.safe_load((Path(__file__).resolve().parents[2] / "data" / "demo_config.yaml").read_text())
+    raw = yaml.safe_load(DEMO_CONFIG.read_text())
     raw["data_dir"] = str(tmp_path / "data")
     raw["warehouse"] = str(tmp_path / "data" / "warehouse.duckdb")
     raw["alerting"] = {"routes": {"critical": ["webhook"], "warning": ["webhook"], "info": []}}

@@ -23,7 +23,7 @@ import pytest
 
 from monitoring_pipelines.core import drift, fairness
 from monitoring_pipelines.core.outcomes import daily_outcomes
-from monitoring_pipelines.core.performance import attach_labels, daily_performance
+from monitoring_pipelines.core.performance import attach_labels, daily_performance, estimation_inputs
 from monitoring_pipelines.core.profiles import champion_rows
 from monitoring_pipelines.schema import ALL, result_columns
 from monitoring_pipelines.storage.reference import latest_profile
@@ -195,8 +195,13 @@ def test_performance_metrics_equal_daily_performance_on_frames(both_paths):
     label per request itself) plus daily_outcomes of the raw outcome files."""
     model = both_paths["model"]
     champion = both_paths["champion"]
+    calibration, support = estimation_inputs(latest_profile(both_paths["warehouse"], MODEL))
     metrics = daily_performance(
-        champion, labels=both_paths["labels"], thresholds=model.thresholds.performance
+        champion,
+        labels=both_paths["labels"],
+        thresholds=model.thresholds.performance,
+        calibration=calibration,
+        support=support,
     )
     outcome_rows = daily_outcomes(champion, both_paths["outcomes"], model.outcomes)
     computed = pd.concat([metrics, outcome_rows], ignore_index=True)

@@ -250,3 +250,27 @@ def test_a_failed_snapshot_write_fails_the_run(project, monkeypatch, assets):
     if len(assets) > 1:  # written in the background: the step that waited for it names the write
         assert "writing prediction_snapshots of credit_default" in text
     assert _count(project["warehouse"], "prediction_snapshots", day) == 0
+
+
+def test_scores_outside_the_reference_make_the_estimate_untrusted_and_the_day_unknown(project):
+    """A unit bug pushes every score to the extremes: CBPE would read a near-perfect model. The estimated
+    rows say they are untrusted, and the performance checks neither pass nor fail the day."""
+    day = START + dt.timedelta(days=6)
+    frame = project["frames"][day].copy()
+    logit = np.log(frame["score"] / (1 - frame["score"]))
+    frame["score"] = 1 / (1 + np.exp(-12 * logit))
+    frame["prediction"] = (frame["score"] >= 0.5).astype(int)
+    write_parquet(project["config"].data_dir, "credit_default", day, frame)
+    result = _run(project, day, ["prediction_snapshots", "performance_metrics"])
+    rows = project["warehouse"].partition("performance_metrics", "credit_default", day)
+    estimated = rows[rows["estimated"].astype(bool) & ~rows["metric"].str.startswith("outcome:")]
+    assert len(estimated) and not estimated["trusted"].astype(bool).any()
+    assert estimated["estimate_note"].str.startswith("untrusted: ").all()
+    assert rows.loc[~rows["estimated"].astype(bool), "trusted"].isna().all()
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    for name in ("performance_degradation", "performance_critical_drop"):
+        assert not checks[name].passed and "not judged" in checks[name].description
+        assert checks[name].metadata["status"].value == "unknown"
+    stored = project["warehouse"].partition("check_results", "credit_default", day)
+    stored = stored[stored["check_name"].str.startswith("performance_")]
+    assert set(stored["severity"]) == {"unknown"} and not stored["passed"].any()

@@ -142,3 +142,27 @@ def test_label_sensor_watches_a_sql_labels_table(tmp_path, config_dict, write_co
             changed = label_arrivals(context)
         keys = sorted(str(r.partition_key) for r in changed.run_requests)
         assert keys == [f"2026-06-{d:02d}|credit_default" for d in range(7, 14)]
+
+
+def test_arrival_days_that_are_not_dates_touch_no_day():
+    days = days_touched_by_labels(
+        ["latest", "2026-06-10", "2026-13-45", ""], 2, dt.date(2026, 6, 1), dt.date(2026, 6, 30)
+    )
+    assert days == [dt.date(2026, 6, 8), dt.date(2026, 6, 9)]
+
+
+def test_label_sensor_skips_a_label_folder_not_named_by_a_date(tmp_path, config_dict, write_config):
+    path = write_config(config_dict)
+    data_dir = tmp_path / "data"
+    write_parquet(data_dir, "credit_default", dt.date(2026, 6, 10), _labels(), kind="labels")
+    stray = data_dir / "incoming" / "credit_default" / "labels" / "date=latest"
+    stray.mkdir(parents=True)
+    _labels().to_parquet(stray / "labels.parquet", index=False)
+    cursor = '{"credit_default": {}}'  # seen before, with no labels: every arrival day is new
+    with DagsterInstance.ephemeral() as instance:
+        instance.add_dynamic_partitions("models", ["credit_default"])
+        with _context(instance, path, cursor) as context:
+            result = label_arrivals(context)
+    keys = sorted(str(r.partition_key) for r in result.run_requests)
+    assert keys == [f"2026-06-{d:02d}|credit_default" for d in range(3, 10)]
+    assert "latest" not in result.cursor

@@ -1,5 +1,5 @@
-"""One end-to-end run: simulated traffic → `monitoring-pipelines run` (through Dagster, recorded in an
-instance) → warehouse tables, alerts, notifications, backlog items and the dashboard."""
+"""One end-to-end run: `monitoring-pipelines demo` (simulated traffic, then every model-day through Dagster,
+recorded in an instance) → warehouse tables, alerts, notifications, backlog items and the dashboard."""
 
 from __future__ import annotations
 
@@ -11,11 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from monitoring_pipelines.simulate import simulate
 from monitoring_pipelines.storage.warehouse import Warehouse
-from monitoring_pipelines_tests.conftest import DEMO_CONFIG
 
 PROJECT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -35,19 +32,18 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
+    """`monitoring-pipelines demo` at fixed dates: it simulates into the config's folder (the config does not
+    exist yet, as on a fresh clone), writes the config for that traffic and runs the simulated range."""
     root = tmp_path_factory.mktemp("e2e")
     data = root / "data"
-    simulate(data, days=36, requests=700, seed=7)
-    raw = yaml.safe_load(DEMO_CONFIG.read_text())
-    raw.update(data_dir=str(data), warehouse=str(data / "warehouse.duckdb"))
-    config = root / "config.yaml"
-    config.write_text(yaml.safe_dump(raw, sort_keys=False))
+    config = data / "demo_config.yaml"
     home = root / "dagster_home"
     home.mkdir()
     shutil.copy(PROJECT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home), "MONITORING_CONFIG": str(config)}
-    env.pop("MONITORING_WEBHOOK_URL", None)
-    done = _cli(["run", "--start", "2026-06-01", "--end", UNIT_BUG_DAY.isoformat(), "--quiet"], env)
+    for name in ("MONITORING_WEBHOOK_URL", "MONITORING_DATA_DIR", "MONITORING_WAREHOUSE"):
+        env.pop(name, None)
+    done = _cli(["demo", "--start", "2026-06-01", "--days", "36", "--requests", "700", "--quiet"], env)
     assert done.returncode == 0, done.stdout + done.stderr
     return {
         "env": env,
@@ -59,9 +55,26 @@ def demo_run(tmp_path_factory):
 
 def test_run_reports_every_step_and_the_dashboard(demo_run):
     out = demo_run["stdout"]
+    assert "2026-06-01 .. 2026-07-06" in out  # the simulated range, then run whole
     assert "0 failed" in out and "dashboard:" in out
     assert (demo_run["data"] / "dashboard" / "index.html").exists()
     assert (demo_run["data"] / "backlog.md").exists()
+    days = demo_run["warehouse"].query(
+        "SELECT min(partition_date) AS a, max(partition_date) AS b FROM monitoring.prediction_snapshots"
+    )
+    assert (str(days["a"][0])[:10], str(days["b"][0])[:10]) == ("2026-06-01", UNIT_BUG_DAY.isoformat())
+
+
+def test_demo_says_what_to_look_at_first(demo_run):
+    out = demo_run["stdout"]
+    look = out[out.index("Look at first:") :].splitlines()
+    credit = next(line for line in look if line.strip().startswith("credit_default:"))
+    assert "critical" in credit and f"since {UNIT_BUG_DAY}" in credit
+    assert any("churn_propensity:" in line for line in look)
+    ui = next(line for line in look if "make ui" in line)
+    assert f"partition={UNIT_BUG_DAY}%7Ccredit_default" in ui
+    status = _cli(["status"], demo_run["env"])
+    assert status.returncode == 0 and "Look at first:" in status.stdout
 
 
 def test_unit_bug_day_raises_one_critical_alert_with_evidence(demo_run):

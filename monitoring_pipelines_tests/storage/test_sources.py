@@ -66,7 +66,9 @@ def test_file_source_reads_only_the_partition_day(config, model, con):
     assert set(frame["prediction_id"]) == set(today["prediction_id"]) | set(late["prediction_id"])
     assert (frame["ts"].dt.tz_convert("UTC").dt.date == DAY).all()
     assert (_column(con, read, TS_COLUMN).dt.date == DAY).all()
-    assert read.rows_outside_window == 3 + len(tomorrow)
+    # yesterday's rows in today's folder are yesterday's (late rows, within the lateness window) and
+    # tomorrow's rows tomorrow's: no row is outside its folder's window
+    assert read.rows_outside_window == 0
     # the late rows are read from (and attributed to) the next day's folder
     files = _column(con, read, FILE_COLUMN)
     ids = _column(con, read, "prediction_id")
@@ -121,8 +123,8 @@ def test_csv_with_iso_8601_text_timestamps(config, model, con):
     assert ts["own-2"] == pd.Timestamp("2026-06-10 23:30", tz="UTC")
     assert ts["late-0"] == pd.Timestamp("2026-06-10 23:59", tz="UTC")
     assert pd.isna(ts["own-4"])
-    # own-3 plus the three next-day rows of the next folder (its ts-less row is not counted)
-    assert read.rows_outside_window == 4
+    # own-3 is the next day's (logged early: read by that day), the next folder's other rows are its own
+    assert read.rows_outside_window == 0
 
 
 @pytest.fixture
@@ -156,7 +158,7 @@ def test_naive_timestamp_is_taken_as_utc(config, model, new_york):
         nxt.loc[0, "prediction_id"]: pd.Timestamp("2026-06-10 23:45", tz="UTC"),
     }
     assert ts == expected
-    assert read.rows_outside_window == 3
+    assert read.rows_outside_window == 0  # the other rows are on the neighbouring days, read by those
     con.close()
 
 
@@ -194,12 +196,15 @@ def test_parquet_with_truncated_end_next_to_good_files_is_named(config, model, c
     assert read.relation == ""
 
 
-def test_late_folder_unreadable_file_is_named(config, model, con):
+def test_late_folder_unreadable_file_is_skipped_and_named(config, model, con):
     write_parquet(config.data_dir, model.name, DAY, synthetic_day(DAY, 20))
     late = _folder(config, model, NEXT) / "late.parquet"
     late.write_bytes(b"PAR1 garbage")
     read = FileSource(config.data_dir).load_predictions(con, model, DAY, DAY)
-    assert any(str(late) in p and "unreadable" in p for p in read.problems), read.problems
+    assert not read.problems and len(read.frame(con)) == 20
+    assert any(str(late) in w and "unreadable" in w for w in read.skipped), read.skipped
+    tomorrow = FileSource(config.data_dir).load_predictions(con, model, NEXT, NEXT)
+    assert any(str(late) in p and "unreadable" in p for p in tomorrow.problems), tomorrow.problems
 
 
 @pytest.fixture
@@ -229,7 +234,7 @@ def test_sql_source_binds_dates_and_model(sqlite_source, model, con):
     assert len(frame) == 300
     assert set(frame["model_name"]) == {"credit_default"}
     assert (_column(con, read, TS_COLUMN).dt.date == DAY).all()
-    assert read.rows_outside_window == 200  # the next day's rows, fetched by the widened bounds
+    assert read.rows_outside_window == 0  # the next day's rows, fetched by the widened bounds, are its own
     labels = read_labels(sqlite_source, model, DAY, DAY + dt.timedelta(days=7))
     assert len(labels) == 100
     assert set(labels["label"]) == {1}
@@ -294,8 +299,8 @@ def test_row_without_timestamp_belongs_to_its_own_folder_only(config, model, bad
         assert stray not in set(today.frame(con_today)["prediction_id"])
         assert stray in set(tomorrow.frame(con_tomorrow)["prediction_id"])
         assert len(today.frame(con_today)) == 10 and len(tomorrow.frame(con_tomorrow)) == 20
-        # the next folder's other rows are outside today's window; its ts-less row is not counted
-        assert today.rows_outside_window == 19 and tomorrow.rows_outside_window == 0
+        # the next folder's other rows are the next day's, within their folder's lateness window
+        assert today.rows_outside_window == 0 and tomorrow.rows_outside_window == 0
         assert _column(con_today, today, FILE_COLUMN).str.endswith(".parquet").all()
         tomorrow_files = dict(
             zip(
@@ -308,3 +313,72 @@ def test_row_without_timestamp_belongs_to_its_own_folder_only(config, model, bad
     finally:
         con_today.close()
         con_tomorrow.close()
+
+
+BAD_FOLDERS = ["latest", "2026-13-45", "", "tmp", "20260612"]
+
+
+@pytest.mark.parametrize("bad", BAD_FOLDERS, ids=["latest", "month-13", "empty", "tmp", "basic-format"])
+def test_label_folder_not_named_by_a_date_is_skipped_with_a_warning(config, model, caplog, bad):
+    labels = pd.DataFrame({"request_id": ["a"], "label": [1], "label_ts": ["2026-06-10T00:00:00Z"]})
+    labels.to_parquet(_folder(config, model, DAY, "labels") / "labels.parquet", index=False)
+    stray = config.data_dir / "incoming" / model.name / "labels" / f"date={bad}"
+    stray.mkdir(parents=True)
+    labels.to_parquet(stray / "labels.parquet", index=False)
+    source = FileSource(config.data_dir)
+    with caplog.at_level("WARNING", logger="monitoring_pipelines.storage.sources"):
+        arrivals = source.label_arrivals(model, DAY - dt.timedelta(days=30))
+    assert list(arrivals) == [DAY.isoformat()]
+    assert any(str(stray) in r.getMessage() for r in caplog.records), caplog.text
+    assert len(read_labels(source, model, DAY - dt.timedelta(days=30), DAY + dt.timedelta(days=30))) == 1
+
+
+def test_label_arrivals_compare_days_as_dates(config, model):
+    labels = pd.DataFrame({"request_id": ["a"], "label": [1], "label_ts": ["2026-06-10T00:00:00Z"]})
+    for day in (DAY - dt.timedelta(days=1), DAY, NEXT):
+        labels.to_parquet(_folder(config, model, day, "labels") / "labels.parquet", index=False)
+    assert list(FileSource(config.data_dir).label_arrivals(model, DAY)) == [DAY.isoformat(), NEXT.isoformat()]
+
+
+def test_prediction_folder_not_named_by_a_date_is_skipped_with_a_warning(config, model, con, caplog):
+    write_parquet(config.data_dir, model.name, DAY, synthetic_day(DAY, 20, seed=1))
+    stray = config.data_dir / "incoming" / model.name / "predictions" / "date=latest"
+    stray.mkdir(parents=True)
+    synthetic_day(DAY, 5, seed=2).to_parquet(stray / "part-0.parquet", index=False)
+    source = FileSource(config.data_dir)
+    with caplog.at_level("WARNING", logger="monitoring_pipelines.storage.sources"):
+        read = source.load_predictions(con, model, DAY, DAY)
+        fingerprint = source.fingerprint(model, "predictions", DAY, NEXT)
+    assert not read.problems and len(read.frame(con)) == 20
+    assert any(str(stray) in r.getMessage() for r in caplog.records), caplog.text
+    (stray / "part-0.parquet").unlink()  # the stray folder's files are no input of the day
+    assert source.fingerprint(model, "predictions", DAY, NEXT) == fingerprint
+
+
+def test_source_file_is_the_path_relative_to_the_data_directory(config, model):
+    from monitoring_pipelines.storage.snapshot import Snapshot
+    from monitoring_pipelines.storage.warehouse import Warehouse
+
+    own = synthetic_day(DAY, 30, seed=1)
+    own.loc[0, "score"] = 4.0  # quarantined: its source_file is kept too
+    write_parquet(config.data_dir, model.name, DAY, own)
+    write_parquet(config.data_dir, model.name, NEXT, synthetic_day(DAY, 4, seed=2), name="late.parquet")
+    snap, validation, read = Snapshot.from_source(config, model, DAY)
+    warehouse = Warehouse(config.warehouse)
+    try:
+        assert validation.usable
+        snap.write(warehouse, validation)
+    finally:
+        snap.close()
+    stored = warehouse.query(
+        "SELECT 'kept' AS kind, source_file FROM monitoring.prediction_snapshots "
+        "UNION ALL SELECT 'quarantined', source_file FROM monitoring.quarantined_predictions"
+    )
+    folder = f"incoming/{model.name}/predictions"
+    assert set(stored["source_file"]) == {
+        f"{folder}/date={DAY}/part-0.parquet",
+        f"{folder}/date={NEXT}/late.parquet",
+    }
+    assert stored["kind"].value_counts().to_dict() == {"kept": 33, "quarantined": 1}
+    assert not stored["source_file"].str.contains(str(config.data_dir), regex=False).any()
+    assert read.files[0] == str(config.data_dir / f"{folder}/date={DAY}/part-0.parquet")  # where it was read

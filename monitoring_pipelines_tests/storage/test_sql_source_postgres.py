@@ -113,8 +113,27 @@ def test_postgres_source_reads_one_utc_day_with_bound_parameters(postgres_url, w
         assert (frame["ts"].dt.tz_convert("UTC").dt.date == DAY).all()
         parsed = con.sql(f"SELECT {TS_COLUMN} FROM {read.relation}").df()[TS_COLUMN]
         assert (parsed.dt.date == DAY).all()
-        assert read.rows_outside_window == 300  # the neighbouring days fetched by the widened bounds
+        assert read.rows_outside_window == 0  # the neighbouring days fetched by the widened bounds are theirs
     finally:
         con.close()
     assert len(read_labels(source, model, DAY, DAY + dt.timedelta(days=7))) == 150
-    assert "postgres@127.0.0.1" in read.files[0] and "***" not in read.files[0]
+    port = sa.engine.make_url(postgres_url).port
+    assert read.files == [f"postgresql+psycopg2://127.0.0.1:{port}/postgres/predictions"]  # no user
+
+
+def test_postgres_refusal_names_no_credential(postgres_url, write_config, config_dict, monkeypatch):
+    """The server's refusal quotes the user; the user and password came from `${NAME}` and are scrubbed."""
+    model = load_config(write_config(config_dict)).model("credit_default")
+    monkeypatch.setenv("MP_TEST_PG_USER", "scott-user-7f3a")
+    monkeypatch.setenv("MP_TEST_PG_PASSWORD", "pw-9c1e-4d2b")
+    credentials = "${MP_TEST_PG_USER}:${MP_TEST_PG_PASSWORD}@"
+    source = SqlSource(postgres_url.replace("postgres@", credentials), "predictions", "labels", None)
+    con = new_connection()
+    try:
+        read = source.load_predictions(con, model, DAY, DAY)
+    finally:
+        con.close()
+    assert read.relation == "" and "OperationalError" in read.problems[0], read.problems
+    assert "***" in read.problems[0]  # the server named the (scrubbed) user
+    text = " ".join([*read.files, *read.problems])
+    assert "scott-user-7f3a" not in text and "pw-9c1e-4d2b" not in text

@@ -1,9 +1,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import multiprocessing as mp
+import os
+import re
 import shutil
+import signal
+import stat
+import threading
 import time
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -210,7 +217,7 @@ def test_v1_file_is_upgraded_once_and_recorded(tmp_path):
     assert wh.schema_version() == 1
 
     wh.replace_partition("performance_metrics", _rows("a", DAY, 3), "a", DAY)  # the first write upgrades
-    assert wh.schema_version() == SCHEMA_VERSION == 2
+    assert wh.schema_version() == SCHEMA_VERSION == 3
     serving = wh.table("serving_metrics").set_index("requests")
     assert (serving.loc[100, "role"], serving.loc[100, "model_version"]) == (ALL, ALL)
     assert (serving.loc[60, "role"], serving.loc[60, "model_version"]) == ("champion", "v1")
@@ -221,14 +228,19 @@ def test_v1_file_is_upgraded_once_and_recorded(tmp_path):
     assert "input_fingerprint" in profiles.columns and profiles["feature"].tolist() == ["x"]
     assert wh.table("alerts").empty and "resolved_by" in wh.table("alerts").columns
     recorded = wh.query("SELECT version, description FROM monitoring.schema_version ORDER BY version")
-    assert recorded["version"].tolist() == [2]
-    assert recorded["description"][0] == MIGRATIONS[2][0]
+    assert recorded["version"].tolist() == [2, 3]
+    assert recorded["description"].tolist() == [MIGRATIONS[2][0], MIGRATIONS[3][0]]
+    # version 3: incidents on alerts, trust on estimates, the label quarantine
+    assert {"incident_id", "root_cause", "reopened"} <= set(wh.table("alerts").columns)
+    perf = wh.partition("performance_metrics", "a", DAY)
+    assert {"trusted", "estimate_note"} <= set(perf.columns)
+    assert wh.table("quarantined_labels").empty
 
     # a later writer (another process: nothing cached) finds it current and does not migrate again
     Warehouse(path).replace_partition("performance_metrics", _rows("a", DAY, 2), "a", DAY)
     Warehouse(path).ensure_schema()
-    again = Warehouse(path).query("SELECT version FROM monitoring.schema_version")
-    assert again["version"].tolist() == [2]
+    again = Warehouse(path).query("SELECT version FROM monitoring.schema_version ORDER BY version")
+    assert again["version"].tolist() == [2, 3]
     assert len(Warehouse(path).partition("performance_metrics", "a", DAY)) == 2
 
 
@@ -409,3 +421,131 @@ def test_publish_copy_is_readable(tmp_path):
     copy = wh.publish_copy()
     with duckdb.connect(str(copy), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM monitoring.performance_metrics").fetchone()[0] == 3
+
+
+def _write_then_die(path: str) -> None:
+    """A writer killed after its commit, before any checkpoint: its rows are only in the WAL."""
+    with Warehouse(path).connect() as con:
+        con.register("incoming", _rows("a", DAY, 3))
+        con.execute(
+            "INSERT INTO monitoring.performance_metrics (model_name, partition_date, metric, value, estimated) "
+            "SELECT * FROM incoming"
+        )
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _count(path: Path) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("SELECT count(*) FROM monitoring.performance_metrics").fetchone()[0]
+
+
+def test_published_copy_holds_the_commits_a_crashed_writer_left_in_the_wal(tmp_path):
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).ensure_schema()
+    proc = mp.get_context("spawn").Process(target=_write_then_die, args=(str(path),))
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode == -signal.SIGKILL
+    wal = Path(f"{path}.wal")
+    assert wal.stat().st_size > 0
+    shutil.copyfile(path, tmp_path / "file_alone.duckdb")
+    assert _count(tmp_path / "file_alone.duckdb") == 0  # the main file alone lacks them
+    Path(tmp_path / "w_analyst.duckdb.wal").write_bytes(b"left by an analyst's read-write session")
+
+    copy = Warehouse(path).publish_copy()
+
+    assert _count(copy) == 3
+    assert not Path(f"{copy}.wal").exists()
+
+
+def _hold_read_only(path: str, ready, seconds: float) -> None:
+    """An analyst's read-only session on the live file."""
+    con = duckdb.connect(path, read_only=True)
+    ready.set()
+    time.sleep(seconds)
+    con.close()
+
+
+def _waits(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "monitoring_pipelines.storage.warehouse"]
+
+
+def _waited_seconds(messages: list[str], what: str) -> float:
+    (line,) = [m for m in messages if m.startswith("waited") and what in m]
+    return float(re.match(r"waited (\d+\.\d) s ", line).group(1))
+
+
+def test_a_writer_kept_waiting_by_a_read_only_session_says_so(tmp_path, caplog):
+    path = tmp_path / "w.duckdb"
+    wh = Warehouse(path)
+    caplog.set_level(logging.INFO, logger="monitoring_pipelines.storage.warehouse")
+    wh.replace_partition("performance_metrics", _rows("a", DAY, 3), "a", DAY)
+    assert _waits(caplog) == []  # a write that did not wait is quiet
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    reader = ctx.Process(target=_hold_read_only, args=(str(path), ready, 2.5))
+    reader.start()
+    assert ready.wait(120)
+
+    wh.replace_partition("performance_metrics", _rows("a", DAY, 2), "a", DAY)
+
+    reader.join(60)
+    messages = _waits(caplog)
+    assert any(
+        m.startswith(f"waiting for the warehouse file {path}") and f"process {reader.pid}" in m
+        for m in messages
+    ), messages
+    assert 1.0 <= _waited_seconds(messages, str(path)) < 60
+    assert len(wh.partition("performance_metrics", "a", DAY)) == 2
+
+
+def test_a_writer_kept_waiting_by_the_lock_says_so(tmp_path, caplog):
+    path = tmp_path / "w.duckdb"
+    Warehouse(path).ensure_schema()
+    held = threading.Event()
+
+    def another_writer() -> None:
+        with Warehouse(path).lock():
+            held.set()
+            time.sleep(2)
+
+    holder = threading.Thread(target=another_writer)
+    holder.start()
+    assert held.wait(30)
+    caplog.set_level(logging.INFO, logger="monitoring_pipelines.storage.warehouse")
+
+    Warehouse(path).replace_partition("performance_metrics", _rows("a", DAY, 3), "a", DAY)
+
+    holder.join()
+    messages = _waits(caplog)
+    lock_file = f"{path}.lock"
+    assert any(m.startswith(f"waiting for the warehouse lock {lock_file}") for m in messages), messages
+    assert 1.0 <= _waited_seconds(messages, lock_file) < 30
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o000])
+def test_warehouse_files_are_created_without_access_for_others(tmp_path, umask):
+    """The database, its WAL, its lock file and the analysts' copy: 0640 whatever the umask, which the
+    warehouse leaves as it found it."""
+    path = tmp_path / "w.duckdb"
+    wh = Warehouse(path)
+    previous = os.umask(umask)
+    try:
+        with wh.connect() as con:
+            con.register("incoming", _rows("a", DAY, 3))
+            con.execute(
+                "INSERT INTO monitoring.performance_metrics (model_name, partition_date, metric, value, "
+                "estimated) SELECT * FROM incoming"
+            )
+            wal = Path(f"{path}.wal")
+            assert wal.exists()  # committed, not checkpointed yet
+            modes = {"wal": stat.S_IMODE(wal.stat().st_mode)}
+        copy = wh.publish_copy()
+        assert os.umask(umask) == umask  # restored
+    finally:
+        os.umask(previous)
+    modes |= {
+        name: stat.S_IMODE(Path(file).stat().st_mode)
+        for name, file in {"database": path, "lock": f"{path}.lock", "copy": copy}.items()
+    }
+    assert modes == {"wal": 0o640, "database": 0o640, "lock": 0o640, "copy": 0o640}
