@@ -101,8 +101,10 @@ def refresh_alerts(
     model_name: str,
     as_of: dt.date,
     now: pd.Timestamp | None = None,
+    history: pd.DataFrame | None = None,
 ) -> AlertRefresh:
-    """Evaluate the model's alerts as of `as_of`, enqueue what must be said, upsert the alerts.
+    """Evaluate the model's alerts as of `as_of`, enqueue what must be said, upsert the alerts. `history`:
+    the model's check results when the caller has them (a range run reads them once, not once a day).
 
     The evaluation runs without the warehouse lock; the write takes it and first checks that the alerts
     are still as read. If a person acknowledged or resolved one meanwhile, the alerts are evaluated again
@@ -110,7 +112,7 @@ def refresh_alerts(
     reverted to `open`). Notifications go to the outbox first: if the alert write then fails, the re-run
     enqueues the same ids again (ignored) instead of forgetting that a message was due.
     """
-    history = load_history(warehouse, model_name)
+    history = load_history(warehouse, model_name) if history is None else history
     now = _now(now)
 
     def decide(existing: pd.DataFrame) -> AlertDecision:
@@ -247,7 +249,8 @@ def refresh_backlog(
     Built without the lock and written under it, like `refresh_alerts`: if a person changed an alert or
     an item meanwhile, the items are built again from the stored rows, so the change sticks.
     """
-    findings = core_alerts.finding_rows(load_history(warehouse, model_name))
+    # lineage is made of findings at info or above: the `ok` values and unknown days are left out
+    findings = core_alerts.finding_rows(load_history(warehouse, model_name), min_level=0)
     now = _now(now)
 
     def read() -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -29,6 +29,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -253,8 +254,7 @@ class ScreenedHistory:
 def screen_history(history: pd.DataFrame) -> ScreenedHistory:
     rows = []
     for rec in records(normalize_history(history)):
-        found = as_json(rec.get("findings")) or []
-        rec["findings"] = [f for f in found if isinstance(f, dict)] if isinstance(found, list) else []
+        rec["findings"] = _findings_of(rec.get("findings"))
         rec["run_id"] = None if is_missing(rec.get("run_id")) else rec["run_id"]
         rows.append(rec)
     blocked = {(r["model_name"], r["partition_date"]) for r in rows if _blocks_day(r)}
@@ -278,6 +278,21 @@ def screen_history(history: pd.DataFrame) -> ScreenedHistory:
         else:
             kept.append(rec)
     return ScreenedHistory(kept, dict(suppressed))
+
+
+def _findings_of(value: Any) -> list[dict[str, Any]]:
+    """A check_results row's findings as fresh dicts. The JSON text is parsed once per process: a range
+    run evaluates every day against the whole history, which would otherwise parse each row once per day."""
+    if isinstance(value, str):
+        return [dict(f) for f in _parse_findings(value)]
+    found = as_json(value) or []
+    return [f for f in found if isinstance(f, dict)] if isinstance(found, list) else []
+
+
+@lru_cache(maxsize=65_536)
+def _parse_findings(text: str) -> tuple[dict[str, Any], ...]:
+    found = as_json(text) or []
+    return tuple(f for f in found if isinstance(f, dict)) if isinstance(found, list) else ()
 
 
 def _failing(findings: list[dict[str, Any]]) -> bool:
@@ -315,12 +330,13 @@ def _with_fallback(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
     return findings
 
 
-def finding_rows(history: pd.DataFrame | ScreenedHistory) -> pd.DataFrame:
+def finding_rows(history: pd.DataFrame | ScreenedHistory, min_level: int = UNKNOWN_LEVEL) -> pd.DataFrame:
     """One row per (dedup key, partition day): the day's worst entry for that subject.
 
     Levels: critical 2, warning 1, info 0, `ok` PASS (a judged value, for hysteresis), `unknown`
-    UNKNOWN_LEVEL. A root check's finding on a blocked day carries the suppressed findings in its
-    evidence (`suppressed`, `suppressed_count`).
+    UNKNOWN_LEVEL; entries below `min_level` are left out (the backlog's lineage needs no `ok` values,
+    which are most of the entries). A root check's finding on a blocked day carries the suppressed
+    findings in its evidence (`suppressed`, `suppressed_count`).
     """
     screened = history if isinstance(history, ScreenedHistory) else screen_history(history)
     best: dict[tuple[str, dt.date], dict[str, Any]] = {}
@@ -329,7 +345,7 @@ def finding_rows(history: pd.DataFrame | ScreenedHistory) -> pd.DataFrame:
         notes = screened.suppressed.get((row["model_name"], row["partition_date"]))
         for finding in _with_fallback(row):
             level = _ENTRY_LEVELS.get(str(finding.get("severity")))
-            if level is None:
+            if level is None or level < min_level:
                 continue
             subject = str(finding.get("subject") or "model")
             key = dedup_key(row["model_name"], row["asset"], row["check_name"], subject)

@@ -30,7 +30,7 @@ from monitoring_pipelines.core.estimation import (
     estimate_note,
     estimate_trust,
 )
-from monitoring_pipelines.core.findings import UNKNOWN, CheckResult, CheckSpec, Finding
+from monitoring_pipelines.core.findings import UNKNOWN, CheckResult, CheckSpec, Finding, observed
 from monitoring_pipelines.core.formatting import json_float, markdown_table
 from monitoring_pipelines.core.profiles import SCORE_FEATURE, ReferenceProfile
 from monitoring_pipelines.core.stats import (
@@ -378,6 +378,18 @@ def performance_checks(
         _withheld_entry(PERFORMANCE_CRITICAL_DROP, j.metric, [j])
         for j in withheld
         if j.critical_drop is not None
+    ]
+    # Judged and fine: the values, so an open alert resolves only once back inside its line by a margin.
+    fine = [j for j in judged if j.trusted and not j.degraded and np.isfinite(j.value)]
+    if fine and not any(f.severity in ("warning", "critical", UNKNOWN) for f in degradations):
+        closest = min(fine, key=lambda j: (j.value - j.band_limit) * (1 if j.higher_is_better else -1))
+        degradations.append(
+            observed(PERFORMANCE_DEGRADATION, "model", closest.metric, closest.value, closest.band_limit)
+        )
+    criticals += [
+        observed(PERFORMANCE_CRITICAL_DROP, j.metric, j.metric, j.value, j.critical_limit)
+        for j in fine
+        if j.critical_drop is not None and not j.critical
     ]
     return [
         CheckResult(

@@ -52,6 +52,47 @@ WEEKS_SHOWN = 8
 warnings.filterwarnings("ignore", category=BetaWarning, message=".*backfill_policy.*")
 
 
+def _as_of(current: pd.DataFrame | None, day: dt.date) -> pd.DataFrame:
+    """The alerts of `current` (a later state) that had started by `day` and not resolved before it."""
+    if current is None or current.empty:
+        return pd.DataFrame() if current is None else current
+    first = pd.to_datetime(current["first_seen_date"]).dt.date
+    resolved = pd.to_datetime(current["resolved_date"]).dt.date
+    started = first <= day
+    still_open = resolved.isna() | (resolved > day)
+    return current[started].assign(status=lambda f: f["status"].where(still_open[started], "resolved"))
+
+
+def _alert_metadata(
+    context: AssetExecutionContext,
+    model_name: str,
+    day: dt.date,
+    current: pd.DataFrame,
+    written: int | None,
+    enqueued: int,
+    fresh: bool,
+) -> None:
+    """The model-day's alert metadata: open alerts by severity and incident, the open-alerts table."""
+    open_now = current[current["status"] != "resolved"] if len(current) else current
+    by_severity = {s: int((open_now["severity"] == s).sum()) if len(open_now) else 0 for s in SEVERITIES}
+    incidents = open_now["incident_id"].fillna(open_now["alert_id"]).nunique() if len(open_now) else 0
+    context.add_asset_metadata(
+        {
+            **{f"open_{s}": by_severity[s] for s in SEVERITIES},
+            "open_incidents": int(incidents),
+            "alerts_changed": written or 0,
+            # False: an early day of a range, not evaluated on its own; its state is read from the
+            # range's final evaluation
+            "evaluated_on_its_own": written is not None,
+            "new_notifications": enqueued,
+            "notifications_fresh": fresh,
+            "open_alerts": MetadataValue.md(svc.alerts_markdown(current)),
+            "alerts_per_week_last_8": MetadataValue.md(_weekly_md(weekly_volume(current).tail(WEEKS_SHOWN))),
+        },
+        partition_key=model_day_key(model_name, day),
+    )
+
+
 def model_days(context: AssetExecutionContext, monitoring: MonitoringResource) -> list[tuple[str, dt.date]]:
     """The run's model-days, each model's in date order (one for a nightly run, a range for a backfill).
     In a range, a day whose log was unusable is left out, as its blocking check stops a one-day run."""
@@ -83,34 +124,36 @@ def build(parts: Partitions) -> list[AssetsDefinition]:
         "notifications, one per incident, go to the outbox; the deliver_notifications sensor sends them.",
     )
     def alerts(context: AssetExecutionContext, monitoring: MonitoringResource) -> None:
+        by_model: dict[str, list[dt.date]] = defaultdict(list)
         for model_name, day in model_days(context, monitoring):
-            with monitoring.warehouse.session():  # one open of the file for the day's loads and writes
-                result = svc.refresh_alerts(monitoring.warehouse, monitoring.config, model_name, day)
-            current = result.decision.current
-            open_now = current[current["status"] != "resolved"] if len(current) else current
-            by_severity = {
-                s: int((open_now["severity"] == s).sum()) if len(open_now) else 0 for s in SEVERITIES
-            }
-            if not result.decision.fresh:
-                context.log.info(
-                    f"{model_name} {day} is older than the newest checked day by more than the notify window: "
-                    "no messages"
+            by_model[model_name].append(day)
+        max_age = monitoring.config.alerting.notify_max_age_days
+        for model_name, days in by_model.items():
+            # The check history does not change while this step runs: read once per model, not per day.
+            history = svc.load_history(monitoring.warehouse, model_name)
+            # Every evaluation replays the whole history, so the state after the range's last day does
+            # not depend on the days before it; only days within the notify window can send anything.
+            # Those are evaluated one by one, in date order; earlier days of a range (a backfill) are
+            # not, which kept a 120-day backfill's alerting quadratic in its length.
+            evaluated = [d for d in days if d >= days[-1] - dt.timedelta(days=max_age)]
+            current = None
+            for day in evaluated:
+                with monitoring.warehouse.session():  # one open of the file for the day's loads and writes
+                    result = svc.refresh_alerts(
+                        monitoring.warehouse, monitoring.config, model_name, day, history=history
+                    )
+                current = result.decision.current
+                if not result.decision.fresh:
+                    context.log.info(
+                        f"{model_name} {day} is older than the newest checked day by more than the notify "
+                        "window: no messages"
+                    )
+                _alert_metadata(
+                    context, model_name, day, current, result.written, result.enqueued, result.decision.fresh
                 )
-            incidents = open_now["incident_id"].fillna(open_now["alert_id"]).nunique() if len(open_now) else 0
-            context.add_asset_metadata(
-                {
-                    **{f"open_{s}": by_severity[s] for s in SEVERITIES},
-                    "open_incidents": int(incidents),
-                    "alerts_changed": result.written,
-                    "new_notifications": result.enqueued,
-                    "notifications_fresh": result.decision.fresh,
-                    "open_alerts": MetadataValue.md(svc.alerts_markdown(current)),
-                    "alerts_per_week_last_8": MetadataValue.md(
-                        _weekly_md(weekly_volume(current).tail(WEEKS_SHOWN))
-                    ),
-                },
-                partition_key=model_day_key(model_name, day),
-            )
+            for day in days[: len(days) - len(evaluated)]:
+                # as of that day, from the run's final state (`first_seen` .. `resolved`)
+                _alert_metadata(context, model_name, day, _as_of(current, day), None, 0, False)
 
     @asset(
         partitions_def=parts.model_day,
@@ -130,12 +173,19 @@ def build(parts: Partitions) -> list[AssetsDefinition]:
         days = model_days(context, monitoring)
         last = {model_name: day for model_name, day in days}
         client = tracker.client()
+        built: dict[str, tuple[object, object]] = {}
         for model_name, day in days:
-            with warehouse.session():
-                decision = svc.refresh_backlog(warehouse, monitoring.config, model_name)
-            export = svc.export_to_tracker(warehouse, client, model_name)
-            for error in export.errors:
-                context.log.warning(f"tracker: {error}")
+            # Items are built from the model's alerts as they stand after the alerts step (every day of
+            # the run at once), so one build per model serves all its days; the days share its counts.
+            first = model_name not in built
+            if first:
+                with warehouse.session():
+                    decision = svc.refresh_backlog(warehouse, monitoring.config, model_name)
+                export = svc.export_to_tracker(warehouse, client, model_name)
+                for error in export.errors:
+                    context.log.warning(f"tracker: {error}")
+                built[model_name] = (decision, export)
+            decision, export = built[model_name]
             metadata: dict[str, object] = {}
             if day == last[model_name]:  # the file shows the current items: written once per run
                 path = svc.write_backlog_markdown(warehouse, monitoring.config)
@@ -148,10 +198,10 @@ def build(parts: Partitions) -> list[AssetsDefinition]:
             context.add_asset_metadata(
                 {
                     **{f"items_{s}": n for s, n in counts.items()},
-                    "items_changed": len(decision.items),
-                    "tracker_created": export.created,
-                    "tracker_closed": export.closed,
-                    "tracker_errors": len(export.errors),
+                    "items_changed": len(decision.items) if first else 0,
+                    "tracker_created": export.created if first else 0,
+                    "tracker_closed": export.closed if first else 0,
+                    "tracker_errors": len(export.errors) if first else 0,
                     **metadata,
                 },
                 partition_key=model_day_key(model_name, day),

@@ -43,8 +43,11 @@ log = logging.getLogger(__name__)
 # through the file's group (docs/operating.md); a process umask of 077 makes the data files 0600.
 FILE_MODE = 0o640
 # A wait for the file (the lock, or an analyst's session on it) longer than this is logged: before, a
-# read-only session stalled the pipeline with nothing said.
+# read-only session stalled the pipeline with nothing said. A wait for an analyst's session (outside our
+# lock) is a warning at once; a wait for our own lock is routine between the writers of a backfill (a few
+# seconds), so it is logged at INFO and becomes a warning only past LOCK_WAIT_WARN_S.
 WAIT_REPORT_AFTER_S = 1.0
+LOCK_WAIT_WARN_S = 30.0
 
 # version -> (what it changes, statements run after the tables have their declared columns).
 # Version 1 is the first wave's file, which had no schema_version table.
@@ -118,28 +121,40 @@ class Warehouse:
             self._lock.release()
 
     def _acquire(self) -> None:
-        """Take the file lock; a wait past WAIT_REPORT_AFTER_S is logged when it starts and when it ends,
-        so a stalled run says what it waits for."""
+        """Take the file lock. A wait past WAIT_REPORT_AFTER_S is logged (INFO) when it starts and when it
+        ends; past LOCK_WAIT_WARN_S it is a warning, so a stalled run says what it waits for."""
         started = time.monotonic()
-        first = min(self.lock_timeout_s, WAIT_REPORT_AFTER_S)
-        try:
-            self._lock.acquire(timeout=first, poll_interval=0.05)
+        steps = [min(self.lock_timeout_s, WAIT_REPORT_AFTER_S), min(self.lock_timeout_s, LOCK_WAIT_WARN_S)]
+        waited_for = 0.0
+        for step, level in zip(
+            [*steps, self.lock_timeout_s], [None, logging.INFO, logging.WARNING], strict=True
+        ):
+            if level is not None:
+                log.log(
+                    level,
+                    "waiting for the warehouse lock %s (%.0f s so far): another process using this warehouse "
+                    "(a run, a CLI command, or a reader through monitoring_pipelines) holds it",
+                    self._lock.lock_file,
+                    time.monotonic() - started,
+                )
+            try:
+                self._lock.acquire(timeout=max(step - waited_for, 0.0), poll_interval=0.05)
+            except LockTimeout:
+                waited_for = step
+                if step >= self.lock_timeout_s:
+                    raise TimeoutError(
+                        f"waited {self.lock_timeout_s:.0f}s for {self._lock.lock_file}"
+                    ) from None
+                continue
+            waited = time.monotonic() - started
+            if level is not None:
+                log.log(
+                    logging.WARNING if waited >= LOCK_WAIT_WARN_S else logging.INFO,
+                    "waited %.1f s for the warehouse lock %s",
+                    waited,
+                    self._lock.lock_file,
+                )
             return
-        except LockTimeout:
-            if first >= self.lock_timeout_s:
-                raise TimeoutError(f"waited {self.lock_timeout_s:.0f}s for {self._lock.lock_file}") from None
-        log.warning(
-            "waiting for the warehouse lock %s: another process using this warehouse (a run, a CLI "
-            "command, or a reader through monitoring_pipelines) holds it",
-            self._lock.lock_file,
-        )
-        try:
-            self._lock.acquire(timeout=self.lock_timeout_s - first, poll_interval=0.05)
-        except LockTimeout:
-            raise TimeoutError(f"waited {self.lock_timeout_s:.0f}s for {self._lock.lock_file}") from None
-        log.warning(
-            "waited %.1f s for the warehouse lock %s", time.monotonic() - started, self._lock.lock_file
-        )
 
     def _open(self, open_: Any) -> Any:
         """Open the file, retrying while a process outside our lock (an analyst's session) holds it; a wait

@@ -347,7 +347,22 @@ def reference_bands() -> pd.DataFrame:
 
 
 def findings_by_check(outcomes: list) -> dict[str, list]:
-    return {o.check_name: o.findings for o in outcomes}
+    """What each check raised; `ok` entries (a judged metric's value, for hysteresis) are left out."""
+    return {o.check_name: [f for f in o.findings if f.severity != "ok"] for o in outcomes}
+
+
+def test_judged_metrics_report_their_values_for_hysteresis(reference_bands: pd.DataFrame) -> None:
+    day, labels = make_day(2000, seed=99)
+    outcomes = {
+        o.check_name: o
+        for o in performance_checks(daily_performance(day, labels), reference_bands, PerformanceThresholds())
+    }
+    degradation = [f for f in outcomes["performance_degradation"].findings if f.severity == "ok"]
+    assert len(degradation) == 1 and degradation[0].subject == "model"
+    drops = [f for f in outcomes["performance_critical_drop"].findings if f.severity == "ok"]
+    assert drops and all(
+        f.subject == f.metric and f.value is not None and f.threshold is not None for f in drops
+    )
 
 
 def test_ordinary_day_raises_no_finding(reference_bands: pd.DataFrame) -> None:

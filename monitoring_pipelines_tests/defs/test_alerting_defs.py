@@ -353,3 +353,57 @@ def test_unknown_ids_raise_key_errors_the_cli_reports(config_path):
         svc.set_alert_status(config, "alr_missing", "acknowledged")
     with pytest.raises(KeyError):
         svc.set_item_status(config, "itm_missing", "resolved")
+
+
+def test_a_range_run_leaves_the_same_tables_as_evaluating_every_day_in_order(tmp_path, instance):
+    """A range run evaluates one by one only the days within the notify window of its last day (each
+    evaluation replays the whole history); the tables must end as when every day of the range is
+    evaluated in date order, which is what a range run did before (the history holds every day)."""
+    story = {2: {"income": "critical"}, 3: {"income": "critical"}, 6: {"age": "warning"}, 7: {"age": "warning"},
+             8: {"age": "warning"}, 11: {"region": "critical"}, 12: {"region": "critical"}}  # fmt: skip
+    ends = {}
+    for mode in ("every_day", "range"):
+        root = tmp_path / mode
+        root.mkdir()
+        raw = yaml.safe_load(DEMO_CONFIG.read_text())
+        raw["data_dir"] = str(root / "data")
+        raw["warehouse"] = str(root / "data" / "warehouse.duckdb")
+        raw["alerting"] = {"routes": {"critical": ["webhook"], "warning": ["webhook"], "info": []}}
+        path = root / "config.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        wh = Warehouse(load_config(path).warehouse)
+        for n in range(1, 13):
+            write_checks(wh, n, story.get(n, {}))
+        if mode == "every_day":
+            for n in range(1, 13):
+                assert run_day(n, path, instance).success
+        else:
+            result = materialize(
+                [alerts, backlog_items],
+                resources={
+                    "monitoring": MonitoringResource(config_path=str(path)),
+                    "tracker": TrackerResource(),
+                },
+                instance=instance,
+                tags={
+                    "dagster/asset_partition_range_start": str(
+                        MultiPartitionKey({"date": day(1).isoformat(), "model": MODEL})
+                    ),
+                    "dagster/asset_partition_range_end": str(
+                        MultiPartitionKey({"date": day(12).isoformat(), "model": MODEL})
+                    ),
+                },
+            )
+            assert result.success
+        stable = {
+            "alerts": ["alert_id", "dedup_key", "status", "severity", "first_seen_date", "last_seen_date",
+                       "resolved_date", "notified_severity", "incident_id", "detected_date", "escalated_date"],
+            "notifications": ["notification_id", "kind", "severity", "dedup_key", "channel"],
+            "backlog_items": ["item_id", "status", "severity", "title"],
+        }  # fmt: skip
+        ends[mode] = {
+            t: wh.table(t)[cols].sort_values(cols[0]).reset_index(drop=True) for t, cols in stable.items()
+        }
+    for table in ends["every_day"]:
+        pd.testing.assert_frame_equal(ends["range"][table], ends["every_day"][table], check_dtype=False)
+    assert len(ends["every_day"]["alerts"]) == 3 and len(ends["every_day"]["notifications"]) >= 1
