@@ -17,8 +17,9 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "monitoring_pipelines" / "demo_config.yaml"  # fixed dates
 # Definitions loaded without a config of their own read the packaged demo config (2026-06-01 ..), not
-# data/demo_config.yaml, which only `make demo` writes (with the dates it simulated).
-os.environ.setdefault("MONITORING_CONFIG", str(DEMO_CONFIG))
+# data/demo_config.yaml, which only `make demo` writes (with the dates it simulated) and which the Makefile
+# names in MONITORING_CONFIG: the tests must not depend on what a demo left behind, or on its absence.
+os.environ["MONITORING_CONFIG"] = str(DEMO_CONFIG)
 
 
 @pytest.fixture
