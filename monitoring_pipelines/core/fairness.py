@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import SubgroupThresholds
-from monitoring_pipelines.core.findings import CheckResult, CheckSpec, Finding
+from monitoring_pipelines.core.findings import CheckResult, CheckSpec, Finding, observed
 from monitoring_pipelines.core.formatting import fmt, json_float
 from monitoring_pipelines.core.stats import (
     auc_ci,
@@ -838,7 +838,38 @@ def _degradation_findings(
                 },
             )
         )
+    findings += _judged_values(
+        merged, fire, needed - differential, value, mean, direction, needed, overall_drop
+    )
     return findings, {"evaluated": len(merged), "below_min_n": small, "no_reference": no_reference}
+
+
+def _judged_values(
+    merged: pd.DataFrame,
+    fire: np.ndarray,
+    room: np.ndarray,
+    value: np.ndarray,
+    mean: np.ndarray,
+    direction: np.ndarray,
+    needed: np.ndarray,
+    overall_drop: np.ndarray,
+) -> list[Finding]:
+    """One `ok` entry per judged segment value that did not fire: its metric closest to firing, with the
+    line it would cross, so an open alert resolves only once the value is back inside by a margin."""
+    subjects = (merged["segment"].astype(str) + "=" + merged["segment_value"].astype(str)).to_numpy()
+    metrics = merged["metric"].astype(str).to_numpy()
+    fired = set(subjects[fire])
+    closest: dict[str, int] = {}
+    for i in np.flatnonzero(~fire):  # a few dozen segment values × metrics, not rows
+        subject = subjects[i]
+        if subject not in fired and (subject not in closest or room[i] < room[closest[subject]]):
+            closest[subject] = i
+    out = []
+    for subject, i in closest.items():
+        limit = mean[i] - direction[i] * (needed[i] + max(overall_drop[i], 0.0))
+        if np.isfinite(value[i]) and np.isfinite(limit):
+            out.append(observed(DIFFERENTIAL_DEGRADATION, subject, metrics[i], float(value[i]), float(limit)))
+    return out
 
 
 def subgroup_checks(

@@ -300,6 +300,11 @@ def reference() -> dict[str, pd.DataFrame]:
     }
 
 
+def raised(findings: list) -> list:
+    """What a check raised; `ok` entries only record a judged subject's value (for hysteresis)."""
+    return [f for f in findings if f.severity in ("critical", "warning", "info")]
+
+
 def run_checks(day: pd.DataFrame, reference: dict[str, pd.DataFrame]) -> dict[str, object]:
     rows = fairness.subgroup_metrics(day, SEGMENTS, INTERSECTIONS)
     outcomes = fairness.subgroup_checks(
@@ -321,7 +326,7 @@ def test_small_group_auc_drop_fires_differential_degradation(reference: dict[str
     assert metric(d, "region", "d", "auc")["value"] < 0.68  # ... while region d (6 %) lost ~0.2 AUC
 
     outcome = run_checks(day, reference)["differential_degradation"]
-    found = {(f.subject, f.metric): f for f in outcome.findings}
+    found = {(f.subject, f.metric): f for f in raised(outcome.findings)}
     assert ("region=d", "auc") in found
     finding = found[("region=d", "auc")]
     assert finding.check_name == "differential_degradation" and finding.severity == "critical"
@@ -330,9 +335,9 @@ def test_small_group_auc_drop_fires_differential_degradation(reference: dict[str
     assert finding.evidence["reference_mean"] > 0.75
     assert "region=d" in finding.message and "auc" in finding.message
     # nothing else than region d (alone or in an intersection) is blamed
-    assert all(f.subject.startswith(("region=d", "region*sex=d|")) for f in outcome.findings)
+    assert all(f.subject.startswith(("region=d", "region*sex=d|")) for f in raised(outcome.findings))
     # the change words follow the sign of the move ("fpr rose 0.1", never "fell -0.1")
-    for f in outcome.findings:
+    for f in raised(outcome.findings):
         word = "rose" if f.value > f.evidence["reference_mean"] else "fell"
         assert f"it {word} " in f.message and "fell -" not in f.message and "rose -" not in f.message
 
@@ -342,14 +347,14 @@ def test_sixty_quiet_days_fire_nothing(reference: dict[str, pd.DataFrame]) -> No
     fired = []
     for i in range(60):
         for outcome in run_checks(synthetic_day(rng), reference).values():
-            fired += [(i, f.check_name, f.subject, f.metric) for f in outcome.findings]
+            fired += [(i, f.check_name, f.subject, f.metric) for f in raised(outcome.findings)]
     assert fired == []
 
 
 def test_a_drop_shared_by_everyone_is_not_differential(reference: dict[str, pd.DataFrame]) -> None:
     day = synthetic_day(np.random.default_rng(5), separation_all=MU_BAD)  # every group at AUC 0.6
     outcome = run_checks(day, reference)["differential_degradation"]
-    assert [f for f in outcome.findings if f.metric == "auc"] == []
+    assert [f for f in raised(outcome.findings) if f.metric == "auc"] == []
 
 
 def test_groups_below_min_n_are_reported_but_never_alert(reference: dict[str, pd.DataFrame]) -> None:
@@ -360,3 +365,14 @@ def test_groups_below_min_n_are_reported_but_never_alert(reference: dict[str, pd
     outcome = run_checks(day, reference)["differential_degradation"]
     assert not any(f.subject.startswith(("region=d", "region*sex=d")) for f in outcome.findings)
     assert outcome.metadata["below_min_n"] > 0
+
+
+def test_judged_segment_values_report_their_closest_metric_for_hysteresis(
+    reference: dict[str, pd.DataFrame],
+) -> None:
+    outcome = run_checks(synthetic_day(np.random.default_rng(7)), reference)["differential_degradation"]
+    ok = [f for f in outcome.findings if f.severity == "ok"]
+    assert outcome.passed and ok
+    assert len({f.subject for f in ok}) == len(ok)  # one per segment value
+    for f in ok:  # inside its line: higher-is-better metrics above it, the others below
+        assert f.value is not None and f.threshold is not None and f.value != f.threshold
