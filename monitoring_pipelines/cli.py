@@ -169,8 +169,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             print(f"error: no alert {args.id!r} (`monitoring-pipelines alerts list`)", file=sys.stderr)
             return 2
         alert = match.iloc[0].to_dict()
-        items = _items(config)
-        owning = items[[args.id in list(ids if ids is not None else []) for ids in items["alert_ids"]]]
+        items = svc.list_items(config)
+        owning = items[[args.id in oncall.alert_ids(i) for i in items.to_dict("records")]]
         if args.json:
             _print_json({"alert": oncall.records(match)[0], "items": oncall.records(owning)})
         else:
@@ -185,38 +185,27 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
-def _items(config, status: str | None = None, model: str | None = None):  # noqa: ANN001, ANN202
-    """Backlog items, newest first, every column (the list view picks its own)."""
-    from monitoring_pipelines import alerting_service as svc
-    from monitoring_pipelines.storage.warehouse import Warehouse
-
-    frame = svc.load_items(Warehouse(config.warehouse), model)
-    if status:
-        frame = frame[frame["status"] == status]
-    return frame.sort_values("created_at", ascending=False).reset_index(drop=True) if len(frame) else frame
-
-
 def cmd_items(args: argparse.Namespace) -> int:
     from monitoring_pipelines import alerting_service as svc
     from monitoring_pipelines import oncall
 
     config = load_config(args.config)
     if args.action == "list":
-        frame = _items(config, args.status, args.model)
+        frame = svc.list_items(config, args.status, args.model)
         if args.json:
             _print_json(oncall.records(frame))
         else:
             print(oncall.items_table(frame))
         return 0
     if args.action == "show":
-        items = _items(config)
+        items = svc.list_items(config)
         match = items[items["item_id"] == args.id]
         if match.empty:
             print(f"error: no backlog item {args.id!r} (`monitoring-pipelines items list`)", file=sys.stderr)
             return 2
         item = match.iloc[0].to_dict()
         alerts = svc.list_alerts(config)
-        mine = alerts[alerts["alert_id"].isin(list(item.get("alert_ids") or []))] if len(alerts) else alerts
+        mine = alerts[alerts["alert_id"].isin(oncall.alert_ids(item))] if len(alerts) else alerts
         if args.json:
             _print_json({"item": oncall.records(match)[0], "alerts": oncall.records(mine)})
         else:

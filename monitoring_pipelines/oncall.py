@@ -75,6 +75,12 @@ def _plain(key: str, value: Any) -> Any:
     return value
 
 
+def alert_ids(item: dict[str, Any]) -> list[str]:
+    """An item's alert ids as a list (DuckDB's VARCHAR[] reaches pandas as an array; None when empty)."""
+    ids = item.get("alert_ids")
+    return [] if ids is None else [str(i) for i in ids]
+
+
 def _day(value: Any) -> dt.date | None:
     return None if is_missing(value) else pd.Timestamp(value).date()
 
@@ -120,7 +126,7 @@ def alerts_table(frame: pd.DataFrame, today: dt.date, ui_base_url: str) -> str:
             "SEVERITY": a["severity"],
             "STATUS": a["status"],
             "FIRST SEEN": str(_day(a.get("first_seen_date")) or ""),
-            "DAYS": "" if days_open(a, today) is None else str(days_open(a, today)),
+            "DAYS": "" if (days := days_open(a, today)) is None else str(days),
             "WHAT": one_line(a),
             "LINK": alert_link(a, ui_base_url) if a.get("asset") else "",
         }

@@ -173,3 +173,10 @@ def test_alert_detail_names_its_incident_and_the_other_alerts_of_it() -> None:
     assert "Incident inc_1: root cause income mean 4,415,944 vs reference 44,384, ×100" in text
     assert "Other alerts of this incident (1):" in text
     assert "alr_2 critical open: data_quality on income: out_of_range_share 1 (threshold 0.05)" in text
+
+
+def test_alert_ids_of_an_item_read_as_a_list_however_duckdb_hands_them_over() -> None:
+    import numpy as np
+
+    assert oncall.alert_ids({"alert_ids": np.array(["alr_1", "alr_2"], dtype=object)}) == ["alr_1", "alr_2"]
+    assert oncall.alert_ids({"alert_ids": None}) == [] and oncall.alert_ids({}) == []
