@@ -272,21 +272,11 @@ def refresh_backlog(
 
 
 def list_items(config: MonitoringConfig, status: str | None = None, model: str | None = None) -> pd.DataFrame:
+    """Backlog items newest first, every column; `status` and `model` filter (views pick their columns)."""
     frame = load_items(Warehouse(config.warehouse), model)
     if status:
         frame = frame[frame["status"] == status]
-    cols = [
-        "item_id",
-        "status",
-        "severity",
-        "model_name",
-        "title",
-        "reported_by",
-        "created_at",
-        "external_ref",
-    ]
-    frame = frame.sort_values("created_at", ascending=False) if len(frame) else frame
-    return frame[[c for c in cols if c in frame.columns]].reset_index(drop=True)
+    return frame.sort_values("created_at", ascending=False).reset_index(drop=True) if len(frame) else frame
 
 
 def open_item(
