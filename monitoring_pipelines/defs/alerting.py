@@ -56,11 +56,15 @@ def _as_of(current: pd.DataFrame | None, day: dt.date) -> pd.DataFrame:
     """The alerts of `current` (a later state) that had started by `day` and not resolved before it."""
     if current is None or current.empty:
         return pd.DataFrame() if current is None else current
-    first = pd.to_datetime(current["first_seen_date"]).dt.date
-    resolved = pd.to_datetime(current["resolved_date"]).dt.date
-    started = first <= day
-    still_open = resolved.isna() | (resolved > day)
-    return current[started].assign(status=lambda f: f["status"].where(still_open[started], "resolved"))
+    # as timestamps: `.dt.date` of a column that is all NaT stays datetime64 and cannot meet a date
+    when = pd.Timestamp(day)
+    first = pd.to_datetime(current["first_seen_date"])
+    resolved = pd.to_datetime(current["resolved_date"])
+    started = first <= when
+    still_open = resolved.isna() | (resolved > when)
+    # resolved later: it was open that day (an acknowledgement is a person's, kept as it stands now)
+    then = current["status"].replace("resolved", "open").where(still_open, "resolved")
+    return current[started].assign(status=then[started])
 
 
 def _alert_metadata(

@@ -407,3 +407,20 @@ def test_a_range_run_leaves_the_same_tables_as_evaluating_every_day_in_order(tmp
     for table in ends["every_day"]:
         pd.testing.assert_frame_equal(ends["range"][table], ends["every_day"][table], check_dtype=False)
     assert len(ends["every_day"]["alerts"]) == 3 and len(ends["every_day"]["notifications"]) >= 1
+
+
+def test_early_days_of_a_range_read_their_state_even_when_no_alert_ever_resolved() -> None:
+    from monitoring_pipelines.defs.alerting import _as_of
+
+    current = pd.DataFrame(
+        {
+            "alert_id": ["a", "b"],
+            "status": ["open", "open"],
+            "first_seen_date": [pd.Timestamp(day(2)), pd.Timestamp(day(5))],
+            "resolved_date": [pd.NaT, pd.NaT],  # all NaT: the column stays datetime64
+        }
+    )
+    assert _as_of(current, day(3))["alert_id"].tolist() == ["a"]
+    resolved = current.assign(status=["resolved", "open"], resolved_date=[pd.Timestamp(day(4)), pd.NaT])
+    assert _as_of(resolved, day(3))["status"].tolist() == ["open"]
+    assert _as_of(resolved, day(6))["status"].tolist() == ["resolved", "open"]
