@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from monitoring_pipelines.intraday_config import GapsConfig, IntradayConfig
+
 PACKAGE_ROOT = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_ROOT.parent
 DEFAULT_CONFIG_PATH = PROJECT_ROOT / "data" / "demo_config.yaml"  # written by `simulate` for its dates
@@ -257,6 +259,8 @@ class ModelConfig(StrictModel):
     sql: SqlSource | None = None
     expected_rows: tuple[int, int] | None = None  # per-day row count bounds for validation
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    intraday: IntradayConfig | None = None  # opt-in intraday watch (docs/intraday.md)
+    gaps: GapsConfig = Field(default_factory=GapsConfig)  # alerts for monitoring gaps
 
     @field_validator("name")
     @classmethod
