@@ -85,10 +85,14 @@ def _day_tooltip() -> alt.Tooltip:
     return alt.Tooltip("utcyearmonthdate(day):T", title="day", format="%Y-%m-%d")
 
 
-def _facet(chart: alt.LayerChart, field: str, columns: int) -> alt.FacetChart:
+def _facet(chart: alt.LayerChart, field: str, columns: int, order: list[str] | None = None) -> alt.FacetChart:
+    """One panel per value of `field`, in `order` when given (else alphabetical), each with its own y scale."""
     return chart.facet(
         facet=alt.Facet(
-            f"{field}:N", title=None, header=alt.Header(labelFontSize=12, labelFontWeight="bold")
+            f"{field}:N",
+            title=None,
+            header=alt.Header(labelFontSize=12, labelFontWeight="bold"),
+            sort=order or "ascending",
         ),
         columns=columns,
     ).resolve_scale(y="independent")
@@ -211,58 +215,122 @@ def drift_chart(frame: pd.DataFrame, statistic: str) -> Figure | None:
     return Figure(_facet(layered, "feature_label", columns=4), frame)
 
 
-def metric_band_chart(
-    frame: pd.DataFrame, facet: str, color_title: str = "", order: tuple[str, ...] = ()
-) -> Figure | None:
-    """A value with its 95% confidence band per day, one panel per metric, one colour per `kind`.
+UNTRUSTED = "estimate not trusted"  # the kind of estimated rows whose scores left the reference range
 
-    Columns: day, `facet`, kind, value, ci_low, ci_high, n (and labelled_fraction, optional).
-    Used for performance (kind = measured / estimated) and business outcomes; `order` puts the
+
+def _reference_band(facet: str | None) -> alt.Chart:
+    """The reference period's usual range (mean ± k·σ of its daily values) as a grey band across the panel.
+
+    Drawn from the rows' `band_low`/`band_high` columns (the same on every row of a metric), aggregated
+    to one rectangle per panel so it spans the whole width whatever days have values.
+    """
+    groupby = [facet] if facet else []
+    return (
+        alt.Chart()
+        .transform_filter("isValid(datum.band_low) && isValid(datum.band_high)")
+        .transform_aggregate(band_low="min(band_low)", band_high="max(band_high)", groupby=groupby)
+        .mark_rect(color="#8c959f", opacity=0.16)
+        .encode(
+            y=alt.Y("band_low:Q", title=None, scale=alt.Scale(zero=False)),
+            y2="band_high:Q",
+            tooltip=[
+                alt.Tooltip("band_low:Q", title="usual range from", format=".4g"),
+                alt.Tooltip("band_high:Q", title="usual range to", format=".4g"),
+            ],
+        )
+    )
+
+
+def metric_band_chart(
+    frame: pd.DataFrame,
+    facet: str | None,
+    color_title: str = "",
+    order: tuple[str, ...] = (),
+    *,
+    columns: int = 3,
+    width: int = PANEL_WIDTH,
+    height: int = PANEL_HEIGHT,
+    percent: bool = False,
+    y_title: str | None = None,
+    legend: bool = True,
+    facet_order: list[str] | None = None,
+) -> Figure | None:
+    """A value with its 95% confidence band per day, one colour per `kind`, one panel per `facet` value
+    (a single panel when `facet` is None), over the reference band when the rows carry one.
+
+    Columns: day, `facet`, kind, value, ci_low, ci_high, n (optional: labelled_fraction, band_low,
+    band_high, trusted). Rows with `trusted` false are drawn as hollow grey points only, never joined
+    into a line: an estimate the checks do not judge must not read as a measurement. `order` puts the
     kinds that matter most first (first colour, first in the legend).
     """
     if frame.empty:
         return None
+    frame = frame.copy()
+    if "trusted" in frame.columns:
+        untrusted = frame["trusted"].astype("boolean").eq(False).fillna(False)
+        frame.loc[untrusted, "kind"] = UNTRUSTED
+        frame["trusted"] = ~untrusted
+    else:
+        frame["trusted"] = True
     present = set(frame["kind"].dropna())
-    kinds = [k for k in order if k in present] + sorted(present - set(order))
-    palette = [BLUE, ORANGE, GREY, RED][: max(len(kinds), 1)]
+    kinds = [k for k in order if k in present] + sorted(present - set(order) - {UNTRUSTED})
+    if UNTRUSTED in present:
+        kinds.append(UNTRUSTED)
+    palette = [BLUE, ORANGE, GREY, RED][: max(len(kinds) - (UNTRUSTED in present), 1)]
+    if UNTRUSTED in present:
+        palette = [*palette, "#8c959f"]
     color = alt.Color(
         "kind:N",
         scale=alt.Scale(domain=kinds, range=palette),
-        legend=_line_legend(color_title or None),
+        legend=_line_legend(color_title or None) if legend else None,
     )
+    axis = alt.Axis(format="%") if percent else alt.Axis()
+    fmt_value = ".2%" if percent else ".4g"
+    y_value = alt.Y("value:Q", title=y_title, scale=alt.Scale(zero=False), axis=axis)
     band = (
         alt.Chart()
+        .transform_filter("datum.trusted")
         .mark_area(opacity=0.18)
         .encode(
             x=_day(frame),
-            y=alt.Y("ci_low:Q", title=None, scale=alt.Scale(zero=False)),
+            y=alt.Y("ci_low:Q", title=y_title, scale=alt.Scale(zero=False), axis=axis),
             y2="ci_high:Q",
             color=color,
         )
     )
     tooltip = [
-        alt.Tooltip(f"{facet}:N", title="metric"),
         alt.Tooltip("kind:N", title="kind"),
         _day_tooltip(),
-        alt.Tooltip("value:Q", format=".4g"),
-        alt.Tooltip("ci_low:Q", title="95% CI low", format=".4g"),
-        alt.Tooltip("ci_high:Q", title="95% CI high", format=".4g"),
+        alt.Tooltip("value:Q", format=fmt_value),
+        alt.Tooltip("ci_low:Q", title="95% CI low", format=fmt_value),
+        alt.Tooltip("ci_high:Q", title="95% CI high", format=fmt_value),
         alt.Tooltip("n:Q", title="rows"),
     ]
+    if facet:
+        tooltip.insert(0, alt.Tooltip(f"{facet}:N", title="metric"))
     if "labelled_fraction" in frame.columns:
         tooltip.append(alt.Tooltip("labelled_fraction:Q", title="labelled", format=".0%"))
+    if "note" in frame.columns:
+        tooltip.append(alt.Tooltip("note:N", title="note"))
     line = (
         alt.Chart()
+        .transform_filter("datum.trusted")
         .mark_line(point=alt.OverlayMarkDef(size=18, filled=True), strokeWidth=1.8)
-        .encode(
-            x=_day(frame),
-            y=alt.Y("value:Q", title=None, scale=alt.Scale(zero=False)),
-            color=color,
-            tooltip=tooltip,
-        )
+        .encode(x=_day(frame), y=y_value, color=color, tooltip=tooltip)
     )
-    layered = alt.layer(band, line, data=ROWS).properties(width=PANEL_WIDTH, height=PANEL_HEIGHT)
-    return Figure(_facet(layered, facet, columns=3), frame)
+    untrusted_points = (
+        alt.Chart()
+        .transform_filter("!datum.trusted")
+        .mark_point(shape="circle", filled=False, size=30, strokeWidth=1.2)
+        .encode(x=_day(frame), y=y_value, color=color, tooltip=tooltip)
+    )
+    layers = [band, line, untrusted_points]
+    if "band_low" in frame.columns and frame["band_low"].notna().any():
+        layers.insert(0, _reference_band(facet))
+    layered = alt.layer(*layers, data=ROWS).properties(width=width, height=height)
+    if facet is None:
+        return Figure(layered, frame)
+    return Figure(_facet(layered, facet, columns=columns, order=facet_order), frame)
 
 
 def subgroup_chart(frame: pd.DataFrame, segment: str) -> Figure | None:

@@ -5,14 +5,14 @@ Dagster, DuckDB or a server: the folder opens from disk, from a file share or as
 Charts are Altair (Vega-Lite) specs with their rows embedded; the Vega runtime is copied once into
 `assets/` beside the pages, so nothing is fetched from the network.
 
-Data comes from a few DuckDB queries per model (aggregations in SQL); every section shows
-"no data yet" instead of failing when its table is still empty.
+Data comes from a few DuckDB queries per model (aggregations in SQL); this module turns the rows into
+plain-language views (what is wrong, since when, what is being done) and the Jinja2 templates in
+`templates/` turn the views into HTML with autoescaping, so no value from the data can become markup.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import json
 import os
 import shutil
@@ -22,15 +22,19 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+import jinja2
 import pandas as pd
+from markupsafe import Markup
 
 from monitoring_pipelines.config import ModelConfig, MonitoringConfig
 from monitoring_pipelines.core.formatting import fmt, is_missing
 from monitoring_pipelines.dashboard import charts
+from monitoring_pipelines.oncall import alert_ids, evidence_words
 from monitoring_pipelines.schema import ALL
 from monitoring_pipelines.storage.warehouse import Warehouse, qualified
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 ASSETS = (
     "vega.min.js",
     "vega-lite.min.js",
@@ -45,13 +49,28 @@ SCRIPTS = ("vega.min.js", "vega-lite.min.js", "vega-embed.min.js")
 HISTORY_DAYS = 90  # days of history drawn, counted back from the model's last day with data
 STALE_AFTER_DAYS = 2  # data older than this (in days before today) turns a model amber
 SEVERITIES = ("critical", "warning", "info")
-# Rows of shadow_comparisons / subgroup_metrics that describe the whole population, not a segment.
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 CLOSED_BACKLOG = ("resolved", "closed", "done", "wont_fix", "won't fix", "duplicate")
 RECENT_CLOSED_BACKLOG = 20
 MEASURED = "measured (from labels)"
 ESTIMATED = "estimated (labels not in yet)"
+# An estimate is drawn for a day only while fewer than this share of its predictions have labels: from
+# then on the measured value, with its own interval, is the better number for that day.
+ESTIMATE_UNTIL_LABELLED = 0.5
+# Quality metrics in the order they are shown; the first one present is the model's headline metric.
+OUTCOME_WIDTH = 1020  # px: the business-outcome chart spans the page
+QUALITY_METRICS = ("auc", "accuracy", "log_loss", "brier")
+HIGHER_IS_BETTER = {"auc": True, "accuracy": True, "recall": True, "precision": True, "f1": True,
+                    "log_loss": False, "brier": False, "ece": False}  # fmt: skip
+METRIC_NAMES = {
+    "auc": "AUC (ranking quality)",
+    "accuracy": "accuracy",
+    "log_loss": "log loss (lower is better)",
+    "brier": "Brier score (lower is better)",
+}
+METRIC_WORDS = {"auc": "AUC", "log_loss": "log loss", "brier": "Brier score", "ece": "calibration error"}
 # Numbers as the pages show them: 4 significant digits ("+" when sign=True), whole numbers below 1e9 with
-# thousands separators, "–" when missing, ∞ for infinity. Plain text, to be HTML-escaped by the caller.
+# thousands separators, "–" when missing, ∞ for infinity. Plain text: the templates escape it.
 _number = partial(fmt, infinity=("∞", "−∞"), grouping=True)
 
 HealthStatus = Literal["green", "amber", "red"]
@@ -78,13 +97,26 @@ TOPICS: tuple[tuple[tuple[str, ...], str], ...] = (
     ),
     (("fresh", "stale", "late", "missing_partition"), "Data is late"),
     (
-        ("valid", "quality", "schema", "null", "volume", "quarantin", "expect", "unseen", "range"),
+        (
+            "valid",
+            "quality",
+            "schema",
+            "null",
+            "volume",
+            "quarantin",
+            "expect",
+            "unseen",
+            "range",
+            "snapshot",
+        ),
         "Data quality problem",
     ),
 )
+# The model's own outputs, as drift_scores names them.
+SPECIAL_INPUTS = {"__score__": "the model's scores", "__prediction_rate__": "the share of positive decisions"}
 # Drift statistics drawn, in this order, with their titles (core.drift.STATISTIC_ORDER). Test
 # statistics (ks, chi2) and descriptive ones (mean, std) are not drawn: their verdicts still count
-# in the "drifted today" line and they stay in drift_scores for analysts.
+# in the overview and they stay in drift_scores for analysts.
 DRIFT_CHARTS: dict[str, str] = {
     "psi": "PSI (population stability index)",
     "js": "Jensen–Shannon distance",
@@ -94,8 +126,7 @@ DRIFT_CHARTS: dict[str, str] = {
     "unseen_share": "Share of categories never seen in the reference",
 }
 DRIFT_NOT_DRAWN = ("ks", "chi2", "mean", "std")
-# Whole-pair shadow metrics drawn as shadow − champion (core.shadow); pair statistics and serving
-# rows of shadow_comparisons are left to the table.
+# Whole-pair shadow metrics drawn as shadow − champion (core.shadow).
 SHADOW_METRICS = (
     "auc",
     "accuracy",
@@ -124,6 +155,41 @@ class DashboardResult:
 
 
 @dataclass(frozen=True)
+class AlertView:
+    """One unresolved alert as a page shows it: plain words first, the statistics for the details."""
+
+    alert_id: str
+    severity: str
+    status: str
+    since: dt.date | None
+    last_seen: dt.date | None
+    words: str
+    technical: str
+    message: str
+    evidence: list[str]
+
+
+@dataclass(frozen=True)
+class IncidentView:
+    """Unresolved alerts of a model that started together (alerts.incident_id): one problem to act on."""
+
+    incident_id: str
+    severity: str
+    since: dt.date | None
+    last_seen: dt.date | None
+    summary: str
+    root_cause: str | None
+    alerts: list[AlertView]
+    item: dict[str, str] | None
+    acknowledged: bool
+
+    @property
+    def standing(self) -> bool:
+        """An info-only incident: a finding for review (a standing fairness gap, a shadow verdict)."""
+        return self.severity == "info"
+
+
+@dataclass(frozen=True)
 class ModelHealth:
     """The plain-language verdict on one model: colour, a one-line headline and what is wrong since when."""
 
@@ -137,23 +203,79 @@ class ModelHealth:
     freshness_days: int | None
     last_run_at: str | None
     last_run_id: str | None
+    incidents: list[IncidentView] = field(default_factory=list)
 
     @property
     def label(self) -> str:
         return STATUS_LABEL[self.status]
 
+    @property
+    def sentence(self) -> str:
+        """The index's answer to "what is wrong, since when, what is being done", badge word first."""
+        return f"{self.label}: {self.headline}"
+
+    @property
+    def findings(self) -> list[IncidentView]:
+        return [i for i in self.incidents if i.standing]
+
+    @property
+    def problems_open(self) -> list[IncidentView]:
+        return [i for i in self.incidents if not i.standing]
+
+
+@dataclass(frozen=True)
+class ChartRef:
+    """A chart's place on a page: the container id and the id of its spec's <script> element."""
+
+    element_id: str
+    spec_id: str
+
 
 @dataclass
 class _Page:
-    """Specs collected while a page's HTML is assembled, embedded at its end."""
+    """Specs collected while a page's views are built, embedded at its end by the template."""
 
+    prefix: str = "chart"
     specs: list[dict[str, Any]] = field(default_factory=list)
 
-    def chart(self, figure: charts.Figure | None, empty: str) -> str:
+    def chart(self, figure: charts.Figure | None) -> ChartRef | None:
         if figure is None:
-            return _empty(empty)
+            return None
         self.specs.append(figure.to_spec())
-        return f'<div class="chart" id="chart-{len(self.specs)}" data-spec="spec-{len(self.specs)}"></div>'
+        n = len(self.specs)
+        return ChartRef(f"{self.prefix}-{n}", f"spec-{n}")
+
+
+# ---------------------------------------------------------------------------------------------- templates
+
+
+def script_json(value: Any) -> Markup:
+    """JSON for a <script type="application/json"> element: `<`, `>` and `&` as \\u escapes, so no value
+    (a category `</script>`, a comment opener) can end the element or start markup inside it."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def template_environment() -> jinja2.Environment:
+    """The dashboard's Jinja2 environment: autoescaping on for every template, undefined names fail."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["script_json"] = script_json
+    env.filters["num"] = lambda v, sign=False: _number(v, sign=sign)
+    env.filters["long_date"] = _long_date
+    env.filters["short_date"] = _short_date
+    env.filters["pct"] = _percent
+    env.filters["freshness"] = _freshness
+    env.filters["capitalize_first"] = _cap
+    env.filters["ago"] = _ago
+    return env
 
 
 # ---------------------------------------------------------------------------------------------- entry point
@@ -179,49 +301,62 @@ def render_dashboard(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _copy_assets(out_dir / "assets")
+    env = template_environment()
 
     names = config.model_names
     status = _status_by_model(warehouse, names)
     alerts = _active_alerts(warehouse, names)
+    items = _item_refs(warehouse, names)
     health = {
         name: assess_health(
-            name, status.get(name, {}), alerts[alerts["model_name"] == name], today, stale_after_days
+            name,
+            status.get(name, {}),
+            alerts[alerts["model_name"] == name],
+            today,
+            stale_after_days,
+            items=items[items["model_name"] == name],
         )
         for name in names
     }
-    generated = f"Generated {now:%Y-%m-%d %H:%M} UTC"
-    as_of = f"As of {today.isoformat()} (UTC): freshness and “days ago” count from this day."
+    common = {
+        "generated": f"Generated {now:%Y-%m-%d %H:%M} UTC",
+        "as_of": f"As of {today.isoformat()} (UTC): freshness and “days ago” count from this day.",
+        "today": today,
+        "scripts": SCRIPTS,
+    }
 
     pages: dict[str, Path] = {}
+    index_page = _Page(prefix="index-chart")
+    cards = []
     total_charts = 0
     for model in config.models:
+        h = health[model.name]
+        last = h.last_data or today
+        start = last - dt.timedelta(days=history_days - 1)
+        frames = _model_frames(warehouse, model, start)
         page = _Page()
-        body = _model_body(
-            warehouse,
-            model,
-            health[model.name],
-            alerts[alerts["model_name"] == model.name],
-            page,
-            today,
-            history_days,
-        )
+        view = _model_view(model, h, frames, page, today, history_days)
         path = out_dir / f"{model.name}.html"
-        _write(
-            path,
-            _document(
-                f"{model.name}: model monitoring", model.name, body, page, generated, as_of, crumbs=True
-            ),
-        )
+        html = env.get_template("model.html").render(
+            **common, title=f"{model.name}: model monitoring", heading=model.name, crumbs=True,
+            specs=page.specs, m=view,
+        )  # fmt: skip
+        _write(path, html)
         pages[model.name] = path
         total_charts += len(page.specs)
+        cards.append(_index_card(model, h, view, frames, index_page))
 
+    tally = {s: sum(1 for h in health.values() if h.status == s) for s in ("red", "amber", "green")}
+    summary = ", ".join(f"{n} {STATUS_LABEL[s].lower()}" for s, n in tally.items() if n)
     index = out_dir / "index.html"
     _write(
         index,
-        _document(
-            "Model monitoring", "Model monitoring", _index_body(config, health), _Page(), generated, as_of
+        env.get_template("index.html").render(
+            **common, title="Model monitoring", heading="Model monitoring", crumbs=False,
+            specs=index_page.specs, cards=cards, summary=f"{_plural(len(config.models), 'model')}: {summary}.",
         ),
-    )
+    )  # fmt: skip
+    total_charts += len(index_page.specs)
     return DashboardResult(index_path=index, model_pages=pages, charts=total_charts)
 
 
@@ -234,19 +369,24 @@ def assess_health(
     alerts: pd.DataFrame,
     today: dt.date,
     stale_after_days: int = STALE_AFTER_DAYS,
+    items: pd.DataFrame | None = None,
 ) -> ModelHealth:
-    """Green / amber / red from the model's unresolved alerts and how fresh its data is.
+    """Green / amber / red from the model's unresolved alerts, grouped by incident, and how fresh its data is.
 
-    Red: an unresolved critical alert. Amber: an unresolved warning, no data yet, or the last day
-    with data more than `stale_after_days` before `today`. Green otherwise; info alerts never
-    change the colour. `since` is the first day the worst problem was seen.
+    Red: an unresolved critical incident. Amber: an unresolved warning, no data yet, or the last day
+    with data more than `stale_after_days` before `today`. Green otherwise: info-only incidents (a
+    standing fairness finding, a shadow verdict) are findings for review and never change the colour.
+    The headline names the worst incident in words, its first day (the incident's, not the day a
+    standing finding was first seen), how many alerts it holds and its backlog item.
     """
     counts = {sev: int(status.get(sev) or 0) for sev in SEVERITIES}
     last_data = _as_date(status.get("last_data"))
     freshness = (today - last_data).days if last_data else None
     stale = last_data is None or (freshness is not None and freshness > stale_after_days)
+    incidents = group_incidents(alerts, items)
+    acting = [i for i in incidents if not i.standing]
 
-    problems = [_describe_alert(row, today) for row in alerts.to_dict("records") if row["severity"] != "info"]
+    problems = [f"{_cap(i.summary)} {_since_words(i.since, today, lead='since ')}." for i in acting]
     if last_data is None:
         problems.append("No monitoring data has reached the warehouse for this model yet.")
     elif stale:
@@ -254,34 +394,33 @@ def assess_health(
             f"No new data for {freshness} days: the last day with data is {_long_date(last_data)}."
         )
 
-    def first_seen(severity: str) -> dt.date | None:
-        days = [_as_date(d) for d in alerts.loc[alerts["severity"] == severity, "since"]]
-        return min((d for d in days if d), default=None)
-
-    if counts["critical"]:
-        since = first_seen("critical")
-        headline = f"{_plural(counts['critical'], 'critical problem')} {_since_words(since, today)}."
-        state: HealthStatus = "red"
-    elif counts["warning"] or stale:
-        since = first_seen("warning")
-        parts = []
-        if counts["warning"]:
-            parts.append(f"{_plural(counts['warning'], 'warning')} {_since_words(since, today)}")
-        if last_data is None:
-            parts.append("no data yet")
-        elif stale:
-            stale_since = last_data + dt.timedelta(days=1)
-            since = min(since, stale_since) if since else stale_since
-            parts.append(f"no new data for {freshness} days")
-        text = "; ".join(parts)
-        headline = text[:1].upper() + text[1:] + "."
+    state: HealthStatus
+    since: dt.date | None = None
+    if acting:
+        lead = acting[0]  # worst severity, then oldest
+        state = "red" if lead.severity == "critical" else "amber"
+        since = lead.since
+        headline = _incident_sentence(lead, today)
+        others = len(acting) - 1
+        if others:
+            headline += f" Also {_plural(others, 'other open problem')}."
+        if stale:
+            headline += " No data yet." if last_data is None else f" No new data for {freshness} days."
+    elif stale:
         state = "amber"
+        if last_data is None:
+            headline = "No data yet: no monitoring data has reached the warehouse for this model."
+        else:
+            since = last_data + dt.timedelta(days=1)
+            headline = f"No new data for {freshness} days: the last day with data is {_long_date(last_data)}."
     else:
-        since = None
+        state = "green"
         headline = (
             f"No open problems; data up to {_long_date(last_data)}." if last_data else "No open problems."
         )
-        state = "green"
+    findings = len(incidents) - len(acting)
+    if findings:
+        headline += f" {_plural(findings, 'finding')} for review (not an incident)."
     return ModelHealth(
         model_name=model_name,
         status=state,
@@ -293,6 +432,92 @@ def assess_health(
         freshness_days=freshness,
         last_run_at=_text_or_none(status.get("last_run_at")),
         last_run_id=_text_or_none(status.get("last_run_id")),
+        incidents=incidents,
+    )
+
+
+def _incident_sentence(incident: IncidentView, today: dt.date) -> str:
+    """'The income input's distribution changed on 6 Jul 2026 (46 days ago); 3 alerts; backlog item X open.'"""
+    parts = [f"{_cap(incident.summary)} {_since_words(incident.since, today, lead='on ')}"]
+    parts.append(_plural(len(incident.alerts), "alert"))
+    if incident.item:
+        parts.append(f"backlog item {incident.item['item_id']} {incident.item['status'].replace('_', ' ')}")
+    else:
+        parts.append("no backlog item yet")
+    text = "; ".join(parts) + "."
+    if incident.acknowledged:
+        text += " Someone is on it (acknowledged)."
+    return text
+
+
+def group_incidents(alerts: pd.DataFrame, items: pd.DataFrame | None = None) -> list[IncidentView]:
+    """Unresolved alerts grouped by `incident_id` (an alert without one is its own incident), worst and
+    oldest first, each with the backlog item that tracks any of its alerts."""
+    if alerts.empty:
+        return []
+    frame = alerts.copy()
+    for column in ("incident_id", "root_cause", "evidence", "message", "metric", "subject", "status"):
+        if column not in frame.columns:
+            frame[column] = None
+    if "alert_id" not in frame.columns:
+        frame["alert_id"] = [f"alert-{i}" for i in range(len(frame))]
+    for column in ("since", "last_seen"):
+        if column not in frame.columns:
+            frame[column] = None
+    frame["incident_key"] = [
+        _text_or_none(i) or str(a) for i, a in zip(frame["incident_id"], frame["alert_id"], strict=True)
+    ]
+    item_of: dict[str, dict[str, str]] = {}
+    if items is not None and not items.empty:
+        for item in items.to_dict("records"):
+            for alert_id in alert_ids(item):
+                item_of.setdefault(str(alert_id), {k: str(item[k]) for k in ("item_id", "status", "title")})
+
+    views = []
+    for key, rows in frame.groupby("incident_key", sort=False):
+        records = sorted(
+            rows.to_dict("records"),
+            key=lambda r: (SEVERITY_RANK.get(str(r["severity"]), 3), str(r.get("since") or "")),
+        )
+        alert_views = [_alert_view(r) for r in records]
+        lead = records[0]
+        days = [d for d in (_as_date(r.get("since")) for r in records) if d]
+        lasts = [d for d in (_as_date(r.get("last_seen")) for r in records) if d]
+        item = next((item_of[a.alert_id] for a in alert_views if a.alert_id in item_of), None)
+        views.append(
+            IncidentView(
+                incident_id=str(key),
+                severity=str(lead["severity"]),
+                since=min(days, default=None),
+                last_seen=max(lasts, default=None),
+                summary=plain_problem(lead),
+                root_cause=_text_or_none(lead.get("root_cause")),
+                alerts=alert_views,
+                item=item,
+                acknowledged=all(str(r.get("status")) == "acknowledged" for r in records),
+            )
+        )
+    views.sort(key=lambda v: (SEVERITY_RANK.get(v.severity, 3), v.since or dt.date.max, v.incident_id))
+    return views
+
+
+def _alert_view(row: dict[str, Any]) -> AlertView:
+    metric = _text_or_none(row.get("metric"))
+    technical = str(row.get("check_name") or "")
+    if metric:
+        technical += f" · {metric} {_number(row.get('value'))}"
+        if not is_missing(row.get("threshold")):
+            technical += f" (threshold {_number(row.get('threshold'))})"
+    return AlertView(
+        alert_id=str(row.get("alert_id")),
+        severity=str(row.get("severity")),
+        status=str(row.get("status") or "open"),
+        since=_as_date(row.get("since")),
+        last_seen=_as_date(row.get("last_seen")),
+        words=_cap(plain_problem(row)),
+        technical=technical,
+        message=_text_or_none(row.get("message")) or "",
+        evidence=evidence_words(_text_or_none(row.get("evidence"))),
     )
 
 
@@ -305,16 +530,47 @@ def plain_topic(check_name: str, metric: str | None = None) -> str:
     return check_name.replace("_", " ").capitalize()
 
 
-def _describe_alert(row: dict[str, Any], today: dt.date) -> str:
-    topic = plain_topic(str(row.get("check_name") or ""), _text_or_none(row.get("metric")))
-    subject = _text_or_none(row.get("subject"))
-    about = f" ({subject})" if subject and subject != "model" else ""
-    what = _text_or_none(row.get("message")) or (
-        f"{row.get('metric')} is {_number(row.get('value'))} against a threshold of {_number(row.get('threshold'))}"
+def plain_problem(row: dict[str, Any]) -> str:
+    """One alert in words, lower-case first ('the income input's distribution changed'): the subject named
+    as people know it, no statistic names (they go to the details)."""
+    check = str(row.get("check_name") or "")
+    metric = (_text_or_none(row.get("metric")) or "").lower()
+    subject = _text_or_none(row.get("subject")) or ""
+    thing = SPECIAL_INPUTS.get(
+        subject, f"the {subject} input" if subject and subject != "model" else "an input"
     )
-    since = _as_date(row.get("since"))
-    ack = " Someone is on it (acknowledged)." if row.get("status") == "acknowledged" else ""
-    return f"{topic}{about}: {what.rstrip('.')}. First seen {_since_words(since, today, lead='')}.{ack}"
+    words = f"{check} {metric}"
+    if check in ("snapshot_usable",) or "valid" in check:
+        return "the day's prediction log could not be used as delivered"
+    if "null" in metric:
+        return f"{thing} is missing more often than usual".replace("the model's scores is", "the scores are")
+    if "unseen" in metric:
+        return f"{thing} has values never seen in the reference period"
+    if "out_of_range" in metric or "range" in check:
+        return f"{thing} has values outside the reference range"
+    topic = plain_topic(check, metric)
+    if topic == "Input data has changed":
+        if subject in SPECIAL_INPUTS:
+            return f"{SPECIAL_INPUTS[subject]} shifted away from the reference period"
+        return f"{thing}'s distribution changed"
+    if topic == "A group of people is treated differently":
+        group = subject.replace("=", " = ", 1) if subject else "a group"
+        if "differential" in check:
+            return f"prediction quality fell faster for {group} than for everyone else"
+        return f"the group {group} is treated differently from the others"
+    if topic == "Slow or failing responses":
+        return "requests are failing more often" if "error" in words else "responses are slower than agreed"
+    if topic == "Business outcome changed":
+        name = (metric or subject).removeprefix("outcome:")
+        return f"the business outcome '{name}' left its usual range"
+    if topic == "Prediction quality dropped":
+        name = metric.split(":")[-1] if metric else "quality"
+        return f"prediction quality ({METRIC_WORDS.get(name, name.replace('_', ' '))}) fell below its usual range"
+    if topic == "Shadow model comparison":
+        return f"shadow model {subject}: see its comparison with the live model" if subject else topic.lower()
+    if topic == "Data quality problem":
+        return f"a data quality problem with {thing.removeprefix('the ')}"
+    return topic[:1].lower() + topic[1:]
 
 
 # ---------------------------------------------------------------------------------------------- queries
@@ -377,7 +633,7 @@ def _status_by_model(warehouse: Warehouse, names: list[str]) -> dict[str, dict[s
 
 ALERT_COLUMNS = [
     "alert_id", "model_name", "day", "since", "last_seen", "check_name", "metric", "subject", "severity",
-    "value", "threshold", "message", "status", "evidence", "consecutive_days",
+    "value", "threshold", "message", "status", "evidence", "consecutive_days", "incident_id", "root_cause",
 ]  # fmt: skip
 
 
@@ -388,12 +644,52 @@ def _active_alerts(warehouse: Warehouse, names: list[str]) -> pd.DataFrame:
                CAST(coalesce(first_seen_date, partition_date) AS VARCHAR) AS since,
                CAST(coalesce(last_seen_date, partition_date) AS VARCHAR) AS last_seen,
                check_name, metric, subject, severity, value, threshold, message, status,
-               CAST(evidence AS VARCHAR) AS evidence, consecutive_days
+               CAST(evidence AS VARCHAR) AS evidence, consecutive_days, incident_id, root_cause
         FROM {_t("alerts")}
         WHERE status <> 'resolved' AND list_contains(?::VARCHAR[], model_name)
         ORDER BY model_name, {SEVERITY_ORDER}, since, check_name, subject, alert_id
     """
     return _query(warehouse, sql, [names], ALERT_COLUMNS)
+
+
+def _item_refs(warehouse: Warehouse, names: list[str]) -> pd.DataFrame:
+    """Backlog items not closed, with the alerts they track (to name an incident's item)."""
+    closed = _in_list(CLOSED_BACKLOG)
+    sql = f"""
+        SELECT model_name, item_id, status, title, alert_ids
+        FROM {_t("backlog_items")}
+        WHERE list_contains(?::VARCHAR[], model_name) AND lower(status) NOT IN ({closed})
+        ORDER BY model_name, created_at, item_id
+    """
+    return _query(warehouse, sql, [names], ["model_name", "item_id", "status", "title", "alert_ids"])
+
+
+def _bands(warehouse: Warehouse, model: ModelConfig) -> pd.DataFrame:
+    """The reference period's usual range (mean ± band_k·σ) of each measured metric and outcome, from the
+    model's newest reference version, with the k of the check that judges it."""
+    k_perf, k_out = model.thresholds.performance.band_k, model.thresholds.outcomes.band_k
+    sql = f"""
+        WITH newest AS (
+            SELECT profile_version FROM {_t("reference_profiles")} WHERE model_name = ?
+            GROUP BY profile_version ORDER BY max(created_at) DESC NULLS LAST, profile_version LIMIT 1
+        )
+        SELECT metric,
+               mean - (CASE domain WHEN 'outcome' THEN ? ELSE ? END) * std AS band_low,
+               mean + (CASE domain WHEN 'outcome' THEN ? ELSE ? END) * std AS band_high
+        FROM {_t("reference_baselines")}
+        WHERE model_name = ? AND domain IN ('performance', 'outcome') AND NOT coalesce(estimated, false)
+          AND std IS NOT NULL AND isfinite(std)
+          AND (profile_version IN (SELECT profile_version FROM newest)
+               OR NOT EXISTS (SELECT 1 FROM newest))
+        QUALIFY row_number() OVER (PARTITION BY metric ORDER BY profile_version) = 1
+        ORDER BY metric
+    """
+    return _query(
+        warehouse,
+        sql,
+        [model.name, k_out, k_perf, k_out, k_perf, model.name],
+        ["metric", "band_low", "band_high"],
+    )
 
 
 def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> dict[str, pd.DataFrame]:
@@ -433,41 +729,47 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
         p,
         ["day", "feature_label", "worst_ratio", "worst_statistic", "drifted", "drifted_by"],
     )
-    metric_columns = ["day", "metric", "kind", "value", "ci_low", "ci_high", "n", "labelled_fraction"]
-    frames["performance"] = _query(
+    bands = _bands(warehouse, model)
+    perf_columns = ["day", "metric", "kind", "value", "ci_low", "ci_high", "n", "labelled_fraction", "trusted",
+                    "note"]  # fmt: skip
+    # Measured rows; estimated rows only while a day is mostly unlabelled (ESTIMATE_UNTIL_LABELLED), the
+    # untrusted ones kept with their note so the chart can mark them instead of drawing them as values.
+    perf = _query(
         warehouse,
         f"""
+        WITH rows AS (
+            SELECT partition_date, metric, estimated, value, ci_low, ci_high, n, labelled_fraction, trusted,
+                   estimate_note,
+                   max(CASE WHEN NOT estimated THEN labelled_fraction END)
+                       OVER (PARTITION BY partition_date, metric) AS measured_fraction
+            FROM {_t("performance_metrics")} WHERE {window} AND metric NOT LIKE 'outcome:%'
+        )
         SELECT {day}, metric,
                CASE WHEN estimated THEN '{ESTIMATED}' ELSE '{MEASURED}' END AS kind,
-               value, ci_low, ci_high, n, labelled_fraction
-        FROM {_t("performance_metrics")}
-        WHERE {window} AND metric NOT LIKE 'outcome:%' AND NOT (estimated AND trusted IS FALSE)
+               value, ci_low, ci_high, n, labelled_fraction,
+               CASE WHEN estimated THEN coalesce(trusted, true) ELSE true END AS trusted,
+               CASE WHEN estimated AND trusted IS FALSE THEN estimate_note END AS note
+        FROM rows
+        WHERE NOT estimated OR coalesce(measured_fraction, 0) < ?
         ORDER BY metric, kind, partition_date
         """,
-        p,
-        metric_columns,
+        [*p, ESTIMATE_UNTIL_LABELLED],
+        perf_columns,
     )
-    frames["withheld"] = _query(
+    frames["performance"] = _with_band(perf, bands, measured_only=True)
+    outcomes = _query(
         warehouse,
         f"""
-        SELECT {day}, min(estimate_note) AS note FROM {_t("performance_metrics")}
-        WHERE {window} AND estimated AND trusted IS FALSE GROUP BY partition_date ORDER BY partition_date
-        """,
-        p,
-        ["day", "note"],
-    )
-    frames["outcomes"] = _query(
-        warehouse,
-        f"""
-        SELECT {day}, substr(metric, 9) AS metric,
-               CASE WHEN estimated THEN 'estimated' ELSE 'measured' END AS kind,
+        SELECT {day}, metric, CASE WHEN estimated THEN 'estimated' ELSE 'measured' END AS kind,
                value, ci_low, ci_high, n, labelled_fraction
         FROM {_t("performance_metrics")} WHERE {window} AND metric LIKE 'outcome:%'
         ORDER BY metric, kind, partition_date
         """,
         p,
-        metric_columns,
+        ["day", "metric", "kind", "value", "ci_low", "ci_high", "n", "labelled_fraction"],
     )
+    outcomes = _with_band(outcomes, bands, measured_only=False)
+    frames["outcomes"] = outcomes.assign(metric=outcomes["metric"].astype(str).str.removeprefix("outcome:"))
     frames["subgroups"] = _query(
         warehouse,
         f"""
@@ -561,523 +863,335 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
         ["day", "role", "p50", "p95", "p99", "requests", "errors", "error_rate"],
     )
     closed = _in_list(CLOSED_BACKLOG)
+    # "Since" is the incident's first failing day: the earliest first_seen_date of the item's alerts,
+    # else its first failing partition (`YYYY-MM-DD|model`); "recorded" is the day the item was written.
     frames["backlog"] = _query(
         warehouse,
         f"""
-        SELECT item_id, title, severity, status,
-               strftime(timezone('UTC', created_at), '%Y-%m-%d') AS created,
+        WITH firsts AS (
+            SELECT b.item_id, min(a.first_seen_date) AS first_seen
+            FROM {_t("backlog_items")} AS b, unnest(b.alert_ids) AS u(alert_id)
+            JOIN {_t("alerts")} AS a ON a.alert_id = u.alert_id
+            WHERE b.model_name = ? GROUP BY b.item_id
+        )
+        SELECT b.item_id, title, severity, status,
+               CAST(coalesce(f.first_seen, TRY_CAST(substr(list_min(partitions), 1, 10) AS DATE)) AS VARCHAR)
+                   AS since,
+               strftime(timezone('UTC', created_at), '%Y-%m-%d') AS recorded,
                strftime(timezone('UTC', resolved_at), '%Y-%m-%d') AS resolved,
                coalesce(len(alert_ids), 0) AS alerts,
-               list_min(partitions) AS first_day, list_max(partitions) AS last_day,
+               substr(list_min(partitions), 1, 10) AS first_day, substr(list_max(partitions), 1, 10) AS last_day,
                external_ref, count(*) OVER (PARTITION BY status) AS status_count
-        FROM {_t("backlog_items")} WHERE model_name = ?
+        FROM {_t("backlog_items")} AS b LEFT JOIN firsts AS f USING (item_id)
+        WHERE b.model_name = ?
         QUALIFY lower(status) NOT IN ({closed})
              OR row_number() OVER (PARTITION BY lower(status) IN ({closed})
-                                   ORDER BY coalesce(resolved_at, updated_at, created_at) DESC, item_id)
+                                   ORDER BY coalesce(resolved_at, updated_at, created_at) DESC, b.item_id)
                 <= {RECENT_CLOSED_BACKLOG}
-        ORDER BY lower(status) IN ({closed}), {SEVERITY_ORDER}, created_at DESC NULLS LAST, item_id
+        ORDER BY lower(status) IN ({closed}), {SEVERITY_ORDER}, since DESC NULLS LAST, b.item_id
         """,
-        [model.name],
-        ["item_id", "title", "severity", "status", "created", "resolved", "alerts", "first_day", "last_day",
-         "external_ref", "status_count"],
+        [model.name, model.name],
+        ["item_id", "title", "severity", "status", "since", "recorded", "resolved", "alerts", "first_day",
+         "last_day", "external_ref", "status_count"],
     )  # fmt: skip
     return frames
 
 
-# ---------------------------------------------------------------------------------------------- pages
+# ---------------------------------------------------------------------------------------------- views
 
 
-def _model_body(
-    warehouse: Warehouse,
+def _with_band(frame: pd.DataFrame, bands: pd.DataFrame, measured_only: bool) -> pd.DataFrame:
+    """The metric's usual range as `band_low`/`band_high` on its rows (on measured rows only when asked)."""
+    out = (
+        frame.merge(bands, on="metric", how="left")
+        if not frame.empty
+        else frame.assign(band_low=[], band_high=[])
+    )
+    if measured_only and not out.empty:
+        estimated = out["kind"] != MEASURED
+        out.loc[estimated, ["band_low", "band_high"]] = None
+    return out
+
+
+def _model_view(
     model: ModelConfig,
     health: ModelHealth,
-    alerts: pd.DataFrame,
+    f: dict[str, pd.DataFrame],
     page: _Page,
     today: dt.date,
     history_days: int,
-) -> str:
-    last = health.last_data or today
-    start = last - dt.timedelta(days=history_days - 1)
-    f = _model_frames(warehouse, model, start)
-    window = f"Charts show the {history_days} days up to {_long_date(last)}." if health.last_data else ""
-    sections = [
-        ("health", "Health", _health_section(model, health, alerts)),
-        ("drift", "Input drift", _drift_section(f["drift"], f["drift_overview"], page, window)),
-        ("performance", "Performance", _performance_section(model, f["performance"], f["withheld"], page)),
-        ("subgroups", "Groups of people", _subgroup_section(f["subgroups"], f["gaps"], f["fairness"], page)),
-        ("shadow", "Shadow vs champion", _shadow_section(f["shadow"], f["recommendations"], page)),
-        ("serving", "Serving: speed and errors", _serving_section(model, f["serving"], page)),
-        ("outcomes", "Business outcomes", _outcome_section(model, f["outcomes"], page)),
-        ("backlog", "Backlog", _backlog_section(f["backlog"])),
+) -> dict[str, Any]:
+    """Everything model.html shows, as plain values and chart references."""
+    last = health.last_data
+    quality, outcome = _latest_quality(f["performance"]), _latest_outcome(f["outcomes"])
+    perf = f["performance"]
+    headline_metrics = [m for m in QUALITY_METRICS if m in set(perf["metric"])]
+    other_metrics = sorted(set(perf["metric"]) - set(headline_metrics))
+    untrusted = perf[perf["trusted"].astype("boolean").eq(False).fillna(False)] if not perf.empty else perf
+    return {
+        "model": model,
+        "health": health,
+        "window": f"Charts show the {history_days} days up to {_long_date(last)}." if last else "",
+        "quality": quality,
+        "outcome": outcome,
+        "performance": {
+            "chart": page.chart(_performance_chart(perf[perf["metric"].isin(headline_metrics)], columns=2)),
+            "more": page.chart(_performance_chart(perf[perf["metric"].isin(other_metrics)], columns=3)),
+            "more_names": other_metrics,
+            "untrusted_days": sorted({str(d)[:10] for d in untrusted["day"]}),
+            "untrusted_note": _text_or_none(untrusted["note"].iloc[-1]) if len(untrusted) else None,
+            "label_delay_days": model.label_delay_days,
+            "band_k": model.thresholds.performance.band_k,
+        },
+        "outcomes": _outcome_view(model, f["outcomes"], page),
+        "drift": _drift_view(f["drift"], f["drift_overview"], page),
+        "subgroups": _subgroup_view(f["subgroups"], f["gaps"], f["fairness"], page),
+        "shadow": _shadow_view(f["shadow"], f["recommendations"], page),
+        "serving": _serving_view(model, f["serving"], page),
+        "backlog": _backlog_view(f["backlog"]),
+    }
+
+
+def _performance_chart(frame: pd.DataFrame, columns: int) -> charts.Figure | None:
+    if frame.empty:
+        return None
+    present = list(dict.fromkeys(frame["metric"]))
+    order = [
+        METRIC_NAMES.get(m, m) for m in [*[q for q in QUALITY_METRICS if q in present], *sorted(present)]
     ]
-    nav = "".join(f'<a href="#{sid}">{html.escape(title)}</a>' for sid, title, _ in sections)
-    parts = [f'<nav class="sections">{nav}</nav>']
-    parts += [
-        f'<section id="{sid}"><h2>{html.escape(title)}</h2>{body}</section>' for sid, title, body in sections
-    ]
-    return "\n".join(parts)
+    frame = frame.assign(metric=frame["metric"].map(lambda m: METRIC_NAMES.get(m, m)))
+    return charts.metric_band_chart(
+        frame, "metric", order=(MEASURED, ESTIMATED), columns=columns, width=500 if columns == 2 else 320,
+        height=150 if columns == 2 else 110, facet_order=list(dict.fromkeys(order)),
+    )  # fmt: skip
 
 
-def _health_box(health: ModelHealth) -> str:
-    problems = "".join(f"<li>{html.escape(p)}</li>" for p in health.problems[:12])
-    more = len(health.problems) - 12
-    if more > 0:
-        problems += f"<li>… and {more} more, listed in the table below.</li>"
-    return (
-        f'<div class="health {health.status}">{_badge(health)}'
-        f'<p class="headline">{html.escape(health.headline)}</p>'
-        + (f"<ul>{problems}</ul>" if problems else "")
-        + "</div>"
-    )
+def _latest(rows: pd.DataFrame) -> Any:
+    """The latest row of a metric, preferring days at least 90% labelled (a day still filling up has a
+    wide interval and would read as a change)."""
+    complete = rows[rows["labelled_fraction"].fillna(1.0) >= 0.9]
+    return (complete if not complete.empty else rows).iloc[-1]
 
 
-def _facts(health: ModelHealth, owner: str) -> str:
-    counts = health.open_counts
-    items = [
-        (
-            "Open alerts",
-            f"{counts['critical']} critical · {counts['warning']} warning · {counts['info']} info",
-        ),
-        ("Last day with data", health.last_data.isoformat() if health.last_data else "none yet"),
-        ("Freshness", _freshness(health.freshness_days)),
-        ("Last monitoring run", health.last_run_at or "no run recorded"),
-        ("Owner", owner),
-    ]
-    return (
-        '<dl class="facts">'
-        + "".join(f"<div><dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd></div>" for k, v in items)
-        + "</dl>"
-    )
-
-
-def _health_section(model: ModelConfig, health: ModelHealth, alerts: pd.DataFrame) -> str:
-    table = _empty("No open alerts.")
-    if not alerts.empty:
-        rows = []
-        for a in alerts.to_dict("records"):
-            rows.append(
-                (
-                    f"sev-{a['severity']}",
-                    [
-                        html.escape(str(a["severity"])),
-                        html.escape(str(a["model_name"])),
-                        html.escape(plain_topic(str(a["check_name"]), _text_or_none(a["metric"])))
-                        + f"<br><small>{html.escape(str(a['check_name']))}</small>",
-                        html.escape(_text_or_none(a["since"]) or "–"),
-                        html.escape(_text_or_none(a["last_seen"]) or "–"),
-                        html.escape(_text_or_none(a["metric"]) or "–"),
-                        html.escape(_text_or_none(a["subject"]) or "–"),
-                        html.escape(_number(a["value"])),
-                        html.escape(_number(a["threshold"])),
-                        html.escape(_text_or_none(a["message"]) or ""),
-                        _evidence(a["evidence"]),
-                        html.escape(str(a["status"])),
-                    ],
-                )
-            )
-        headers = ["Severity", "Model", "Problem", "Since", "Last day", "Metric", "Subject", "Value", "Threshold",
-                   "What was found", "Evidence", "Status"]  # fmt: skip
-        table = _table(headers, rows, numeric={7, 8}, classes={10: "evidence"})
-    return (
-        _health_box(health)
-        + _facts(health, model.owner)
-        + "<h3>Open alerts</h3>"
-        + '<p class="intro">Every alert not yet resolved, worst first. “Since” is the first day the problem was '
-        "seen; “Last day” the latest day it was still present.</p>" + table
-    )
-
-
-def _drift_section(frame: pd.DataFrame, overview: pd.DataFrame, page: _Page, window: str) -> str:
-    intro = _intro(
-        "Are the inputs the model sees today like the ones it was built on? The overview has one row per "
-        "input and one cell per day: the darker the cell, the closer its drift score came to the alert line "
-        "(red: past it), and a black dot marks a day the input was flagged as drifted. Below, each panel is "
-        "one input: the solid line is the day's drift score, the dashed line the alert threshold, red dots "
-        f"the days flagged. {window}"
-    )
-    if frame.empty and overview.empty:
-        return intro + _empty(
-            "No data yet: drift scores appear once a day after the reference window is monitored."
+def _latest_quality(perf: pd.DataFrame) -> dict[str, Any] | None:
+    """The headline quality metric's latest measured value against its usual range, in words."""
+    measured = perf[perf["kind"] == MEASURED] if not perf.empty else perf
+    for metric in QUALITY_METRICS:
+        rows = measured[measured["metric"] == metric].dropna(subset=["value"])
+        if rows.empty:
+            continue
+        judged = _judged(
+            METRIC_NAMES.get(metric, metric), _latest(rows), HIGHER_IS_BETTER.get(metric), percent=False
         )
+        return {**judged, "metric": metric}
+    return None
+
+
+def _latest_outcome(outcomes: pd.DataFrame) -> dict[str, Any] | None:
+    measured = (
+        outcomes[outcomes["kind"] == "measured"].dropna(subset=["value"]) if not outcomes.empty else outcomes
+    )
+    if measured.empty:
+        return None
+    metric = sorted(set(measured["metric"]))[0]
+    rows = measured[measured["metric"] == metric]
+    rate = _is_rate(rows)
+    judged = _judged(f"{metric} rate" if rate else metric, _latest(rows), None, percent=rate)
+    return {**judged, "metric": metric}
+
+
+def _judged(name: str, row: Any, higher_is_better: bool | None, percent: bool) -> dict[str, Any]:
+    """'AUC 0.771 on 14 Aug 2026: within its usual range (0.75 to 0.79)' as parts for the templates.
+
+    Outside the range only as the checks judge it (core.performance.compare_to_band): beyond the band and
+    with the day's interval excluding the band's middle, so one small day does not read as a change.
+    """
+    value, low, high = row["value"], row.get("band_low"), row.get("band_high")
+    ci_low, ci_high = row.get("ci_low"), row.get("ci_high")
+    show = _percent if percent else (lambda v: _number(v))
+    if is_missing(low) or is_missing(high):
+        verdict, state = "no usual range known yet", "unknown"
+    else:
+        middle = (low + high) / 2
+        interval_reaches = not is_missing(ci_low) and not is_missing(ci_high) and ci_low <= middle <= ci_high
+        if low <= value <= high:
+            verdict, state = "within its usual range", "ok"
+        elif interval_reaches:
+            verdict, state = "not clearly outside its usual range", "ok"
+        else:
+            above = value > high
+            worse = higher_is_better is not None and (above != higher_is_better)
+            verdict = ("above" if above else "below") + " its usual range"
+            state = "bad" if worse else "watch"
+    return {
+        "name": name,
+        "value": show(value),
+        "day": _as_date(row["day"]),
+        "verdict": verdict,
+        "state": state,
+        "range": None if state == "unknown" else f"{show(low)} to {show(high)}",
+    }
+
+
+def _is_rate(frame: pd.DataFrame) -> bool:
+    values = frame["value"].dropna()
+    return bool(len(values)) and bool(((values >= 0) & (values <= 1)).all())
+
+
+def _outcome_view(model: ModelConfig, frame: pd.DataFrame, page: _Page) -> dict[str, Any]:
+    names = list(model.outcomes)
+    rate = _is_rate(frame) if not frame.empty else False
+    unit = "share of requests with the outcome (%)" if rate else "mean value per request"
+    chart = None
+    if not frame.empty:
+        chart = page.chart(
+            charts.metric_band_chart(
+                frame, "metric" if frame["metric"].nunique() > 1 else None, order=("measured",),
+                columns=1, width=OUTCOME_WIDTH, height=200, percent=rate, y_title=unit,
+            )
+        )  # fmt: skip
+    return {"names": names, "chart": chart, "unit": unit, "band_k": model.thresholds.outcomes.band_k}
+
+
+def _drift_view(frame: pd.DataFrame, overview: pd.DataFrame, page: _Page) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "empty": frame.empty and overview.empty,
+        "summary": "",
+        "overview": None,
+        "details": [],
+    }
+    if view["empty"]:
+        return view
     last_day = overview["day"].max()
     drifted = sorted(
         overview.loc[
             (overview["day"] == last_day) & overview["drifted"].astype(bool), "feature_label"
         ].unique()
     )
-    summary = (
-        f"On {last_day}, {len(drifted)} input(s) drifted: {', '.join(drifted)}."
+    view["summary"] = (
+        f"On {_long_date(_as_date(last_day))}, {_plural(len(drifted), 'input')} had changed: {', '.join(drifted)}."
         if drifted
-        else f"On {last_day}, no input was flagged as drifted."
+        else f"On {_long_date(_as_date(last_day))}, no input had changed."
     )
-    parts = [
-        intro,
-        f"<p><strong>{html.escape(summary)}</strong></p>",
-        "<h3>Overview: every input, every day</h3>",
-        page.chart(charts.drift_overview_chart(overview), "No drift statistic with an alert line yet."),
-    ]
-    # PSI always (it covers numeric and categorical inputs alike); the other statistics only when
-    # they flagged something in the window, so a quiet month stays a short page.
+    view["overview"] = page.chart(charts.drift_overview_chart(overview))
+    # PSI always (it covers numeric and categorical inputs alike); the other statistics only when they
+    # flagged something in the window, so a quiet month stays a short page.
     flagged = set(frame.loc[frame["drifted"].astype(bool), "statistic"])
     present = set(frame["statistic"])
     ordered = [s for s in DRIFT_CHARTS if s in present] + sorted(present - set(DRIFT_CHARTS))
-    drawn = [s for i, s in enumerate(ordered) if i == 0 or s in flagged]
-    for statistic in drawn:
-        parts.append(f"<h3>{html.escape(DRIFT_CHARTS.get(statistic, statistic))}</h3>")
-        rows = frame[frame["statistic"] == statistic]
-        parts.append(page.chart(charts.drift_chart(rows, statistic), "No data yet."))
-    return "".join(parts)
-
-
-def _performance_section(model: ModelConfig, frame: pd.DataFrame, withheld: pd.DataFrame, page: _Page) -> str:
-    intro = _intro(
-        "How good are the predictions? “Measured” uses the true outcomes (labels), which arrive about "
-        f"{model.label_delay_days} days later; “estimated” is a label-free estimate for the days still "
-        "waiting for labels. Shaded bands are 95% confidence intervals: the true value is very likely inside."
-    )
-    chart = page.chart(
-        charts.metric_band_chart(frame, "metric", order=(MEASURED, ESTIMATED)),
-        f"No data yet: measured performance appears once labels arrive (about {model.label_delay_days} days after a day).",
-    )
-    if withheld.empty:
-        return intro + chart
-    days = ", ".join(html.escape(str(d)[:10]) for d in withheld["day"])
-    note = html.escape(str(withheld["note"].iloc[-1] or ""))
-    return (
-        intro
-        + chart
-        + f'<p class="note">Estimates not drawn for {days}: the scores fell outside the range seen in the '
-        f"reference, so a label-free estimate cannot be trusted there (it tends to read as “the model "
-        f"improved”). Measured values appear once labels arrive. <small>{note}</small></p>"
-    )
-
-
-def _subgroup_section(frame: pd.DataFrame, gaps: pd.DataFrame, fairness: pd.DataFrame, page: _Page) -> str:
-    intro = _intro(
-        "Does the model work equally well for every group of people? The fairness chart compares each "
-        "way of grouping (segment) with its fairness line (four-fifths rule, parity gaps). A gap the model "
-        "already had in its reference period is listed for review, not alerted; an alert means the gap "
-        "grew against the reference. The gap chart shows, per day, the largest "
-        "difference between any group and everyone; then one chart per segment, one line per group."
-    )
-    if frame.empty and fairness.empty:
-        return intro + _empty("No data yet: group metrics appear once the configured segments are monitored.")
-    parts = [intro]
-    if not fairness.empty:
-        parts += [
-            "<h3>Fairness gaps against their fairness lines</h3>",
-            page.chart(charts.fairness_chart(fairness), ""),
-        ]
-    parts += [
-        "<h3>Largest gap between a group and everyone</h3>",
-        page.chart(charts.gap_chart(gaps), "No gaps computed yet."),
-    ]
-    for segment, rows in frame.groupby("segment", sort=True):
-        parts.append(f"<h3>By {html.escape(str(segment))}</h3>")
-        parts.append(page.chart(charts.subgroup_chart(rows, str(segment)), "No data yet."))
-    return "".join(parts)
-
-
-def _shadow_section(frame: pd.DataFrame, recommendations: pd.DataFrame, page: _Page) -> str:
-    intro = _intro(
-        "A shadow model scores the same requests as the live (champion) model without its answers being "
-        "used. Lines show shadow minus champion: for AUC and accuracy above zero means the shadow is better, "
-        "for log loss and Brier score below zero does. When the shaded 95% band includes zero the "
-        "difference may be chance."
-    )
-    parts = [intro]
-    if not recommendations.empty:
-        rows = [
-            (
-                "",
-                [
-                    html.escape(f"{r['shadow_version']} vs {r['champion_version']}"),
-                    f"<strong>{html.escape(VERDICTS.get(str(r['verdict']), str(r['verdict'])))}</strong>",
-                    html.escape(_text_or_none(r["primary_metric"]) or "–"),
-                    html.escape(_number(r["delta"], sign=True)),
-                    html.escape(f"{_number(r['ci_low'])} to {_number(r['ci_high'])}"),
-                    html.escape(_number(r["p_value"])),
-                    html.escape(_number(r["days_pooled"])),
-                    html.escape(_number(r["days_needed"])),
-                    html.escape(_harm_text(r["harmed_segments"], r["slo_breaches"])),
-                    html.escape(_list_text(r["reasons"])),
-                    html.escape(str(r["day"])),
-                ],
+    for i, statistic in enumerate(ordered):
+        if i == 0 or statistic in flagged:
+            rows = frame[frame["statistic"] == statistic]
+            view["details"].append(
+                {
+                    "title": DRIFT_CHARTS.get(statistic, statistic),
+                    "chart": page.chart(charts.drift_chart(rows, statistic)),
+                }
             )
-            for r in recommendations.to_dict("records")
-        ]
-        headers = ["Shadow vs champion", "Recommendation", "Metric", "Difference", "95% CI", "p-value", "Days pooled",
-                   "Days needed", "Harm found", "Why", "As of"]  # fmt: skip
-        parts += ["<h3>Latest recommendation</h3>", _table(headers, rows, numeric={3, 5, 6, 7})]
-    parts.append("<h3>Difference per day</h3>")
-    parts.append(page.chart(charts.shadow_chart(frame), "No data yet: no shadow model has scored requests."))
-    return "".join(parts)
+    return view
 
 
-def _serving_section(model: ModelConfig, frame: pd.DataFrame, page: _Page) -> str:
+def _subgroup_view(
+    frame: pd.DataFrame, gaps: pd.DataFrame, fairness: pd.DataFrame, page: _Page
+) -> dict[str, Any]:
+    return {
+        "empty": frame.empty and fairness.empty,
+        "fairness": page.chart(charts.fairness_chart(fairness)),
+        "gaps": page.chart(charts.gap_chart(gaps)),
+        "segments": [
+            {"segment": str(segment), "chart": page.chart(charts.subgroup_chart(rows, str(segment)))}
+            for segment, rows in frame.groupby("segment", sort=True)
+        ],
+    }
+
+
+def _shadow_view(frame: pd.DataFrame, recommendations: pd.DataFrame, page: _Page) -> dict[str, Any]:
+    recs = [
+        {
+            "pair": f"{r['shadow_version']} vs {r['champion_version']}",
+            "verdict": VERDICTS.get(str(r["verdict"]), str(r["verdict"])),
+            "metric": _text_or_none(r["primary_metric"]) or "–",
+            "delta": _number(r["delta"], sign=True),
+            "ci": f"{_number(r['ci_low'])} to {_number(r['ci_high'])}",
+            "p_value": _number(r["p_value"]),
+            "days_pooled": _number(r["days_pooled"]),
+            "days_needed": _number(r["days_needed"]),
+            "harm": _harm_text(r["harmed_segments"], r["slo_breaches"]),
+            "reasons": _list_text(r["reasons"]),
+            "day": str(r["day"]),
+        }
+        for r in recommendations.to_dict("records")
+    ]
+    return {"recommendations": recs, "chart": page.chart(charts.shadow_chart(frame))}
+
+
+def _serving_view(model: ModelConfig, frame: pd.DataFrame, page: _Page) -> dict[str, Any]:
     t = model.thresholds.serving
-    intro = _intro(
-        "How fast and reliable is the service? p99 is the time within which 99 of 100 requests were "
-        f"answered; its alert lines are at {t.p99_latency_warning_ms:g} ms (warning) and "
-        f"{t.p99_latency_critical_ms:g} ms (critical). Error-rate alert lines: {t.error_rate_warning:.1%} and "
-        f"{t.error_rate_critical:.1%}."
-    )
+    return {
+        "t": t,
+        "empty": frame.empty,
+        "has_shadow": bool((frame["role"] == "shadow").any()) if not frame.empty else False,
+        "latency": page.chart(
+            charts.latency_chart(frame, t.p99_latency_warning_ms, t.p99_latency_critical_ms)
+        ),
+        "errors": page.chart(charts.error_rate_chart(frame, t.error_rate_warning, t.error_rate_critical)),
+        "requests": page.chart(charts.requests_chart(frame)),
+    }
+
+
+def _backlog_view(frame: pd.DataFrame) -> dict[str, Any]:
     if frame.empty:
-        return intro + _empty("No data yet: serving metrics appear after the first monitored day.")
-    return "".join(
-        [
-            intro,
-            "<h3>Latency</h3>",
-            _intro("Solid lines: the champion (served to users); dashed lines: the shadow.")
-            if (frame["role"] == "shadow").any()
-            else "",
-            page.chart(
-                charts.latency_chart(frame, t.p99_latency_warning_ms, t.p99_latency_critical_ms),
-                "No data yet.",
-            ),
-            "<h3>Errors</h3>",
-            page.chart(
-                charts.error_rate_chart(frame, t.error_rate_warning, t.error_rate_critical), "No data yet."
-            ),
-            "<h3>Requests</h3>",
-            page.chart(charts.requests_chart(frame), "No data yet."),
-        ]
-    )
-
-
-def _outcome_section(model: ModelConfig, frame: pd.DataFrame, page: _Page) -> str:
-    names = ", ".join(model.outcomes) or "none configured"
-    intro = _intro(
-        f"Business results linked to the model's decisions ({names}), per day with 95% confidence bands. "
-        "They arrive later than predictions, so the latest days may be missing."
-    )
-    return intro + page.chart(
-        charts.metric_band_chart(frame, "metric", color_title=""),
-        "No data yet: no business outcomes recorded.",
-    )
-
-
-def _backlog_section(frame: pd.DataFrame) -> str:
-    intro = _intro("Findings tracked as work items: every open item, and the most recently closed ones.")
-    if frame.empty:
-        return intro + _empty("No backlog items for this model.")
+        return {"rows": [], "summary": ""}
     counts = frame[["status", "status_count"]].drop_duplicates().sort_values("status")
     summary = ", ".join(
         f"{int(c)} {s}" for s, c in zip(counts["status"], counts["status_count"], strict=True)
     )
-    rows = [
-        (
-            f"sev-{r['severity']}",
-            [
-                html.escape(str(r["item_id"])),
-                html.escape(str(r["title"])),
-                html.escape(str(r["severity"])),
-                f"<strong>{html.escape(str(r['status']))}</strong>",
-                html.escape(_text_or_none(r["created"]) or "–"),
-                html.escape(_text_or_none(r["resolved"]) or "–"),
-                html.escape(_day_range(r["first_day"], r["last_day"])),
-                html.escape(_number(r["alerts"])),
-                html.escape(_text_or_none(r["external_ref"]) or "–"),
-            ],
-        )
+    items = [
+        {
+            "item_id": str(r["item_id"]),
+            "title": str(r["title"]),
+            "severity": str(r["severity"]),
+            "status": str(r["status"]).replace("_", " "),
+            "since": _as_date(r["since"]),
+            "recorded": _text_or_none(r["recorded"]) or "–",
+            "resolved": _text_or_none(r["resolved"]) or "–",
+            "days": _day_range(r["first_day"], r["last_day"]),
+            "alerts": _number(r["alerts"]),
+            "tracker": _text_or_none(r["external_ref"]) or "–",
+            "closed": str(r["status"]).lower() in CLOSED_BACKLOG,
+        }
         for r in frame.to_dict("records")
     ]
-    headers = [
-        "Item",
-        "Title",
-        "Severity",
-        "Status",
-        "Opened",
-        "Resolved",
-        "Days affected",
-        "Alerts",
-        "Tracker",
-    ]
-    return intro + f"<p>By status: {html.escape(summary)}.</p>" + _table(headers, rows, numeric={7})
+    return {"rows": items, "summary": summary}
 
 
-def _index_body(config: MonitoringConfig, health: dict[str, ModelHealth]) -> str:
-    tally = {s: sum(1 for h in health.values() if h.status == s) for s in ("red", "amber", "green")}
-    summary = ", ".join(f"{n} {STATUS_LABEL[s].lower()}" for s, n in tally.items() if n)
-    rows = []
-    for model in config.models:
-        h = health[model.name]
-        c = h.open_counts
-        rows.append(
-            (
-                f"status-{h.status}",
-                [
-                    f'<a href="{html.escape(model.name)}.html"><strong>{html.escape(model.name)}</strong></a>',
-                    _badge(h),
-                    html.escape(h.headline),
-                    html.escape(_number(c["critical"])),
-                    html.escape(_number(c["warning"])),
-                    html.escape(_number(c["info"])),
-                    html.escape(h.last_data.isoformat() if h.last_data else "none yet"),
-                    html.escape(_freshness(h.freshness_days)),
-                    html.escape(h.last_run_at or "no run recorded"),
-                    html.escape(model.owner),
-                ],
+def _index_card(
+    model: ModelConfig, health: ModelHealth, view: dict[str, Any], f: dict[str, pd.DataFrame], page: _Page
+) -> dict[str, Any]:
+    """One model on the index: the sentence, model quality beside the business outcome, small trend charts."""
+    perf, outcomes = f["performance"], f["outcomes"]
+    quality_chart = outcome_chart = None
+    if view["quality"] is not None:
+        metric = view["quality"]["metric"]
+        rows = perf[(perf["metric"] == metric) & (perf["kind"] == MEASURED)]
+        quality_chart = page.chart(
+            charts.metric_band_chart(rows, None, order=(MEASURED,), width=380, height=90, legend=False)
+        )
+    if view["outcome"] is not None:
+        rows = outcomes[(outcomes["metric"] == view["outcome"]["metric"]) & (outcomes["kind"] == "measured")]
+        outcome_chart = page.chart(
+            charts.metric_band_chart(
+                rows, None, order=("measured",), width=380, height=90, percent=_is_rate(rows), legend=False
             )
         )
-    headers = ["Model", "Health", "What is wrong, since when", "Critical", "Warning", "Info", "Last day with data",
-               "Freshness", "Last run", "Owner"]  # fmt: skip
-    legend = (
-        '<p class="legend-colors"><span class="badge green">Healthy</span> no open problems · '
-        '<span class="badge amber">Needs attention</span> a warning, or data late or missing · '
-        '<span class="badge red">Action needed</span> a critical problem. Open alerts count everything not yet '
-        "resolved (open or acknowledged). Freshness is how many days ago the last day with data was.</p>"
-    )
-    return (
-        f"<p><strong>{len(config.models)} model(s): {html.escape(summary)}.</strong></p>"
-        + _table(headers, rows, numeric={3, 4, 5})
-        + legend
-    )
-
-
-# ---------------------------------------------------------------------------------------------- HTML bits
-
-ERROR_HOOK = """<script>
-(function () {
-  var box = document.getElementById("js-errors");
-  var original = console.error;
-  function report(message) {
-    box.hidden = false;
-    box.textContent += message + "\\n";
-    document.body.setAttribute("data-js-errors", "true");
-    original.call(console, "[dashboard] " + message);
-  }
-  window.dashboardReport = report;
-  window.addEventListener("error", function (e) { report("Uncaught " + (e.message || e)); });
-  window.addEventListener("unhandledrejection", function (e) { report("Unhandled rejection: " + e.reason); });
-  console.error = function () { report("console.error: " + Array.prototype.join.call(arguments, " ")); };
-})();
-</script>"""
-
-EMBED = """<script>
-(function () {
-  var charts = document.querySelectorAll(".chart[data-spec]");
-  var pending = charts.length;
-  function done() { if (--pending === 0) { document.body.setAttribute("data-charts-done", "true"); } }
-  if (pending === 0) { document.body.setAttribute("data-charts-done", "true"); }
-  charts.forEach(function (el) {
-    var spec = JSON.parse(document.getElementById(el.getAttribute("data-spec")).textContent);
-    vegaEmbed(el, spec, {renderer: "svg", actions: false})
-      .then(function () { el.setAttribute("data-rendered", "true"); done(); })
-      .catch(function (err) { window.dashboardReport("Chart " + el.id + " failed: " + err); done(); });
-  });
-})();
-</script>"""
-
-
-def _document(
-    title: str, heading: str, body: str, page: _Page, generated: str, as_of: str, crumbs: bool = False
-) -> str:
-    crumb = '<div class="crumbs"><a href="index.html">← All models</a></div>' if crumbs else ""
-    scripts = ""
-    if page.specs:
-        libs = "".join(f'<script src="assets/{name}"></script>' for name in SCRIPTS)
-        specs = "".join(
-            f'<script type="application/json" id="spec-{i}">{_json_for_script(spec)}</script>'
-            for i, spec in enumerate(page.specs, start=1)
-        )
-        scripts = f"{libs}\n{specs}\n{EMBED}"
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title>
-<link rel="stylesheet" href="assets/dashboard.css">
-</head>
-<body>
-<header class="top">{crumb}<h1>{html.escape(heading)}</h1><p class="as-of">{html.escape(as_of)}</p></header>
-<main>
-<pre id="js-errors" hidden></pre>
-{ERROR_HOOK}
-<noscript><p class="empty">Charts need JavaScript; the tables below work without it.</p></noscript>
-{body}
-<footer>{html.escape(generated)} · monitoring_pipelines dashboard · charts: Vega-Lite, drawn offline</footer>
-</main>
-{scripts}
-</body>
-</html>
-"""
-
-
-def _json_for_script(spec: dict[str, Any]) -> str:
-    """JSON that cannot close its <script> element early."""
-    text = json.dumps(spec, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def _table(
-    headers: list[str],
-    rows: list[tuple[str, list[str]]],
-    numeric: set[int] | None = None,
-    classes: dict[int, str] | None = None,
-) -> str:
-    """An HTML table from already-escaped cells; `numeric` columns are right-aligned."""
-    numeric = numeric or set()
-    classes = classes or {}
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = []
-    for row_class, cells in rows:
-        tds = []
-        for i, cell in enumerate(cells):
-            cls = " ".join(c for c in ("num" if i in numeric else "", classes.get(i, "")) if c)
-            tds.append(f'<td class="{cls}">{cell}</td>' if cls else f"<td>{cell}</td>")
-        attr = f' class="{html.escape(row_class)}"' if row_class else ""
-        body.append(f"<tr{attr}>{''.join(tds)}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _badge(health: ModelHealth) -> str:
-    return f'<span class="badge {health.status}" title="{health.status}">{html.escape(health.label)}</span>'
-
-
-def _intro(text: str) -> str:
-    return f'<p class="intro">{html.escape(text.strip())}</p>'
-
-
-def _empty(text: str) -> str:
-    return f'<p class="empty">{html.escape(text)}</p>'
-
-
-def _evidence(raw: Any) -> str:
-    """Evidence JSON as 'key: value' pairs, short enough for a table cell."""
-    text = _text_or_none(raw)
-    if not text:
-        return "–"
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = text
-    if isinstance(data, dict):
-        # Plain facts only (numbers, words, short intervals): nested detail stays in the warehouse and
-        # the Dagster UI, where it can be read in full.
-        def plain(value: Any) -> str | None:
-            if isinstance(value, bool) or value is None:
-                return None if value is None else str(value).lower()
-            if isinstance(value, float):
-                return _number(value)
-            if isinstance(value, (int, str)):
-                return str(value)[:40]
-            if (
-                isinstance(value, list)
-                and 0 < len(value) <= 2
-                and all(isinstance(v, (int, float)) for v in value)
-            ):
-                return "[" + ", ".join(_number(float(v)) for v in value) + "]"
-            return None
-
-        pairs = [(k, plain(v)) for k, v in data.items()]
-        text = "; ".join(f"{k}: {v}" for k, v in pairs if v is not None)
-    elif not isinstance(data, str):
-        text = json.dumps(data, ensure_ascii=False, default=str)
-    if len(text) > 240:
-        text = text[:237] + "…"
-    return html.escape(text)
+    return {
+        "model": model,
+        "health": health,
+        "quality": view["quality"],
+        "outcome": view["outcome"],
+        "quality_chart": quality_chart,
+        "outcome_chart": outcome_chart,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- small helpers
@@ -1143,12 +1257,29 @@ def _long_date(day: dt.date | None) -> str:
     return f"{day.day} {day:%b %Y}" if day else "unknown"
 
 
+def _short_date(day: dt.date | None) -> str:
+    return f"{day.day} {day:%b}" if day else "–"
+
+
+def _percent(value: Any) -> str:
+    return "–" if is_missing(value) else f"{float(value):.1%}"
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _ago(day: dt.date | None, today: dt.date) -> str:
+    if day is None:
+        return "start unknown"
+    days = (today - day).days
+    return "today" if days == 0 else "yesterday" if days == 1 else f"{days} days ago"
+
+
 def _since_words(since: dt.date | None, today: dt.date, lead: str = "since ") -> str:
     if since is None:
         return "(start unknown)"
-    days = (today - since).days
-    ago = "today" if days == 0 else "yesterday" if days == 1 else f"{days} days ago"
-    return f"{lead}{_long_date(since)} ({ago})"
+    return f"{lead}{_long_date(since)} ({_ago(since, today)})"
 
 
 def _plural(n: int, noun: str) -> str:

@@ -9,9 +9,12 @@ from monitoring_pipelines.defs.resources import MonitoringResource
     group_name="reporting",
     kinds={"html", "altair"},
     deps=[AssetKey("alerts"), AssetKey("backlog_items"), AssetKey("monitoring_kpis")],
-    description="Self-contained static site under <data_dir>/dashboard (index + one page per model): health, "
-    "drift over time, performance with CIs, subgroups, shadow vs champion, serving, outcomes, backlog. Opens "
-    "from disk with no network. Also publishes a read-only copy of the warehouse for analysts.",
+    description="Self-contained static site under <data_dir>/dashboard for readers who never open Dagster: the "
+    "index says per model what is wrong, since when and what is being done, with model quality beside the "
+    "business outcome; each model page groups open alerts by incident, then quality and outcome against their "
+    "usual range, input drift, groups of people, shadow vs champion, serving and the backlog. Jinja2 templates "
+    "with autoescaping; opens from disk with no network. Also publishes a read-only copy of the warehouse for "
+    "analysts.",
 )
 def dashboard(context: AssetExecutionContext, monitoring: MonitoringResource) -> MaterializeResult:
     from monitoring_pipelines.dashboard.render import render_dashboard  # altair: imported when drawing

@@ -21,8 +21,12 @@ from monitoring_pipelines.dashboard.render import SCRIPTS, plain_topic
 from monitoring_pipelines.storage.warehouse import Warehouse
 
 NOW = dt.datetime(2026, 7, 1, 8, 0, tzinfo=dt.UTC)
+# Values from the data that would be markup if a page pasted them in: a segment value that is an element
+# with a handler, and a category that closes the <script> holding a chart's spec.
+HOSTILE_SEGMENT = "<img src=x onerror=alert(1)>"
+HOSTILE_CATEGORY = "</script><script>alert(2)</script>"
 DAYS = [dt.date(2026, 6, 1) + dt.timedelta(days=i) for i in range(30)]  # 1..30 June
-SECTIONS = ["health", "drift", "performance", "subgroups", "shadow", "serving", "outcomes", "backlog"]
+SECTIONS = ["health", "performance", "drift", "subgroups", "shadow", "serving", "backlog"]
 
 
 def demo_config(tmp_path: Path) -> MonitoringConfig:
@@ -38,6 +42,7 @@ def demo_config(tmp_path: Path) -> MonitoringConfig:
                 "reference": {"start": "2026-05-01", "end": "2026-05-28"},
                 "outcomes": ["repaid"],
                 "owner": "risk-ml",
+                "thresholds": {"performance": {"band_k": 3.0}, "outcomes": {"band_k": 3.0}},
             },
             {
                 "name": "churn_propensity",
@@ -95,12 +100,20 @@ def build_demo_warehouse(tmp_path: Path) -> tuple[Warehouse, MonitoringConfig]:
                                  ci_high=v + 0.02, n=1000, labelled_fraction=1.0, estimated=False))  # fmt: skip
             if i >= 19:
                 v = base - 0.02 + float(rng.normal(0, 0.01))
-                perf.append(dict(model_name=m, partition_date=day, metric=metric, value=v, ci_low=v - 0.04,
-                                 ci_high=v + 0.04, n=1000, labelled_fraction=0.2, estimated=True))  # fmt: skip
+                trusted = i < 27  # the last three days' scores left the reference range: not trusted
+                perf.append(dict(model_name=m, partition_date=day, metric=metric, value=v if trusted else 0.99,
+                                 ci_low=v - 0.04, ci_high=v + 0.04, n=1000, labelled_fraction=0.2, estimated=True,
+                                 trusted=trusted,
+                                 estimate_note=None if trusted else "scores outside the reference range"))  # fmt: skip
         v = 0.91 + float(rng.normal(0, 0.01))
         perf.append(dict(model_name=m, partition_date=day, metric="outcome:repaid", value=v, ci_low=v - 0.015,
                          ci_high=v + 0.015, n=800, labelled_fraction=0.8, estimated=False))  # fmt: skip
     wh.replace_where("performance_metrics", _rows(perf), "model_name = ?", [m])
+    baselines = [dict(model_name=m, profile_version="p1", domain=domain, metric=metric, estimated=False, mean=mean,
+                      std=0.01, n_days=28)
+                 for domain, metric, mean in (("performance", "auc", 0.82), ("performance", "log_loss", 0.41),
+                                              ("outcome", "outcome:repaid", 0.91))]  # fmt: skip
+    wh.replace_where("reference_baselines", _rows(baselines), "model_name = ?", [m])
 
     sub = []
     for day in DAYS:
@@ -115,7 +128,11 @@ def build_demo_warehouse(tmp_path: Path) -> tuple[Warehouse, MonitoringConfig]:
                                 metric=metric, value=value, ci_low=value - 0.02, ci_high=value + 0.02,
                                 n=1000))  # fmt: skip
         for metric, overall in (("positive_rate", 0.3), ("recall", 0.7)):
-            for segment, values in (("age_band", ("18-25", "26-40", "41+")), ("sex", ("F", "M"))):
+            for segment, values in (
+                ("age_band", ("18-25", "26-40", "41+")),
+                ("sex", ("F", "M")),
+                ("region", (HOSTILE_SEGMENT, HOSTILE_CATEGORY)),
+            ):
                 for j, value in enumerate(values):
                     v = overall + 0.03 * (j - 1) + float(rng.normal(0, 0.01))
                     if segment == "age_band" and value == "18-25" and late:
@@ -182,18 +199,32 @@ def build_demo_warehouse(tmp_path: Path) -> tuple[Warehouse, MonitoringConfig]:
     created = pd.Timestamp("2026-06-21 06:00", tz="UTC")
     alerts = [
         dict(alert_id="a-drift-income", model_name=m, partition_date=DAYS[-1], first_seen_date=dt.date(2026, 6, 20),
-             last_seen_date=DAYS[-1], check_name="feature_drift", asset="drift_scores", metric="psi",
-             subject="income", severity="critical", initial_severity="warning", value=0.4, threshold=0.25,
+             last_seen_date=DAYS[-1], check_name="critical_drift", asset="drift_scores", metric="psi",
+             subject="income", severity="critical", initial_severity="critical", value=0.4, threshold=0.25,
              message="Income distribution shifted (PSI 0.40 > 0.25)", status="open", dedup_key="m|drift|income",
              run_id="run-30", consecutive_days=11, evidence=json.dumps({"psi": 0.4, "top_bin": "income > 90k"}),
-             created_at=created),
+             created_at=created, incident_id="inc-income", root_cause="income mean 44 vs reference 44,384, ÷1,000"),
+        dict(alert_id="a-range-income", model_name=m, partition_date=DAYS[-1], first_seen_date=dt.date(2026, 6, 21),
+             last_seen_date=DAYS[-1], check_name="data_quality", asset="drift_scores", metric="out_of_range_share",
+             subject="income", severity="critical", value=0.97, threshold=0.05,
+             message=f"97% of income values outside the reference range, e.g. {HOSTILE_CATEGORY}", status="open",
+             dedup_key="m|quality|income", run_id="run-30", consecutive_days=10,
+             evidence=json.dumps({"top_category": HOSTILE_CATEGORY, "reference": {"mean": 44384.0},
+                                  "current": {"mean": 44.0}}),
+             created_at=created, incident_id="inc-income", root_cause="income mean 44 vs reference 44,384, ÷1,000"),
         dict(alert_id="a-latency", model_name=m, partition_date=dt.date(2026, 6, 25), check_name="serving_slo",
              metric="latency_p99_ms", subject="champion", severity="warning", value=1400.0, threshold=500.0,
              message="p99 latency 1400 ms above 500 ms", status="acknowledged", dedup_key="m|latency",
-             run_id="run-25", created_at=created),
+             run_id="run-25", created_at=created, incident_id="inc-latency"),
         dict(alert_id="a-shadow-info", model_name=m, partition_date=DAYS[-1], check_name="shadow_promotion",
              metric="auc", subject="v2", severity="info", value=0.012, threshold=0.0,
              message="Shadow v2 beats champion v1", status="open", dedup_key="m|shadow|v2", created_at=created),
+        # a standing fairness finding (a gap the model had in its reference period): info, older than the incident
+        dict(alert_id="a-fair-standing", model_name=m, partition_date=DAYS[-1], first_seen_date=DAYS[0],
+             last_seen_date=DAYS[-1], check_name="fairness_gap", metric="demographic_parity_ratio",
+             subject=f"region={HOSTILE_SEGMENT}", severity="info", value=0.7, threshold=0.8,
+             message=f"region={HOSTILE_SEGMENT} ratio 0.70 below 0.8, as in the reference period", status="open",
+             dedup_key="m|fair|region", created_at=created, incident_id="inc-fair"),
         dict(alert_id="a-old-resolved", model_name=m, partition_date=dt.date(2026, 6, 3), check_name="oldcheck_gone",
              metric="null_rate", subject="region", severity="critical", value=0.3, threshold=0.2,
              message="SHOULD NOT APPEAR", status="resolved", dedup_key="m|old", created_at=created),
@@ -202,11 +233,11 @@ def build_demo_warehouse(tmp_path: Path) -> tuple[Warehouse, MonitoringConfig]:
 
     backlog = [
         dict(item_id="BL-1", title="Income drift on credit_default", severity="critical", model_name=m,
-             status="open", alert_ids=["a-drift-income"], asset_keys=["drift_scores"],
-             partitions=["2026-06-20", "2026-06-30"], run_ids=["run-30"], created_at=created,
-             external_ref="JIRA-12"),
+             status="open", alert_ids=["a-drift-income", "a-range-income"], asset_keys=["drift_scores"],
+             partitions=["2026-06-20|credit_default", "2026-06-30|credit_default"], run_ids=["run-30"],
+             created_at=pd.Timestamp("2026-06-30 06:00", tz="UTC"), external_ref="JIRA-12"),
         dict(item_id="BL-0", title="Null regions in May", severity="warning", model_name=m, status="resolved",
-             alert_ids=["a-old-resolved"], asset_keys=["prediction_snapshots"], partitions=["2026-06-03"],
+             alert_ids=["a-old-resolved"], asset_keys=["prediction_snapshots"], partitions=["2026-06-03|credit_default"],
              run_ids=["run-3"], created_at=pd.Timestamp("2026-06-03 06:00", tz="UTC"),
              resolved_at=pd.Timestamp("2026-06-06 06:00", tz="UTC")),
     ]  # fmt: skip
@@ -287,29 +318,46 @@ def test_specs_embed_their_rows_and_draw_svg(site) -> None:
 def test_health_colours_follow_alerts_and_freshness(site) -> None:
     result, _, _ = site
     index = result.index_path.read_text()
-    rows = {m: re.search(rf'<tr class="status-(\w+)"><td><a href="{m}.html">', index) for m in
-            ("credit_default", "churn_propensity", "fraud_score")}  # fmt: skip
-    assert {m: r.group(1) for m, r in rows.items() if r} == {
+    cards = dict(re.findall(r'<section class="card status-(\w+)" id="model-(\w+)">', index))
+    assert {m: c for c, m in cards.items()} == {
         "credit_default": "red",
         "churn_propensity": "green",
         "fraud_score": "amber",
     }
     page = result.model_pages["credit_default"].read_text()
     assert "Action needed" in page
-    assert "1 critical problem since 20 Jun 2026 (11 days ago)" in page
-    assert "Input data has changed (income)" in page
+    assert (
+        "The income input&#39;s distribution changed on 20 Jun 2026 (11 days ago); 2 alerts; backlog item BL-1 open."
+        in page
+    )
     assert "No monitoring data has reached the warehouse" in result.model_pages["fraud_score"].read_text()
 
 
-def test_open_alerts_table_names_model_day_metric_evidence_threshold(site) -> None:
+def test_open_alerts_are_grouped_by_incident_one_line_each_with_evidence_collapsed(site) -> None:
     result, _, _ = site
     page = result.model_pages["credit_default"].read_text()
-    table = page[page.index("<h3>Open alerts</h3>") : page.index('<section id="drift">')]
-    for header in ("Model", "Since", "Last day", "Metric", "Threshold", "Evidence", "Status"):
-        assert f"<th>{header}</th>" in table
-    assert "credit_default" in table and "2026-06-20" in table and "psi" in table
-    assert "top_bin: income &gt; 90k" in table and "psi: 0.4" in table
-    assert "acknowledged" in table and "Shadow v2 beats champion v1" in table
+    health = _section(page, "health")
+    incidents = re.findall(r'<li class="incident sev-(\w+)">(.*?)</ul>\n</li>', health, re.S)
+    assert [sev for sev, _ in incidents] == ["critical", "warning"]  # worst first; info is not an incident
+    income, latency = (body for _, body in incidents)
+    assert "since 20 Jun 2026 (11 days ago) · 2 alerts · backlog item <strong>BL-1</strong> open" in income
+    assert income.count("<li><details><summary>") == 2  # one line per alert
+    assert "income mean 44 vs reference 44,384" in income  # the incident's root cause
+    # the statistics are in the line's hover text and its collapsed details, not its words
+    line = re.search(r"<summary>(.*?)</summary>", income, re.S).group(1)
+    assert line.startswith(
+        '<span class="sev sev-critical">critical</span> The income input&#39;s distribution'
+    )
+    assert (
+        '<span class="tech" title="Income distribution shifted (PSI 0.40 &gt; 0.25)">critical_drift · psi 0.4'
+        in line
+    )
+    evidence = income[income.index('<div class="evidence">') :]
+    assert "top bin: income &gt; 90k" in evidence
+    assert "mean: reference 44,384 → now 44 (×0.0009913)" in income
+    assert "acknowledged" in latency and "Responses are slower than agreed" in latency
+    findings = health[health.index('<details class="findings">') :]
+    assert "2 findings for review" in findings and "Shadow v2 beats champion v1" in findings
     assert "SHOULD NOT APPEAR" not in page  # resolved alerts are history, not health
 
 
@@ -320,21 +368,65 @@ def test_backlog_lists_items_with_status(site) -> None:
     assert "BL-1" in backlog and "BL-0" in backlog and "JIRA-12" in backlog
     assert "By status: 1 open, 1 resolved." in backlog
     assert backlog.index("BL-1") < backlog.index("BL-0")  # open items first
+    assert backlog.index("BL-0") > backlog.index("1 closed item")  # closed ones folded away
+
+
+def test_backlog_item_opened_on_the_incidents_first_day_not_the_processing_day(site) -> None:
+    result, _, _ = site
+    backlog = _section(result.model_pages["credit_default"].read_text(), "backlog")
+    row = backlog[backlog.index("<td>BL-1</td>") :]
+    row = row[: row.index("</tr>")]
+    # recorded on 30 Jun; its alerts first failed on 20 Jun
+    assert '<td class="nowrap" title="recorded 2026-06-30">Opened 20 Jun</td>' in row
+    assert "Opened 30 Jun" not in backlog
 
 
 def test_outcomes_are_drawn_apart_from_performance(site) -> None:
     result, _, _ = site
     page = result.model_pages["credit_default"].read_text()
-    perf = page[page.index('<section id="performance">') : page.index('<section id="subgroups">')]
-    outcomes = page[page.index('<section id="outcomes">') : page.index('<section id="backlog">')]
-    perf_spec = _specs(perf.replace("data-spec", ""))  # specs live at the end of the page
-    assert perf_spec == []
     specs = _specs(page)
     metrics_by_chart = [{r.get("metric") for r in s["datasets"]["rows"]} for s in specs]
     assert {"repaid"} in metrics_by_chart
-    assert any({"auc", "log_loss"} <= m for m in metrics_by_chart)
+    assert any({"AUC (ranking quality)", "log loss (lower is better)"} <= m for m in metrics_by_chart)
     assert not any("outcome:repaid" in m for m in metrics_by_chart)
+    outcomes = page[page.index('<h3 id="outcomes">') : page.index('<section id="drift">')]
     assert 'class="chart"' in outcomes
+
+
+def test_outcome_chart_is_full_width_with_its_unit_and_usual_range(site) -> None:
+    result, _, _ = site
+    page = result.model_pages["credit_default"].read_text()
+    (spec,) = [s for s in _specs(page) if {r.get("metric") for r in s["datasets"]["rows"]} == {"repaid"}]
+    assert spec["width"] >= 1000 and spec["height"] >= 180
+    assert {(r["band_low"], r["band_high"]) for r in spec["datasets"]["rows"]} == {(0.88, 0.94)}
+    text = json.dumps(spec)
+    assert "share of requests with the outcome (%)" in text and '"format": "%"' in text
+    assert "mark" in text and "band_low" in json.dumps(
+        spec["layer"][0]
+    )  # the band is drawn first, under the line
+
+
+def test_performance_draws_the_usual_range_and_marks_untrusted_estimates(site) -> None:
+    result, _, _ = site
+    page = result.model_pages["credit_default"].read_text()
+    (spec,) = [
+        s for s in _specs(page) if "AUC (ranking quality)" in {r.get("metric") for r in s["datasets"]["rows"]}
+    ]
+    rows = spec["datasets"]["rows"]
+    measured = [
+        r for r in rows if r["metric"] == "AUC (ranking quality)" and r["kind"].startswith("measured")
+    ]
+    assert {(round(r["band_low"], 6), round(r["band_high"], 6)) for r in measured} == {(0.79, 0.85)}
+    untrusted = [r for r in rows if r["kind"] == "estimate not trusted"]
+    assert {r["day"] for r in untrusted} == {"2026-06-28", "2026-06-29", "2026-06-30"}
+    assert all(r["trusted"] is False and r["note"] == "scores outside the reference range" for r in untrusted)
+    # estimates only while a day is mostly unlabelled: none on 20-23 June, which have measured values
+    estimated = {r["day"] for r in rows if r["kind"].startswith("estimated")}
+    assert estimated == {f"2026-06-{d}" for d in range(24, 28)}
+    layers = json.dumps(spec["spec"]["layer"])
+    assert '"filter": "datum.trusted"' in layers and '"filter": "!datum.trusted"' in layers
+    perf = _section(page, "performance")
+    assert "estimates that cannot be trusted</strong> (3 days, 2026-06-28 to 2026-06-30)" in perf
 
 
 def test_shadow_chart_uses_whole_population_rows_only(site) -> None:
@@ -390,10 +482,12 @@ def test_warning_and_stale_data_are_amber_in_one_headline() -> None:
     status = {"last_data": "2026-06-26", "warning": 1}
     health = assess_health("m", status, alerts, dt.date(2026, 7, 1), stale_after_days=2)
     assert health.status == "amber" and health.since == dt.date(2026, 6, 25)
-    assert health.headline == "1 warning since 25 Jun 2026 (6 days ago); no new data for 5 days."
+    assert health.headline == (
+        "Responses are slower than agreed on 25 Jun 2026 (6 days ago); 1 alert; no backlog item yet. "
+        "Someone is on it (acknowledged). No new data for 5 days."
+    )
     assert health.problems == [
-        "Slow or failing responses (champion): p99 1400 ms. First seen 25 Jun 2026 (6 days ago). "
-        "Someone is on it (acknowledged).",
+        "Responses are slower than agreed since 25 Jun 2026 (6 days ago).",
         "No new data for 5 days: the last day with data is 26 Jun 2026.",
     ]
 
@@ -410,10 +504,11 @@ def test_critical_alert_is_red_since_its_first_day() -> None:
     status = {"last_data": "2026-06-30", "critical": 2}
     health = assess_health("m", status, alerts, dt.date(2026, 7, 1))
     assert health.status == "red" and health.since == dt.date(2026, 6, 20)
-    assert health.headline == "2 critical problems since 20 Jun 2026 (11 days ago)."
-    assert health.problems[1].startswith(
-        "A group of people is treated differently (age_band=18-25): gap 0.15."
+    assert health.headline == (
+        "The group age_band = 18-25 is treated differently from the others on 20 Jun 2026 (11 days ago); "
+        "1 alert; no backlog item yet. Also 1 other open problem."
     )
+    assert health.problems[1] == "The income input's distribution changed since 28 Jun 2026 (3 days ago)."
 
 
 def test_plain_topic_names_what_a_check_watches() -> None:
@@ -447,11 +542,11 @@ def test_drift_draws_effect_statistics_not_tests_or_descriptives(site) -> None:
     drift = _section(result.model_pages["credit_default"].read_text(), "drift")
     headings = re.findall(r"<h3>(.*?)</h3>", drift)
     assert headings == [
-        "Overview: every input, every day",
         "PSI (population stability index)",
         "Wasserstein distance (in reference spreads)",  # drawn because it flagged income
     ]
-    assert "On 2026-06-30, 1 input(s) drifted: income." in drift
+    assert drift.index("<details>") < drift.index("<h3>PSI")  # the per-input panels are folded away
+    assert "On 30 Jun 2026, 1 input had changed: income." in drift
 
 
 def test_serving_leaves_out_the_model_wide_row(site) -> None:

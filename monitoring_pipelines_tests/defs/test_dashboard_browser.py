@@ -16,7 +16,12 @@ from pathlib import Path
 import pytest
 
 from monitoring_pipelines.dashboard import render_dashboard
-from monitoring_pipelines_tests.dashboard.test_dashboard_render import NOW, build_demo_warehouse
+from monitoring_pipelines_tests.dashboard.test_dashboard_render import (
+    HOSTILE_CATEGORY,
+    HOSTILE_SEGMENT,
+    NOW,
+    build_demo_warehouse,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -116,10 +121,7 @@ def _flagged(dom: str) -> bool:
     return re.search(r"<body[^>]*data-js-errors", dom) is not None
 
 
-@pytest.mark.parametrize("model", ["credit_default", "churn_propensity"])
-def test_every_chart_renders_as_svg_without_errors(chromium: Path, site, tmp_path: Path, model: str) -> None:
-    page = site.model_pages[model]
-    dom, console_errors = _rendered_dom(chromium, tmp_path / "profile", page)
+def _assert_every_chart_drawn(dom: str, page: Path, console_errors: list[str]) -> None:
     expected = page.read_text().count('<div class="chart"')
     census = _charts(dom)
     assert expected > 0 and len(census) == expected
@@ -130,11 +132,43 @@ def test_every_chart_renders_as_svg_without_errors(chromium: Path, site, tmp_pat
     assert console_errors == []
 
 
-def test_index_and_empty_model_pages_open_cleanly(chromium: Path, site, tmp_path: Path) -> None:
-    for page in (site.index_path, site.model_pages["fraud_score"]):
-        dom, console_errors = _rendered_dom(chromium, tmp_path / "profile", page)
-        assert "Needs attention" in dom
-        assert _page_errors(dom) == "" and console_errors == []
+@pytest.mark.parametrize("model", ["credit_default", "churn_propensity"])
+def test_every_chart_renders_as_svg_without_errors(chromium: Path, site, tmp_path: Path, model: str) -> None:
+    page = site.model_pages[model]
+    dom, console_errors = _rendered_dom(chromium, tmp_path / "profile", page)
+    _assert_every_chart_drawn(dom, page, console_errors)
+
+
+def test_every_chart_on_the_index_renders(chromium: Path, site, tmp_path: Path) -> None:
+    """The index's small quality and business-outcome trends draw like the model pages' charts."""
+    dom, console_errors = _rendered_dom(chromium, tmp_path / "profile", site.index_path)
+    _assert_every_chart_drawn(dom, site.index_path, console_errors)
+    assert len(_charts(dom)) == 2  # quality and outcome of the one model that has both
+
+
+def test_hostile_values_render_as_text_not_elements(chromium: Path, site, tmp_path: Path) -> None:
+    """A segment value that is an <img> with a handler and a category that closes a <script>: after the page
+    ran its scripts and drew its charts, the DOM holds them as text (in the HTML and in the charts' SVG)
+    and no element was made from them."""
+    page = site.model_pages["credit_default"]
+    dom, console_errors = _rendered_dom(chromium, tmp_path / "profile", page)
+    _assert_every_chart_drawn(dom, page, console_errors)  # the specs holding them parsed and drew
+    assert "<img" not in dom and "<script>alert(2)" not in dom
+    escaped_segment = HOSTILE_SEGMENT.replace("<", "&lt;").replace(">", "&gt;")
+    escaped_category = HOSTILE_CATEGORY.replace("<", "&lt;").replace(">", "&gt;")
+    assert escaped_segment in dom and escaped_category in dom  # the HTML shows them as text
+    # the alert's evidence, folded in its <details>, names the category as text
+    evidence = re.findall(r'<div class="evidence">(.*?)</div>', dom, re.S)
+    assert any(f"top category: {escaped_category}" in e for e in evidence)
+    svg_texts = re.findall(r"<text\b[^>]*>([^<]*)</text>", dom)
+    assert any(t.startswith("&lt;img src=x") for t in svg_texts)  # a chart legend names the group as text
+    assert any(t.startswith("&lt;/script&gt;") for t in svg_texts)
+
+
+def test_empty_model_page_opens_cleanly(chromium: Path, site, tmp_path: Path) -> None:
+    dom, console_errors = _rendered_dom(chromium, tmp_path / "profile", site.model_pages["fraud_score"])
+    assert "Needs attention" in dom
+    assert _page_errors(dom) == "" and console_errors == []
 
 
 def test_browser_check_catches_a_page_whose_charts_cannot_load(chromium: Path, site, tmp_path: Path) -> None:
