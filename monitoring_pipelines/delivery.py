@@ -658,6 +658,98 @@ def outbox_summary(warehouse: Warehouse) -> pd.DataFrame:
     return frame
 
 
+@dataclass(frozen=True)
+class OutboxStatus:
+    """What waits in the outbox, for the people watching the sensor and the runs.
+
+    waiting_for_settings: pending rows of channels without their settings, per channel with what is
+    missing (`channel_problems`); they go out on the first tick after the settings are there.
+    retrying: pending rows that failed a send and wait out a backoff; `next_retry_at` is the earliest.
+    due: pending rows to be sent on the next tick. failed: rows given up (error in `last_error`).
+    oldest_waiting: the queue time of the oldest pending row.
+    """
+
+    waiting_for_settings: int = 0
+    channel_problems: tuple[str, ...] = ()
+    retrying: int = 0
+    next_retry_at: dt.datetime | None = None
+    due: int = 0
+    failed: int = 0
+    oldest_waiting: dt.datetime | None = None
+
+    @property
+    def waiting(self) -> int:
+        return self.waiting_for_settings + self.retrying + self.due
+
+    def describe(self) -> str:
+        """The outbox in one line, the problem first: "47 notifications waiting for channel settings
+        since 2026-07-01 09:00 UTC (webhook: MONITORING_WEBHOOK_URL is not set); 2 failed for good"."""
+        parts = []
+        if self.waiting_for_settings:
+            since = f" since {_when(self.oldest_waiting)}" if self.oldest_waiting else ""
+            problems = f" ({'; '.join(self.channel_problems)})" if self.channel_problems else ""
+            parts.append(f"{_count(self.waiting_for_settings)} waiting for channel settings{since}{problems}")
+        if self.retrying:
+            parts.append(
+                f"{_count(self.retrying)} to retry after a failed send, next retry {_when(self.next_retry_at)}"
+            )
+        if self.due:
+            parts.append(f"{_count(self.due)} due on the next tick")
+        if self.failed:
+            parts.append(f"{_count(self.failed)} failed for good (error in notifications.last_error)")
+        return "; ".join(parts) or "nothing waiting"
+
+
+def outbox_status(warehouse: Warehouse, now: dt.datetime | None = None) -> OutboxStatus:
+    """The outbox's pending and failed rows, counted in one query (see `OutboxStatus`)."""
+    clock = _utc(now)
+    unconfigured = f"starts_with(coalesce(last_error, ''), '{NOT_CONFIGURED}')"
+    counts = warehouse.query(
+        f"""
+        SELECT
+            count(*) FILTER (WHERE status = 'pending' AND {unconfigured}) AS waiting_for_settings,
+            count(*) FILTER (WHERE status = 'pending' AND NOT {unconfigured} AND next_attempt_at > ?)
+                AS retrying,
+            min(next_attempt_at) FILTER (WHERE status = 'pending' AND NOT {unconfigured}
+                AND next_attempt_at > ?) AS next_retry_at,
+            count(*) FILTER (WHERE status = 'pending' AND NOT {unconfigured}
+                AND (next_attempt_at IS NULL OR next_attempt_at <= ?)) AS due,
+            count(*) FILTER (WHERE status = 'failed') AS failed,
+            min(created_at) FILTER (WHERE status = 'pending') AS oldest_waiting
+        FROM {OUTBOX}
+        """,
+        [clock, clock, clock],
+    ).iloc[0]
+    problems = warehouse.query(
+        f"SELECT channel, any_value(last_error) AS problem, count(*) AS n FROM {OUTBOX} "
+        f"WHERE status = 'pending' AND {unconfigured} GROUP BY channel ORDER BY channel"
+    )
+    return OutboxStatus(
+        waiting_for_settings=int(counts["waiting_for_settings"]),
+        channel_problems=tuple(
+            f"{r.channel}: {str(r.problem).removeprefix(NOT_CONFIGURED).lstrip(': ') or NOT_CONFIGURED}"
+            for r in problems.itertuples()
+        ),
+        retrying=int(counts["retrying"]),
+        next_retry_at=_optional_time(counts["next_retry_at"]),
+        due=int(counts["due"]),
+        failed=int(counts["failed"]),
+        oldest_waiting=_optional_time(counts["oldest_waiting"]),
+    )
+
+
+def _count(n: int) -> str:
+    return f"{n} notification{'' if n == 1 else 's'}"
+
+
+def _when(value: dt.datetime | None) -> str:
+    return _utc(value).strftime("%Y-%m-%d %H:%M UTC") if value is not None else "unknown"
+
+
+def _optional_time(value: Any) -> dt.datetime | None:
+    return None if value is None or pd.isna(value) else _utc(value)
+
+
 def _utc(value: Any) -> dt.datetime:
     """Aware UTC datetime; naive values are taken as UTC, None as the current time."""
     if value is None:

@@ -25,6 +25,7 @@ from monitoring_pipelines.delivery import (
     deliver_pending,
     enqueue,
     make_notification_id,
+    outbox_status,
     outbox_summary,
     retry_delay_seconds,
 )
@@ -464,6 +465,32 @@ def test_outbox_summary_counts_by_channel_and_status(warehouse: Warehouse, recei
     assert summary.loc[("webhook", "delivered"), "notifications"] == 2
     assert summary.loc[("email", "pending"), "notifications"] == 1
     assert summary.loc[("email", "pending"), "last_error"].startswith("channel not configured")
+
+
+def test_outbox_status_says_what_waits_for_settings_what_retries_when_and_what_failed(
+    warehouse: Warehouse, receiver: HttpReceiver
+) -> None:
+    assert outbox_status(warehouse, now=T0).describe() == "nothing waiting"
+    enqueue(warehouse, pd.concat([rows("slack", 2), rows("webhook", 2)]))
+    env = {"MONITORING_WEBHOOK_URL": receiver.url(HOOK_PATH)}
+    receiver.fail_next(1, status=503)  # the first webhook row retries
+    receiver.fail_next(1, status=400)  # the second is rejected for good
+    stats = deliver_pending(warehouse, now=T0, environ=env, retry_base_seconds=60)
+    assert (stats.retried, stats.failed, stats.skipped_unconfigured) == (1, 1, 2)
+
+    status = outbox_status(warehouse, now=T0 + dt.timedelta(seconds=1))
+    assert (status.waiting_for_settings, status.retrying, status.due, status.failed) == (2, 1, 0, 1)
+    assert status.next_retry_at == T0 + dt.timedelta(seconds=60)
+    assert status.oldest_waiting == T0
+    assert status.describe() == (
+        "2 notifications waiting for channel settings since 2026-07-14 06:00 UTC "
+        "(slack: MONITORING_SLACK_WEBHOOK_URL is not set); "
+        "1 notification to retry after a failed send, next retry 2026-07-14 06:01 UTC; "
+        "1 notification failed for good (error in notifications.last_error)"
+    )
+    # once the backoff has passed, the retry is due on the next tick
+    later = outbox_status(warehouse, now=T0 + dt.timedelta(minutes=5))
+    assert (later.retrying, later.due, later.next_retry_at) == (0, 1, None)
 
 
 def test_backoff_doubles_from_the_base_and_is_capped() -> None:

@@ -21,6 +21,8 @@ MISSING = "–"  # en dash: the text of a missing number
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\|*_`<>\[\]])")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
+# what `escape_prose` escapes: markup characters, and underscores not between two letters or digits
+_PROSE_SPECIAL = re.compile(r"[\\|*`<>\[\]]|(?<![^\W_])_|_(?![^\W_])")
 
 
 # --------------------------------------------------------------------------- numbers
@@ -103,6 +105,17 @@ def escape_markdown(text: Any) -> str:
     cell) and turns line breaks into spaces (a table row is one line).
     """
     return _MARKDOWN_SPECIAL.sub(r"\\\1", _NEWLINES.sub(" ", str(text)))
+
+
+def escape_prose(text: Any) -> str:
+    r"""Plain `text` as markdown that renders literally, for a description the Dagster UI renders as
+    markdown (asset, check and check-result descriptions).
+
+    Like `escape_markdown`, but keeps line breaks, and an underscore inside a word (``credit_default``,
+    ``min_n``), which CommonMark never reads as emphasis, stays as it is, so the text stays readable
+    where it is not rendered; ``__score__`` still becomes ``\_\_score\_\_``.
+    """
+    return _PROSE_SPECIAL.sub(r"\\\g<0>", str(text))
 
 
 def code_span(text: Any) -> str:

@@ -36,7 +36,13 @@ from monitoring_pipelines.core.kpis import kpi_markdown, weekly_volume
 from monitoring_pipelines.defs.common import WAREHOUSE_POOL
 from monitoring_pipelines.defs.partitions import Partitions, model_day_key, split_key
 from monitoring_pipelines.defs.resources import MonitoringResource, TrackerResource
-from monitoring_pipelines.delivery import DeliveryBusy, deliver_pending
+from monitoring_pipelines.delivery import (
+    DeliveryBusy,
+    DeliveryStats,
+    OutboxStatus,
+    deliver_pending,
+    outbox_status,
+)
 
 # The assets whose checks write `check_results`; alerts for a model-day run after them.
 CHECKED_ASSETS = (
@@ -75,6 +81,7 @@ def _alert_metadata(
     written: int | None,
     enqueued: int,
     fresh: bool,
+    outbox: str | None = None,
 ) -> None:
     """The model-day's alert metadata: open alerts by severity and incident, the open-alerts table."""
     open_now = current[current["status"] != "resolved"] if len(current) else current
@@ -90,6 +97,8 @@ def _alert_metadata(
             "evaluated_on_its_own": written is not None,
             "new_notifications": enqueued,
             "notifications_fresh": fresh,
+            # the outbox after this day's notifications were queued: whether they can go out at all
+            **({"outbox": MetadataValue.text(outbox)} if outbox is not None else {}),
             "open_alerts": MetadataValue.md(svc.alerts_markdown(current)),
             "alerts_per_week_last_8": MetadataValue.md(_weekly_md(weekly_volume(current).tail(WEEKS_SHOWN))),
         },
@@ -153,7 +162,14 @@ def build(parts: Partitions) -> list[AssetsDefinition]:
                         "window: no messages"
                     )
                 _alert_metadata(
-                    context, model_name, day, current, result.written, result.enqueued, result.decision.fresh
+                    context,
+                    model_name,
+                    day,
+                    current,
+                    result.written,
+                    result.enqueued,
+                    result.decision.fresh,
+                    outbox_status(monitoring.warehouse).describe() if day == evaluated[-1] else None,
                 )
             for day in days[: len(days) - len(evaluated)]:
                 # as of that day, from the run's final state (`first_seen` .. `resolved`)
@@ -234,10 +250,18 @@ def build(parts: Partitions) -> list[AssetsDefinition]:
     return [alerts, backlog_items, monitoring_kpis]
 
 
+class NotificationsNotDelivered(Exception):
+    """Raised by the sensor so its tick shows as failed (red in the UI, with this message) while
+    notifications wait for channel settings or were given up on this tick: a person must act."""
+
+
 @sensor(
     minimum_interval_seconds=180,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Sends pending notifications from the outbox (retries with backoff); launches no run.",
+    description="Sends pending notifications from the outbox (retries with backoff); launches no run. "
+    "Its tick fails, saying how many notifications wait for which channel setting, while a channel is not "
+    "configured or when it gave notifications up; otherwise the tick is skipped with the outbox's state "
+    "(waiting, next retry, failed) as its reason.",
 )
 def deliver_notifications(context: SensorEvaluationContext, monitoring: MonitoringResource) -> SkipReason:
     cfg = monitoring.config.alerting
@@ -250,10 +274,22 @@ def deliver_notifications(context: SensorEvaluationContext, monitoring: Monitori
         return SkipReason(f"outbox: {exc}")
     for error in stats.errors:
         context.log.warning(error)
-    return SkipReason(
-        f"outbox: {stats.delivered} delivered, {stats.retried} to retry, {stats.failed} failed, "
-        f"{stats.skipped_unconfigured} waiting for channel settings, {stats.pending_left} pending"
-    )
+    status = outbox_status(monitoring.warehouse)
+    text = tick_text(stats, status)
+    if status.waiting_for_settings or stats.failed:
+        # A skipped tick reads "0 runs requested" in the UI with its reason only on hover.
+        raise NotificationsNotDelivered(text)
+    return SkipReason(text)
+
+
+def tick_text(stats: DeliveryStats, status: OutboxStatus) -> str:
+    """The tick's text: the outbox's state first (what an operator must know and do), then what this
+    tick did."""
+    text = f"outbox: {status.describe()}."
+    if status.waiting_for_settings:
+        text += " Set the missing settings where the Dagster daemon runs: the next tick sends them."
+    done = f"{stats.delivered} delivered, {stats.retried} failed and will retry, {stats.failed} given up"
+    return f"{text} This tick: {done}."
 
 
 SENSORS: list[SensorDefinition] = [deliver_notifications]

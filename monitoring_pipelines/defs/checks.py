@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 
 import pandas as pd
 from dagster import (
@@ -21,47 +22,116 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     MetadataValue,
+    PartitionsDefinition,
+    PreviewWarning,
 )
 
-from monitoring_pipelines.core.findings import OK, SEVERITY_RANK, UNKNOWN, CheckResult, CheckSpec
-from monitoring_pipelines.core.formatting import fmt, markdown_table
+from monitoring_pipelines.core.findings import OK, SEVERITY_RANK, UNKNOWN, CheckResult, CheckSpec, Finding
+from monitoring_pipelines.core.formatting import escape_prose, fmt, markdown_table
 from monitoring_pipelines.defs.resources import MonitoringResource, later_step_waits
 from monitoring_pipelines.schema import columns_of
 
 FINDINGS_SHOWN = 50
+# Failing findings quoted in a check result's description (the rest are in `findings_table`).
+DESCRIBED = 3
+# A check result's metadata entries that hold a markdown table (besides keys ending in "_md").
+MARKDOWN_KEYS = frozenset({"summary", "worst_features"})
+# Settings a check reports for the record (thresholds, counts fixed by the config). They are the same on
+# every model-day of a model, so as numbers the UI would plot them as flat lines mixing the models; they
+# go into one `settings` text entry instead. Numeric metadata is kept for what varies per model-day.
+SETTING_KEYS = frozenset(
+    {
+        "min_n",
+        "band_k",
+        "four_fifths_line",
+        "parity_gap",
+        "equalized_odds_gap",
+        "degradation_margin",
+        "absolute_limits",
+        "min_coverage",
+        "segment_tolerance",
+        "n_features",
+        "segments",
+        "metrics",
+        "profile_version",
+    }
+)
+# Tag of a model-day's materialization: whether a check of the asset failed on it (the partition view
+# shows materialized or missing only; this and `failed_checks` say which model-days failed what).
+CHECKS_TAG = "monitoring/checks"
 
 
-def check_specs(asset_name: str, specs: Sequence[CheckSpec]) -> list[AssetCheckSpec]:
-    return [
-        AssetCheckSpec(
-            name=s.name, asset=AssetKey(asset_name), description=s.description, blocking=s.blocking
+def check_specs(
+    asset_name: str, specs: Sequence[CheckSpec], partitions_def: PartitionsDefinition | None = None
+) -> list[AssetCheckSpec]:
+    """The asset's checks, partitioned like the asset (date × model): each result is recorded for its
+    model-day, so the UI lists results by partition and shows a date × model grid of passed/failed.
+    Partitioned checks are a "preview" API in Dagster 1.13; its warning at every load is not news."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", category=PreviewWarning, message=".*partitions_def on an AssetCheckSpec"
         )
-        for s in specs
-    ]
+        return [
+            AssetCheckSpec(
+                name=s.name,
+                asset=AssetKey(asset_name),
+                description=escape_prose(s.description),  # the UI renders markdown
+                blocking=s.blocking,
+                partitions_def=partitions_def,
+            )
+            for s in specs
+        ]
 
 
-def to_check_result(asset_name: str, result: CheckResult) -> AssetCheckResult:
-    """The UI's copy. A check that could not judge the day (`status` unknown) shows as failed with severity
-    WARN, metadata `status: unknown` and a description starting "not enough data: n=…, needs …": a green
-    "passed" would claim a check that did not happen (how the age 65+ alert resolved itself), and ERROR
-    would make a shortage of labels look like a broken model (docs/alerting.md, "Not enough data")."""
+def failing(result: CheckResult) -> list[Finding]:
+    """The findings that fail the check (warning or critical), worst first."""
+    bad = [f for f in result.findings if f.severity in ("warning", "critical")]
+    return sorted(bad, key=lambda f: -SEVERITY_RANK[f.severity])
+
+
+def verdict(result: CheckResult, model_name: str, partition_date: dt.date) -> str:
+    """One line on what the check found for the model-day: which model-day, passed / failed / could not
+    judge, and for a failure the failing subjects with their values."""
+    where = f"{model_name} {partition_date.isoformat()}"
+    if result.status == "unknown":
+        return f"{where}: {result.unknown_reason}"
+    bad = failing(result)
+    if not bad:
+        info = [f for f in result.findings if f.severity == "info"]
+        return f"{where}: passed" + (f" ({len(info)} for review: {_subjects(info)})" if info else "")
+    quoted = "; ".join(f.message or f"{f.subject}: {f.metric} = {fmt(f.value)}" for f in bad[:DESCRIBED])
+    more = f"; and {len(bad) - DESCRIBED} more" if len(bad) > DESCRIBED else ""
+    return f"{where}: failed ({result.severity}) on {_subjects(bad)}. {quoted}{more}"
+
+
+def _subjects(findings: Sequence[Finding]) -> str:
+    return ", ".join(dict.fromkeys(f.subject for f in findings))
+
+
+def to_check_result(
+    asset_name: str, result: CheckResult, model_name: str, partition_date: dt.date
+) -> AssetCheckResult:
+    """The UI's copy. The description starts with the model-day and what failed on it ("credit_default
+    2026-07-06: critical on income. ..."), and the metadata names the model, the day and the failing
+    subjects, so a list of results answers "which model-day failed, what failed" without opening them.
+
+    A check that could not judge the day (`status` unknown) shows as failed with severity WARN, metadata
+    `status: unknown` and a description "<model> <day>: not enough data: n=…, needs …": a green "passed"
+    would claim a check that did not happen (how the age 65+ alert resolved itself), and ERROR would make
+    a shortage of labels look like a broken model (docs/alerting.md, "Not enough data")."""
     severity = AssetCheckSeverity.ERROR if result.severity == "critical" else AssetCheckSeverity.WARN
     shown = [f for f in result.findings if f.severity != OK]  # judged-and-fine values are for alerting
     findings = json.loads(json.dumps([f.to_dict() for f in shown], default=_json_default))
     metadata: dict[str, object] = {
+        "model": MetadataValue.text(model_name),
+        "partition_date": MetadataValue.text(partition_date.isoformat()),
         "status": result.status,
-        "findings": MetadataValue.json(findings),
-        "failed_subjects": MetadataValue.text(
-            ", ".join(f.subject for f in shown if f.severity in SEVERITY_RANK and f.severity != "info")
-            or "none"
-        ),
+        "failed_subjects": MetadataValue.text(_subjects(failing(result)) or "none"),
     }
     if result.unknown_subjects:
         metadata["unknown_subjects"] = MetadataValue.text(
             "; ".join(f"{f.subject}: {f.message}" for f in result.unknown_subjects[:FINDINGS_SHOWN])
         )
-    for key, value in result.metadata.items():
-        metadata[key] = MetadataValue.md(value) if key.endswith("_md") or key == "summary" else value
     if shown:
         metadata["findings_table"] = MetadataValue.md(
             markdown_table(
@@ -73,17 +143,54 @@ def to_check_result(asset_name: str, result: CheckResult) -> AssetCheckResult:
                 formatters=str,
             )
         )
-    description = result.description
-    if result.status == "unknown":
-        description = f"{result.unknown_reason}. {description}" if description else result.unknown_reason
+    settings = {k: v for k, v in result.metadata.items() if k in SETTING_KEYS}
+    for key, value in result.metadata.items():
+        if key in settings:
+            continue
+        if key.endswith("_md") or key in MARKDOWN_KEYS:
+            metadata[key] = MetadataValue.md(str(value) or "nothing to show")
+        else:
+            metadata[key] = value
+    if settings:
+        metadata["settings"] = MetadataValue.text(
+            ", ".join(f"{k} = {_setting_text(v)}" for k, v in settings.items())
+        )
+    metadata["findings"] = MetadataValue.json(findings)
+    what = verdict(result, model_name, partition_date)
     return AssetCheckResult(
         asset_key=AssetKey(asset_name),
         check_name=result.check_name,
         passed=result.status == "passed",
         severity=severity,
         metadata=metadata,
-        description=description or None,
+        # the UI renders it as markdown: `__score__` would be a bold "score"
+        description=escape_prose(f"{what}. {result.description}" if result.description else what),
     )
+
+
+def _setting_text(value: object) -> str:
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_setting_text(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_setting_text(v) for v in value) + "]"
+    return fmt(value, 6) if isinstance(value, float) else str(value)
+
+
+def outcome(results: Sequence[CheckResult]) -> tuple[dict[str, object], dict[str, str]]:
+    """Metadata and tags of the model-day's materialization that summarize its checks: `failed_checks`
+    (each failed check with its severity and subjects), `checks_failed` (how many) and the tag
+    `monitoring/checks` = failed | unknown | passed. The asset page and each partition's materialization
+    then say whether the model-day failed a check and which, next to the data it describes."""
+    failed = [r for r in results if r.status == "failed"]
+    unknown = [r for r in results if r.status == "unknown"]
+    lines = [f"{r.check_name} ({r.severity}): {_subjects(failing(r))}" for r in failed]
+    lines += [f"{r.check_name}: {r.unknown_reason}" for r in unknown]
+    state = "failed" if failed else "unknown" if unknown else "passed"
+    metadata: dict[str, object] = {
+        "failed_checks": MetadataValue.text("; ".join(lines) or "none"),
+        "checks_failed": len(failed),
+    }
+    return metadata, {CHECKS_TAG: state}
 
 
 def check_rows(
@@ -151,7 +258,7 @@ def record_checks(
         writes,
         later=later_step_waits(context, SETTLING_STEPS),
     )
-    return [to_check_result(asset_name, r) for r in results]
+    return [to_check_result(asset_name, r, model_name, partition_date) for r in results]
 
 
 # The steps after the metrics that read the warehouse (and so wait for the writes left in the background).

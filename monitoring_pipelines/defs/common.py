@@ -16,6 +16,7 @@ from dagster import (
 )
 
 from monitoring_pipelines.core.findings import CheckSpec
+from monitoring_pipelines.core.formatting import escape_prose
 from monitoring_pipelines.defs.checks import check_specs
 from monitoring_pipelines.defs.partitions import Partitions
 
@@ -56,8 +57,8 @@ def metric_asset(
         pool=WAREHOUSE_POOL,
         kinds=set(kinds),
         deps=[SNAPSHOT_DEP, REFERENCE_DEP] if needs_reference else [SNAPSHOT_DEP],
-        check_specs=check_specs(name, checks),
-        description=description,
+        check_specs=check_specs(name, checks, parts.model_day),
+        description=escape_prose(description),  # the UI renders markdown: `__score__`
     )
 
 

@@ -1,10 +1,14 @@
 """drift_scores: every feature, the score and the decision rate against the reference profile."""
 
+import math
+from dataclasses import replace
+
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue
 
 from monitoring_pipelines.core import drift
+from monitoring_pipelines.core.findings import OK, SEVERITY_RANK, CheckResult, Finding
 from monitoring_pipelines.core.formatting import code_span, fmt, markdown_table
-from monitoring_pipelines.defs.checks import record_checks
+from monitoring_pipelines.defs.checks import outcome, record_checks
 from monitoring_pipelines.defs.common import column_lineage, metric_asset
 from monitoring_pipelines.defs.partitions import Partitions, split_key
 from monitoring_pipelines.defs.resources import MonitoringResource
@@ -28,6 +32,14 @@ def build(parts: Partitions) -> AssetsDefinition:
         columns = monitoring.snapshot(model, day).columns()
         scores = drift.compute_drift(profile, columns, thresholds)
         results = drift.drift_checks(scores, thresholds, profile.version)
+        summary = _summary(results)
+        # The drift checks show the same per-feature table as the asset, so their severities agree.
+        results = [
+            r
+            if r.check_name == drift.DATA_QUALITY
+            else replace(r, metadata={**r.metadata, "worst_features": summary})
+            for r in results
+        ]
         checks = record_checks(
             monitoring,
             context,
@@ -38,8 +50,11 @@ def build(parts: Partitions) -> AssetsDefinition:
             tables={"drift_scores": scores.assign(partition_date=day)},
         )
         drifted = sorted(set(scores.loc[scores["drifted"].astype(bool), "feature"]))
+        checked, tags = outcome(results)
         yield MaterializeResult(
+            tags=tags,
             metadata={
+                **checked,
                 "dagster/row_count": len(scores),
                 "profile_version": profile.version,
                 "rows_compared": columns.n_rows,
@@ -47,25 +62,72 @@ def build(parts: Partitions) -> AssetsDefinition:
                 "dagster/column_lineage": column_lineage(
                     {"value": [*model.features.all, "score", "prediction"], "n_current": model.features.all}
                 ),
-                "summary": MetadataValue.md(_summary(scores)),
-            }
+                "summary": MetadataValue.md(summary),
+            },
         )
         yield from checks
 
     return drift_scores
 
 
-def _summary(scores) -> str:
-    effect = scores[scores["statistic"].isin(["psi", "wasserstein_norm", "js"])]
-    if effect.empty:
+def _summary(results: list[CheckResult]) -> str:
+    """One row per feature as the checks judged it, worst first: the drift finding an alert is opened
+    from (critical_drift, else feature_drift) with its statistic, value and line, else the statistic
+    closest to its line (ok); and the feature's worst data-quality finding. Built from the findings, so
+    a severity here is the alert's (a table of the scores showed "warning" by JS beside an alert that
+    was critical by PSI)."""
+    by_check = {r.check_name: r for r in results}
+    judged: dict[str, Finding] = {}
+    for f in by_check[drift.CRITICAL_DRIFT].findings:
+        if f.severity == "critical":
+            judged[f.subject] = f
+    for f in by_check[drift.FEATURE_DRIFT].findings:
+        if f.subject not in judged and f.severity in ("warning", OK):
+            judged[f.subject] = f
+    quality: dict[str, Finding] = {}
+    for f in by_check[drift.DATA_QUALITY].findings:
+        if _rank(f) >= 0 and _rank(f) > _rank(quality.get(f.subject)):
+            quality[f.subject] = f
+    if not judged and not quality:
         return "no statistics (too few rows?)"
-    worst = effect.sort_values("value", ascending=False).drop_duplicates("feature").head(SUMMARY_ROWS)
+
+    def order(feature: str) -> tuple[int, float, str]:
+        worst = max(_rank(judged.get(feature)), _rank(quality.get(feature)))
+        return -worst, -_ratio(judged.get(feature)), feature
+
+    rows = []
+    for feature in sorted(set(judged) | set(quality), key=order)[:SUMMARY_ROWS]:
+        f, q = judged.get(feature), quality.get(feature)
+        rows.append(
+            (
+                code_span(feature),
+                _judgement(f),
+                _judgement(q),
+            )
+        )
+    # three columns: the narrow partition panel of the UI clips wider tables
     return markdown_table(
-        [
-            (code_span(r.feature), r.statistic, fmt(r.value), fmt(r.threshold), str(r.drifted), r.severity)
-            for r in worst.itertuples()
-        ],
-        ["feature", "statistic", "value", "threshold", "drifted", "severity"],
+        rows,
+        ["feature", "drift: statistic value / line", "data quality"],
         formatters=str,
         markdown=["feature"],
     )
+
+
+def _judgement(finding: Finding | None) -> str:
+    """The severity (ok when judged and fine), statistic, value and line: `critical: psi 8.28 / 0.25`."""
+    if finding is None:
+        return "–"
+    return f"{finding.severity}: {finding.metric} {fmt(finding.value, 3)} / {fmt(finding.threshold, 3)}"
+
+
+def _rank(finding: Finding | None) -> int:
+    """Severity rank of a finding: -1 for none or a judged-and-fine value."""
+    return SEVERITY_RANK.get(finding.severity, -1) if finding is not None else -1
+
+
+def _ratio(finding: Finding | None) -> float:
+    """How far the value is past (or below) its line: the order within a severity."""
+    if finding is None or finding.value is None or not finding.threshold:
+        return -math.inf
+    return finding.value / finding.threshold

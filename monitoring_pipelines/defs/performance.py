@@ -4,7 +4,7 @@ from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, 
 
 from monitoring_pipelines.core import outcomes, performance
 from monitoring_pipelines.core.formatting import json_float, markdown_table
-from monitoring_pipelines.defs.checks import record_checks
+from monitoring_pipelines.defs.checks import outcome, record_checks
 from monitoring_pipelines.defs.common import bands_for, column_lineage, metric_asset
 from monitoring_pipelines.defs.partitions import Partitions, split_key
 from monitoring_pipelines.defs.resources import MonitoringResource
@@ -55,8 +55,11 @@ def build(parts: Partitions) -> AssetsDefinition:
             },
         )
         measured = metrics[~metrics["estimated"].astype(bool)]
+        checked, tags = outcome(results)
         yield MaterializeResult(
+            tags=tags,
             metadata={
+                **checked,
                 "dagster/row_count": len(rows),
                 "labelled_fraction": float(metrics["labelled_fraction"].max()) if len(metrics) else 0.0,
                 "dagster/column_lineage": column_lineage(
@@ -83,7 +86,7 @@ def build(parts: Partitions) -> AssetsDefinition:
                         ],
                     )
                 ),
-            }
+            },
         )
         yield from checks
 

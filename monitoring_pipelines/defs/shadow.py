@@ -7,7 +7,8 @@ from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, 
 
 from monitoring_pipelines.core import shadow
 from monitoring_pipelines.core.findings import CheckResult
-from monitoring_pipelines.defs.checks import record_checks
+from monitoring_pipelines.core.formatting import fmt, markdown_table
+from monitoring_pipelines.defs.checks import outcome, record_checks
 from monitoring_pipelines.defs.common import column_lineage, metric_asset
 from monitoring_pipelines.defs.partitions import Partitions, split_key
 from monitoring_pipelines.defs.resources import MonitoringResource
@@ -67,8 +68,11 @@ def build(parts: Partitions) -> AssetsDefinition:
                 ),
             },
         )
+        checked, tags = outcome(results)
         yield MaterializeResult(
+            tags=tags,
             metadata={
+                **checked,
                 "dagster/row_count": len(table),
                 "dagster/column_lineage": column_lineage(
                     {
@@ -79,8 +83,8 @@ def build(parts: Partitions) -> AssetsDefinition:
                         "shadow_value": ["score", "prediction", "latency_ms", "status"],
                     }
                 ),
-                "shadow_verdict": MetadataValue.md(shadow.recommendations_markdown(recommendations)),
-            }
+                "shadow_verdict": MetadataValue.md(_verdicts_md(recommendations)),
+            },
         )
         yield from checks
 
@@ -109,3 +113,27 @@ def _has_shadow(monitoring: MonitoringResource, model_name: str, start, end) -> 
         [model_name, start, end, SHADOW],
     )
     return bool(len(frame) and frame["n"].iloc[0])
+
+
+def _verdicts_md(recommendations: list[shadow.Recommendation]) -> str:
+    """One row per champion/shadow pair: verdict, primary-metric delta with its interval, labelled days,
+    reasons; every cell escaped (a version or segment name must not turn into markup)."""
+    if not recommendations:
+        return "no shadow scored this day"
+
+    def delta(value: float | None) -> str:
+        return fmt(value, 4, style="f", sign=True, missing="n/a")
+
+    rows = [
+        (
+            f"{r.shadow_version} vs {r.champion_version}",
+            r.verdict.replace("_", " "),
+            f"{r.metric} {delta(r.delta)} ({delta(r.ci_low)} … {delta(r.ci_high)})",
+            f"{r.days}" + (f" (~{r.days_needed} more needed)" if r.days_needed else ""),
+            "; ".join(r.reasons) or "–",
+        )
+        for r in recommendations
+    ]
+    return markdown_table(
+        rows, ["pair", "verdict", "delta (95 % CI)", "labelled days", "reasons"], formatters=str
+    )

@@ -1,7 +1,9 @@
 """prediction_snapshots: a model-day's validated predictions, its quarantine and its GX results."""
 
 import contextlib
+from dataclasses import replace
 
+import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
@@ -13,7 +15,7 @@ from dagster import (
 )
 
 from monitoring_pipelines.core.formatting import markdown_table
-from monitoring_pipelines.defs.checks import check_specs, checks_write, to_check_result
+from monitoring_pipelines.defs.checks import check_specs, checks_write, outcome, to_check_result
 from monitoring_pipelines.defs.common import WAREHOUSE_POOL
 from monitoring_pipelines.defs.partitions import Partitions, split_key
 from monitoring_pipelines.defs.resources import MonitoringResource, later_step_waits
@@ -32,7 +34,7 @@ def build(parts: Partitions) -> AssetsDefinition:
         group_name="ingest",
         pool=WAREHOUSE_POOL,
         kinds={"duckdb", "great_expectations"},
-        check_specs=check_specs("prediction_snapshots", suite.CHECKS),
+        check_specs=check_specs("prediction_snapshots", suite.CHECKS, parts.model_day),
         description="Validated predictions of one model-day (contract §3). Rows failing a rule go to "
         "quarantined_predictions with the reason; valid + quarantined = rows read.",
     )
@@ -44,7 +46,14 @@ def build(parts: Partitions) -> AssetsDefinition:
         monitoring.keep(snap)
         for note in validation.warnings:  # a neighbouring day's file left out: its own day is blocked by it
             context.log.warning(note)
-        results = suite.validation_checks(validation, model)
+        table = _validation_md(validation.results)
+        # the check shows the same table, its names escaped
+        results = [
+            replace(r, metadata={**r.metadata, "validation_md": table})
+            if "validation_md" in r.metadata
+            else r
+            for r in suite.validation_checks(validation, model)
+        ]
         warehouse = monitoring.warehouse
         with contextlib.suppress(MissingReferenceError):  # read now: the day's write holds the lock a while
             monitoring.reference(model_name)
@@ -57,9 +66,12 @@ def build(parts: Partitions) -> AssetsDefinition:
             background=validation.usable and later_step_waits(context, DOWNSTREAM),
         )
         monitoring.defer(f"prediction_snapshots of {model_name} {day}", write)
-        checks = [to_check_result("prediction_snapshots", r) for r in results]
+        checks = [to_check_result("prediction_snapshots", r, model_name, day) for r in results]
+        checked, tags = outcome(results)
         yield MaterializeResult(
+            tags=tags,
             metadata={
+                **checked,
                 "dagster/row_count": validation.valid_rows,
                 "rows_read": validation.read_rows,
                 "rows_quarantined": validation.quarantined_rows,
@@ -67,14 +79,14 @@ def build(parts: Partitions) -> AssetsDefinition:
                 "rows_outside_day_ignored": read.rows_outside_window,
                 "skipped_files": MetadataValue.text("\n".join(validation.warnings) or "none"),
                 "quarantine_by_reason": MetadataValue.json(validation.quarantine_by_reason),
-                "validation": MetadataValue.md(suite.results_markdown(validation.results)),
+                "validation": MetadataValue.md(table),
                 "problems": MetadataValue.text("; ".join(validation.problems) or "none"),
                 "source_files": MetadataValue.text("\n".join(read.files[:FILES_SHOWN])),
                 "preview": MetadataValue.md(_preview(snap)),
                 "dagster/column_schema": TableSchema(
                     columns=[TableColumn(name, kind) for name, kind in snap.column_types().items()]
                 ),
-            }
+            },
         )
         yield from checks
 
@@ -97,3 +109,19 @@ def _preview(snap: Snapshot) -> str:
     if head.empty:
         return "no rows"
     return markdown_table(head.to_dict("records"), list(head.columns), formatters=str)
+
+
+def _validation_md(results: pd.DataFrame) -> str:
+    """The day's expectations: name, column, success and unexpected count, every cell escaped."""
+    if results.empty:
+        return "no expectations evaluated"
+    rows = [
+        (
+            r.expectation,
+            "" if pd.isna(r.column_name) else str(r.column_name),
+            "✅" if r.success else "❌",
+            "" if pd.isna(r.unexpected_count) else str(int(r.unexpected_count)),
+        )
+        for r in results.itertuples()
+    ]
+    return markdown_table(rows, ["expectation", "column", "success", "unexpected"], formatters=str)

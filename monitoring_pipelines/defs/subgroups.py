@@ -3,7 +3,7 @@
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue
 
 from monitoring_pipelines.core import fairness
-from monitoring_pipelines.defs.checks import record_checks
+from monitoring_pipelines.defs.checks import outcome, record_checks
 from monitoring_pipelines.defs.common import bands_for, column_lineage, metric_asset
 from monitoring_pipelines.defs.partitions import Partitions, split_key
 from monitoring_pipelines.defs.resources import MonitoringResource
@@ -45,8 +45,11 @@ def build(parts: Partitions) -> AssetsDefinition:
             {f.subject for r in results for f in r.findings if f.severity in ("warning", "critical")}
         )
         review = sorted({f.subject for r in results for f in r.findings if f.severity == "info"})
+        checked, tags = outcome(results)
         yield MaterializeResult(
+            tags=tags,
             metadata={
+                **checked,
                 "dagster/row_count": len(table),
                 "segments": MetadataValue.text(", ".join(model.segments) or "none"),
                 "dagster/column_lineage": column_lineage(
@@ -55,7 +58,7 @@ def build(parts: Partitions) -> AssetsDefinition:
                 "failing_segments": MetadataValue.text(", ".join(failing) or "none"),
                 "gaps_for_review": MetadataValue.text(", ".join(review) or "none"),  # standing: info
                 "labelled_rows": int(rows["label"].notna().sum()) if len(rows) else 0,
-            }
+            },
         )
         yield from checks
 

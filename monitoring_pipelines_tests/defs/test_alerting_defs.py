@@ -278,11 +278,37 @@ def test_deliver_notifications_sensor_sends_the_outbox_and_launches_nothing(
         outcome = deliver_notifications(context)
         assert isinstance(outcome, SkipReason) and "1 delivered" in outcome.skip_message
         (sent,) = receiver.delivered
-        assert deliver_notifications(context).skip_message.startswith("outbox: 0 delivered")
+        assert deliver_notifications(context).skip_message == (
+            "outbox: nothing waiting. This tick: 0 delivered, 0 failed and will retry, 0 given up."
+        )
     body = sent.json()
     assert sent.path == "/hook" and body["kind"] == "trigger" and body["severity"] == "critical"
     assert body["dedup_key"] == "credit_default/drift_scores.feature_drift/income"
     assert body["links"]["run"] == "http://127.0.0.1:3000/runs/run-1" and body["value"] == 0.4
+
+
+def test_the_sensor_tick_fails_saying_what_waits_for_which_channel_setting(
+    config_path, warehouse, instance, monkeypatch
+):
+    """A skipped tick reads "0 runs requested" in the UI; notifications nobody can receive fail the tick,
+    whose error the UI shows in red, with the counts and the variable to set."""
+    monkeypatch.delenv("MONITORING_WEBHOOK_URL", raising=False)
+    write_checks(warehouse, 1, {"income": "critical"})
+    result = run_day(1, config_path, instance, assets=[alerts])
+    outbox_text = metadata(result, "alerts")["outbox"]
+    assert outbox_text.startswith("1 notification due on the next tick")  # queued, not tried yet
+    resources = {"monitoring": MonitoringResource(config_path=str(config_path))}
+    with (
+        build_sensor_context(instance=instance, resources=resources) as context,
+        pytest.raises(alerting.NotificationsNotDelivered) as stuck,
+    ):
+        deliver_notifications(context)
+    text = str(stuck.value)
+    assert text.startswith("outbox: 1 notification waiting for channel settings since ")
+    assert text.endswith(
+        "(webhook: MONITORING_WEBHOOK_URL is not set). Set the missing settings where the Dagster daemon "
+        "runs: the next tick sends them. This tick: 0 delivered, 0 failed and will retry, 0 given up."
+    )
 
 
 def test_definitions_assemble_with_the_alerting_pieces(config_path):

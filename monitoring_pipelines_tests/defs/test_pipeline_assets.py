@@ -7,9 +7,17 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, MultiPartitionKey, materialize
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    DagsterInstance,
+    MarkdownMetadataValue,
+    MultiPartitionKey,
+    materialize,
+)
 
 from monitoring_pipelines.config import load_config
+from monitoring_pipelines.defs.checks import CHECKS_TAG
 from monitoring_pipelines.defs.resources import MonitoringResource
 from monitoring_pipelines.storage.warehouse import Warehouse
 from monitoring_pipelines_tests.conftest import synthetic_day, write_parquet
@@ -176,6 +184,40 @@ def test_a_unit_bug_fires_critical_drift(project):
     lineage = result.asset_materializations_for_node("drift_scores")[0].metadata["dagster/column_lineage"]
     sources = {d.column_name for d in lineage.column_lineage.deps_by_column["value"]}
     assert {"income", "region", "score"} <= sources
+
+
+def test_a_failing_model_day_is_marked_on_its_partition_with_what_failed(project):
+    """The UI's check partition grid reads each check's latest status per model-day; the materialization
+    of the model-day says which checks failed on it (tag and metadata)."""
+    clean, bad = START + dt.timedelta(days=5), START + dt.timedelta(days=6)
+    frame = project["frames"][bad].copy()
+    frame["income"] = frame["income"] / 1000
+    write_parquet(project["config"].data_dir, "credit_default", bad, frame)
+    _run(project, clean, ["prediction_snapshots", "drift_scores"])
+    result = _run(project, bad, ["prediction_snapshots", "drift_scores"])
+    key = f"{bad.isoformat()}|credit_default"
+
+    evaluations = result.get_asset_check_evaluations()
+    assert {e.partition for e in evaluations} == {key}
+    critical = next(e for e in evaluations if e.check_name == "critical_drift")
+    assert critical.description.startswith(f"credit_default {bad}: failed (critical) on income. ")
+    assert critical.metadata["partition_date"].value == bad.isoformat()
+    assert isinstance(critical.metadata["worst_features"], MarkdownMetadataValue)
+
+    (materialization,) = result.asset_materializations_for_node("drift_scores")
+    assert materialization.tags[CHECKS_TAG] == "failed"
+    assert materialization.metadata["failed_checks"].value.startswith("critical_drift (critical): income")
+    summary = materialization.metadata["summary"].value.splitlines()
+    assert summary[2].startswith("| `income` | critical: psi ")  # the alert's severity and statistic
+
+    info = project["instance"].event_log_storage.get_asset_check_partition_info(
+        [AssetCheckKey(AssetKey("drift_scores"), "critical_drift")]
+    )
+    status = {i.partition_key: i.latest_execution_status.value for i in info}
+    assert status == {
+        key: "FAILED",
+        f"{clean.isoformat()}|credit_default": "SUCCEEDED",
+    }
 
 
 METRIC_TABLES = {
