@@ -6,7 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-export DAGSTER_HOME := $(CURDIR)/dagster_home
+# DAGSTER_PG_URL set: the instance on PostgreSQL (deploy/dagster.postgres.yaml, copied there by the CLI).
+export DAGSTER_HOME := $(if $(DAGSTER_PG_URL),$(CURDIR)/dagster_home/postgres,$(CURDIR)/dagster_home)
 export DAGSTER_DISABLE_TELEMETRY := 1
 export GX_ANALYTICS_ENABLED := False
 export MONITORING_CONFIG ?= $(CURDIR)/data/demo_config.yaml

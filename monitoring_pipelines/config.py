@@ -364,13 +364,40 @@ class AlertingConfig(StrictModel):
         return value
 
 
+LAKE_PREFIX = "ducklake:"  # `warehouse: ducklake:postgres:...` selects a DuckLake (storage/warehouse.py)
+
+
+class ExecutionConfig(StrictModel):
+    """How a run's steps execute (defs/execution.py). The default runs them one after another in the run's
+    process, sharing the model-day; the others spread steps over processes or hosts, which only pays off
+    with a warehouse that takes concurrent writers (a DuckLake: docs/scaling.md)."""
+
+    executor: Literal["in_process", "multiprocess", "celery"] = "in_process"
+    max_concurrent: int | None = Field(None, ge=1, description="multiprocess: steps at once (default: cores)")
+    broker: str | None = Field(None, description="celery: broker URL (default env DAGSTER_CELERY_BROKER_URL)")
+    backend: str | None = Field(None, description="celery: result backend URL (default: the broker)")
+
+
 class MonitoringConfig(StrictModel):
     data_dir: Path
-    warehouse: Path
+    # a DuckDB file, or a DuckLake catalog (`ducklake:postgres:dbname=... host=...`) kept as written
+    warehouse: Path | str
+    # where a DuckLake keeps its Parquet files: a directory (relative to the config file) or s3://bucket/prefix
+    warehouse_data_path: str | None = None
+    # `data_dir: s3://bucket/prefix`: the inputs are read there (storage/sources.py ObjectStoreSource) and
+    # `data_dir` becomes the config file's folder, where the local outputs go (dashboard, backlog.md)
+    input_url: str | None = None
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     models: list[ModelConfig]
     alerting: AlertingConfig = Field(default_factory=AlertingConfig)
     partitions_start: dt.date | None = None
     config_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _lake(self) -> MonitoringConfig:
+        if self.warehouse_data_path and not str(self.warehouse).startswith(LAKE_PREFIX):
+            raise ValueError("warehouse_data_path is for a DuckLake warehouse (warehouse: ducklake:...)")
+        return self
 
     @model_validator(mode="after")
     def _unique(self) -> MonitoringConfig:
@@ -477,10 +504,25 @@ def config_from_dict(raw: dict[str, Any], cfg_path: Path) -> MonitoringConfig:
         if os.environ.get(env):
             raw[key] = os.environ[env]
     raw.setdefault("data_dir", ".")
+    raw_given = set(raw)
     raw.setdefault("warehouse", str(Path(str(raw["data_dir"])) / "warehouse.duckdb"))
+    if os.environ.get("MONITORING_WAREHOUSE_DATA_PATH"):
+        raw["warehouse_data_path"] = os.environ["MONITORING_WAREHOUSE_DATA_PATH"]
+    if str(raw["data_dir"]).startswith("s3://"):
+        raw["input_url"] = str(raw["data_dir"])
+        raw["data_dir"] = "."
+        if not os.environ.get("MONITORING_WAREHOUSE") and "warehouse" not in raw_given:
+            raw["warehouse"] = "warehouse.duckdb"
     for key in ("data_dir", "warehouse"):
+        if key == "warehouse" and str(raw[key]).startswith(LAKE_PREFIX):
+            raw[key] = str(raw[key])  # a catalog connection string, not a path
+            continue
         p = Path(str(raw[key])).expanduser()
         raw[key] = p if p.is_absolute() else (base / p).resolve()
+    lake_data = raw.get("warehouse_data_path")
+    if lake_data and "://" not in str(lake_data):
+        p = Path(str(lake_data)).expanduser()
+        raw["warehouse_data_path"] = str(p if p.is_absolute() else (base / p).resolve())
     raw["config_path"] = cfg_path
     try:
         return MonitoringConfig.model_validate(raw)

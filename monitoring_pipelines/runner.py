@@ -24,7 +24,6 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from monitoring_pipelines.config import MonitoringConfig
@@ -158,14 +157,40 @@ def _execute(task: Task) -> Outcome:
     from monitoring_pipelines.defs.run_hygiene import process_tags
 
     job = _WORKER["defs"].resolve_job_def(task.job)
+    tags = {"monitoring/source": "cli", **process_tags(), **dict(task.tags)}
+    if job.executor_def.name != "in_process":  # `execution:` in the config (defs/execution.py)
+        return _execute_on_executor(task, job, tags)
     kwargs = {"partition_key": task.partition_key} if task.partition_key is not None else {}
     result = job.execute_in_process(
         instance=_WORKER["instance"],
         raise_on_error=False,
-        tags={"monitoring/source": "cli", **process_tags(), **dict(task.tags)},
+        tags=tags,
         run_config=QUIET,
         **kwargs,
     )
+    return _outcome(task, result)
+
+
+def _execute_on_executor(task: Task, job: Any, tags: dict[str, str]) -> Outcome:
+    """Run one task with the job's own executor (multiprocess, Celery, Dask): this process orchestrates,
+    the steps execute where the executor sends them, which load the definitions from the same module."""
+    from dagster import execute_job
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    if task.partition_key is not None:
+        tags = {**tags, **job.partitions_def.get_tags_for_partition_key(task.partition_key)}
+    repository = ReconstructableRepository.for_module("monitoring_pipelines.definitions", "defs")
+    with execute_job(
+        repository.get_reconstructable_job(task.job),
+        instance=_WORKER["instance"],
+        tags=tags,
+        run_config=QUIET,
+        raise_on_error=False,
+    ) as result:
+        return _outcome(task, result)
+
+
+def _outcome(task: Task, result: Any) -> Outcome:
     kind = _failure_kind(result)
     return Outcome(
         task.label,
@@ -238,7 +263,7 @@ def stale_references(config: MonitoringConfig, models: list[str]) -> tuple[list[
     from monitoring_pipelines.storage.reference import input_fingerprint, stored_reference
     from monitoring_pipelines.storage.warehouse import Warehouse
 
-    warehouse = Warehouse(config.warehouse)
+    warehouse = Warehouse.for_config(config)
     stale, current = [], []
     for name in models:
         _, stored = stored_reference(warehouse, name)
@@ -269,7 +294,7 @@ def build_references(config: MonitoringConfig, models: list[str]) -> RunReport:
 
     instance = DagsterInstance.get()
     _register_models(instance, models)
-    report = RunReport(warehouse=str(config.warehouse))
+    report = RunReport(warehouse=_shown(config))
     began = time.monotonic()
     stale, report.skipped_references = stale_references(config, models)
     for name in stale:
@@ -309,7 +334,7 @@ def run_range(
     _WORKER["instance"] = instance  # the runs of this process use it (workers load their own)
     _register_models(instance, models)
 
-    report = RunReport(warehouse=str(config.warehouse))
+    report = RunReport(warehouse=_shown(config))
     began = time.monotonic()
     stale, report.skipped_references = stale_references(config, models)
     references = [Task("reference_job", f"reference {m}", partition_key=m) for m in stale]
@@ -391,6 +416,44 @@ def run_range(
     return report
 
 
+def submit_range(
+    config: MonitoringConfig, start: dt.date, end: dt.date, models: list[str]
+) -> tuple[str, list[str]]:
+    """Queue every model-day of the range as one asset backfill of the nightly job's assets (ingest,
+    metrics, alerting) in the instance; the daemon plans its runs (alerting in date order: the alerting
+    assets' backfill policy) and the run launcher starts them wherever the deployment runs runs. Returns
+    the backfill's id and its partition keys."""
+    from dagster import DagsterInstance
+    from dagster._core.execution.backfill import PartitionBackfill
+    from dagster._core.utils import make_new_backfill_id
+
+    from monitoring_pipelines.definitions import defs
+    from monitoring_pipelines.defs.partitions import model_day_key
+
+    instance = DagsterInstance.get()
+    _register_models(instance, models)
+    definitions = defs()
+    job = definitions.resolve_job_def("monitoring_job")
+    assets = sorted(job.asset_layer.executable_asset_keys, key=lambda key: key.to_user_string())
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    partitions = [str(model_day_key(m, d)) for d in days for m in models]
+    backfill = PartitionBackfill.from_asset_partitions(
+        backfill_id=make_new_backfill_id(),
+        asset_graph=definitions.resolve_asset_graph(),
+        partition_names=partitions,
+        asset_selection=assets,
+        backfill_timestamp=time.time(),
+        tags={"monitoring/source": "cli-submit"},
+        dynamic_partitions_store=instance,
+        all_partitions=False,
+        title=f"monitoring {start}..{end}",
+        description=f"monitoring-pipelines run --submit: {', '.join(models)}",
+        run_config=None,
+    )
+    instance.add_backfill(backfill)
+    return backfill.backfill_id, partitions
+
+
 def first_look_lines(config: MonitoringConfig, ui_url: str | None = None) -> list[str]:
     """What a new user (or on-call) should open first: per model its worst open incident (critical before
     warning, then the oldest) with its root cause and size, else that nothing is open; the dashboard; the
@@ -398,10 +461,11 @@ def first_look_lines(config: MonitoringConfig, ui_url: str | None = None) -> lis
     from monitoring_pipelines.core.alerts import asset_url
     from monitoring_pipelines.storage.warehouse import Warehouse
 
-    if not Path(config.warehouse).exists():
-        return [f"no results yet in {config.warehouse}: `make demo` or `monitoring-pipelines run` first"]
+    warehouse = Warehouse.for_config(config)
+    if not warehouse.exists():
+        return [f"no results yet in {_shown(config)}: `make demo` or `monitoring-pipelines run` first"]
     ui_url = ui_url or config.alerting.ui_base_url
-    frame = Warehouse(config.warehouse).query(
+    frame = warehouse.query(
         "SELECT model_name, coalesce(incident_id, alert_id) AS incident, first_seen_date, last_seen_date, "
         "severity, check_name, asset, subject, message, root_cause FROM monitoring.alerts "
         "WHERE status <> 'resolved' AND severity IN ('critical', 'warning') "
@@ -437,6 +501,13 @@ def first_look_lines(config: MonitoringConfig, ui_url: str | None = None) -> lis
     return lines
 
 
+def _shown(config: MonitoringConfig) -> str:
+    """The warehouse as reports name it (a lake's password hidden)."""
+    from monitoring_pipelines.storage.warehouse import shown
+
+    return shown(config.warehouse)
+
+
 def time_left(done: int, total: int, seconds: float) -> str:
     """Words for the progress bar: the model-days left at the pace of those done (runs in parallel
     included), after two of them; before that there is no honest figure."""
@@ -458,7 +529,7 @@ def _open_alerts(config: MonitoringConfig, limit: int = 12) -> tuple[dict[str, i
     from monitoring_pipelines.core.formatting import fmt, is_missing
     from monitoring_pipelines.storage.warehouse import Warehouse
 
-    warehouse = Warehouse(config.warehouse)
+    warehouse = Warehouse.for_config(config)
     frame = warehouse.query(
         "SELECT model_name, partition_date, first_seen_date, severity, check_name, subject, metric, value, "
         "threshold, message FROM monitoring.alerts WHERE status <> 'resolved' "

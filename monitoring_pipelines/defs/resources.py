@@ -49,7 +49,7 @@ class MonitoringResource(ConfigurableResource):
         """The warehouse, once every write this run started in the background has committed (a failed
         one fails whoever asks next, naming what was being written)."""
         self.settle()
-        return Warehouse.shared(self.config.warehouse)
+        return Warehouse.for_config(self.config)
 
     def defer(self, what: str, write: Future[None] | None) -> None:
         """A warehouse write that goes on while the run computes (see Snapshot.write(background=True))."""
@@ -66,7 +66,7 @@ class MonitoringResource(ConfigurableResource):
             return
         if self._writer is None:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="warehouse-writer")
-        warehouse = Warehouse.shared(self.config.warehouse)
+        warehouse = Warehouse.for_config(self.config)
         self._pending.append((what, self._writer.submit(warehouse.replace_many, writes)))
 
     def settle(self) -> None:
@@ -80,8 +80,8 @@ class MonitoringResource(ConfigurableResource):
     def reference(self, model_name: str) -> tuple[ReferenceProfile, pd.DataFrame]:
         """The model's current reference profile and bands, read once per run."""
         if model_name not in self._references:
-            profile = latest_profile(Warehouse.shared(self.config.warehouse), model_name)
-            bands = reference_bands(Warehouse.shared(self.config.warehouse), model_name, profile.version)
+            profile = latest_profile(Warehouse.for_config(self.config), model_name)
+            bands = reference_bands(Warehouse.for_config(self.config), model_name, profile.version)
             self._references[model_name] = (profile, bands)
         return self._references[model_name]
 

