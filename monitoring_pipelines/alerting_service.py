@@ -22,6 +22,7 @@ import pandas as pd
 from monitoring_pipelines.config import MonitoringConfig
 from monitoring_pipelines.core import alerts as core_alerts
 from monitoring_pipelines.core import backlog as core_backlog
+from monitoring_pipelines.core import intraday as core_intraday
 from monitoring_pipelines.core import kpis as core_kpis
 from monitoring_pipelines.core.alerts import AlertDecision
 from monitoring_pipelines.core.backlog import BacklogDecision
@@ -42,8 +43,41 @@ KPIS_FILE = "kpis.json"
 
 
 def load_history(warehouse: Warehouse, model_name: str) -> pd.DataFrame:
-    """The model's check results, every day: the only read of `check_results` in alerting."""
-    return warehouse.table("check_results", "model_name = ?", [model_name])
+    """The model's check results, every day: the only read of `check_results` in alerting. The intraday
+    looks (and monitoring-gap looks) of a check the nightly run has not judged for that day stand in for
+    it (core.intraday.merge_history), so every evaluation, nightly or intraday, replays the same history
+    and the nightly row supersedes the looks without duplicating or flapping their alerts."""
+    nightly = warehouse.table("check_results", "model_name = ?", [model_name])
+    return core_intraday.merge_history(nightly, load_intraday(warehouse, model_name))
+
+
+# A day's looks folded into one row per check need only each check's latest look and the failing ones.
+_INTRADAY_KEPT = (
+    "model_name = ? AND (NOT passed OR look_at = (SELECT max(i.look_at) FROM {table} i WHERE "
+    "i.model_name = {table}.model_name AND i.partition_date = {table}.partition_date AND "
+    "i.asset = {table}.asset AND i.check_name = {table}.check_name))"
+)
+
+
+def load_intraday(warehouse: Warehouse, model_name: str, failing_only: bool = False) -> pd.DataFrame:
+    """The model's `intraday_results` rows that matter to alerting: the latest look of each check and day,
+    and every look that failed (`failing_only`: just those, for time to detection)."""
+    table = qualified("intraday_results")
+    where = "model_name = ? AND NOT passed" if failing_only else _INTRADAY_KEPT.format(table=table)
+    return warehouse.table("intraday_results", where, [model_name])
+
+
+def write_look(warehouse: Warehouse, rows: pd.DataFrame) -> int:
+    """Record one look (`intraday_results` rows of one model, day and look time); a re-run replaces it."""
+    if rows is None or rows.empty:
+        return 0
+    first = rows.iloc[0]
+    return warehouse.replace_where(
+        "intraday_results",
+        rows,
+        "model_name = ? AND partition_date = ? AND look_at = ? AND list_contains(?, asset)",
+        [first["model_name"], first["partition_date"], first["look_at"], sorted(set(rows["asset"]))],
+    )
 
 
 def unusable_days(warehouse: Warehouse, model_name: str, start: dt.date, end: dt.date) -> set[dt.date]:
@@ -447,7 +481,10 @@ def compute_kpis(warehouse: Warehouse, config: MonitoringConfig) -> tuple[core_k
     """The monitoring KPIs over every model: a row in monitoring_kpis (history of the loop's health),
     the weekly alert volume in alert_volume_weekly (the noise budget), and data/kpis.json."""
     kpis = core_kpis.compute_kpis(
-        load_alerts(warehouse), load_items(warehouse), monitoring_coverage(warehouse)
+        load_alerts(warehouse),
+        load_items(warehouse),
+        monitoring_coverage(warehouse),
+        first_bad_rows=core_intraday.onsets(warehouse.table("intraday_results", "NOT passed")),
     )
     now = pd.Timestamp.now(tz="UTC")
     kpi_columns = [c for c in TABLES["monitoring_kpis"] if c != "computed_at"]

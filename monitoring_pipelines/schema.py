@@ -29,7 +29,7 @@ MISSING = "__missing__"  # a segment value that was null
 CHAMPION_OK_SQL = f"role = '{CHAMPION}' AND status = '{OK}'"
 
 SCHEMA = "monitoring"
-SCHEMA_VERSION = 3  # bump with a migration in storage/warehouse.py MIGRATIONS
+SCHEMA_VERSION = 4  # bump with a migration in storage/warehouse.py MIGRATIONS
 
 
 # --------------------------------------------------------------------------- declarations
@@ -406,6 +406,52 @@ _TABLES: tuple[Table, ...] = (
         ),
     ),
     Table(
+        "intraday_results",
+        "check × model-day × look: what a look at the day so far (or a monitoring-gap look) found",
+        "intraday_today, monitoring_gaps",
+        (
+            MODEL,
+            _c("partition_date", "DATE", "the UTC day looked at", nullable=False),
+            _c(
+                "look_at",
+                "TIMESTAMPTZ",
+                "the look's clock: it judged the rows logged up to this time",
+                nullable=False,
+            ),
+            _c(
+                "asset",
+                "VARCHAR",
+                "the check's asset: a nightly asset's name, or `intraday_today` / `monitoring_gaps`",
+                nullable=False,
+            ),
+            _c(
+                "check_name",
+                "VARCHAR",
+                "the check (the nightly check's name where there is one)",
+                nullable=False,
+            ),
+            _c(
+                "passed",
+                "BOOLEAN",
+                "false when a warning or critical finding exists, or the check could not judge",
+                nullable=False,
+            ),
+            _c(
+                "severity", "VARCHAR", "worst finding, `unknown` when it could not judge, NULL when it passed"
+            ),
+            _c(
+                "findings",
+                "JSON",
+                "list of findings (as in `check_results`); evidence holds `first_bad_ts` and `window`",
+            ),
+            _c("rows_so_far", "BIGINT", "valid rows of the day up to `look_at`"),
+            _c("data_until", "TIMESTAMPTZ", "latest `ts` among them"),
+            _c("alpha", "DOUBLE", "the significance level of one test at this look (alpha spending)"),
+            _c("run_id", "VARCHAR", "the Dagster run"),
+            _c("evaluated_at", "TIMESTAMPTZ", "wall clock"),
+        ),
+    ),
+    Table(
         "alerts",
         "alert episode: a dedup key from its first failing day until it resolves",
         "alerts",
@@ -503,6 +549,11 @@ _TABLES: tuple[Table, ...] = (
         (
             _c("computed_at", "TIMESTAMPTZ", "wall clock", nullable=False),
             _c("mean_time_to_detect_days", "DOUBLE", "incident start to alert, days"),
+            _c(
+                "mean_time_to_detect_minutes",
+                "DOUBLE",
+                "incident's first bad row (seen by the intraday watch) to the alert's creation, minutes",
+            ),
             _c("mean_time_to_acknowledge_hours", "DOUBLE", "alert to acknowledgement, hours"),
             _c("mean_time_to_resolve_days", "DOUBLE", "alert to resolution, days"),
             _c("alerts_per_model_week", "DOUBLE", "the noise budget"),

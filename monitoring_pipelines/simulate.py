@@ -22,7 +22,8 @@ import datetime as dt
 import json
 import re
 import shutil
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -870,3 +871,136 @@ def read_manifest(out_dir: Path) -> dict | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return payload
+
+
+# --------------------------------------------------------------------------- live (intraday demo)
+
+LIVE_CLOCK_NAME = (
+    "live_clock.json"  # the accelerated clock the Dagster sensors read (defs.intraday.clock_now)
+)
+LIVE_PREFIX = "part-live-"  # the small files of a live day: part-live-HHMM.parquet
+LIVE_ERROR_SPIKE = (dt.time(10, 0), dt.timedelta(minutes=30))  # every champion request fails
+LIVE_NULL_SPIKE = (dt.time(14, 0), dt.timedelta(minutes=15), "income")  # the feature pipeline drops income
+
+
+@dataclass(frozen=True)
+class LiveDay:
+    """What `simulate_live` wrote: the day, its small files, and the incidents it injected."""
+
+    day: dt.date
+    files: tuple[Path, ...]
+    rows: int
+    incidents: tuple[str, ...]
+
+    def describe(self) -> str:
+        lines = [f"live day {self.day}: {self.rows} prediction rows in {len(self.files)} small files"]
+        lines += [f"  incident: {text}" for text in self.incidents]
+        return "\n".join(lines)
+
+
+def live_table(
+    model_name: str, day: dt.date, start: dt.date, requests: int = DEFAULT_REQUESTS, seed: int = DEFAULT_SEED
+) -> tuple[pa.Table, tuple[str, ...]]:
+    """The live day's prediction log (the simulated day `day` of a run from `start`, without its planned
+    incidents) with the live incidents: an error spike at 10:00 and, for credit_default, a null spike of
+    income at 14:00 (what the intraday watch must alert within minutes, docs/demo.md)."""
+    table = simulate_day(model_name, (day - start).days, requests, seed, start, inject=()).predictions
+    ts = table.column("ts").cast(pa.int64()).to_numpy()
+    base = (day - EPOCH).days * US_PER_DAY
+
+    def during(at: dt.time, length: dt.timedelta) -> np.ndarray:
+        lo = base + (at.hour * 3600 + at.minute * 60) * 1_000_000
+        return (ts >= lo) & (ts < lo + int(length.total_seconds() * 1_000_000))
+
+    at, length = LIVE_ERROR_SPIKE
+    failed = during(at, length) & (table.column("role").to_numpy(zero_copy_only=False) == "champion")
+    columns = {name: table.column(name) for name in table.column_names}
+    columns["status"] = pa.array(
+        np.where(failed, "error", table.column("status").to_numpy(zero_copy_only=False))
+    )
+    for name in ("score", "prediction"):
+        values = table.column(name).combine_chunks()
+        columns[name] = pa.array(
+            values.to_numpy(zero_copy_only=False),
+            values.type,
+            mask=failed | ~values.is_valid().to_numpy(zero_copy_only=False),
+        )
+    incidents = [
+        f"{model_name}: every champion request fails {at:%H:%M}-{(dt.datetime.combine(day, at) + length):%H:%M} UTC"
+    ]
+    null_at, null_length, feature = LIVE_NULL_SPIKE
+    if feature in columns:
+        broken = during(null_at, null_length)
+        values = columns[feature].combine_chunks()
+        columns[feature] = pa.array(
+            values.to_numpy(zero_copy_only=False),
+            values.type,
+            mask=broken | ~values.is_valid().to_numpy(zero_copy_only=False),
+        )
+        incidents.append(
+            f"{model_name}: {feature} is null {null_at:%H:%M}-{(dt.datetime.combine(day, null_at) + null_length):%H:%M} UTC"
+        )
+    out = pa.Table.from_arrays([columns[n] for n in table.column_names], schema=table.schema)
+    return out, tuple(incidents)
+
+
+def simulate_live(
+    out_dir: Path,
+    day: dt.date,
+    start: dt.date,
+    models: Iterable[str] = ("credit_default",),
+    speed: float = 60.0,
+    step_minutes: int = 5,
+    from_time: dt.time = dt.time(0, 0),
+    requests: int = DEFAULT_REQUESTS,
+    seed: int = DEFAULT_SEED,
+    sleep: Callable[[float], None] = time.sleep,
+    wall: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> LiveDay:
+    """Play `day` in accelerated time: every `step_minutes` of simulated time (`speed` times faster than
+    real time), the rows logged in that slice land as one small Parquet file in the day's folder, as a
+    serving fleet would flush its log. `<out>/live_clock.json` tells the Dagster sensors the simulated
+    time while it runs (and is removed at the end), so the intraday watch looks at the day as it grows.
+    Re-running rewrites the same files (earlier live files of the day are removed first)."""
+    if speed <= 0 or step_minutes < 1:
+        raise ValueError("speed must be > 0 and step_minutes >= 1")
+    out_dir = Path(out_dir)
+    tables = {m: live_table(m, day, start, requests, seed) for m in models}
+    for model_name in tables:
+        folder = partition_path(out_dir, model_name, "predictions", day).parent
+        for old in folder.glob(f"{LIVE_PREFIX}*.parquet") if folder.is_dir() else ():
+            old.unlink()
+    sim_start = dt.datetime.combine(day, from_time, tzinfo=dt.UTC)
+    clock = out_dir / LIVE_CLOCK_NAME
+    real_start = wall()
+    day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    # `sim_end`: a clock left behind by a killed process stops counting once its day is over
+    stamp = {"real_start": real_start, "sim_start": sim_start, "sim_end": day_end}
+    clock.write_text(json.dumps({k: v.isoformat() for k, v in stamp.items()} | {"speed": speed}))
+    files: list[Path] = []
+    rows = 0
+    step = dt.timedelta(minutes=step_minutes)
+    try:
+        lo = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+        while lo < day_end:
+            hi = min(lo + step, day_end)
+            if hi > sim_start:  # what was logged before the clock starts is written at once
+                due = real_start + (hi - sim_start) / speed
+                wait = (due - wall()).total_seconds()
+                if wait > 0:
+                    sleep(wait)
+            for model_name, (table, _) in tables.items():
+                ts = table.column("ts").cast(pa.int64()).to_numpy()
+                lo_us = int(lo.timestamp() * 1_000_000)
+                hi_us = int(hi.timestamp() * 1_000_000)
+                part = table.filter(pa.array((ts >= lo_us) & (ts < hi_us)))
+                if part.num_rows:
+                    path = partition_path(out_dir, model_name, "predictions", day).with_name(
+                        f"{LIVE_PREFIX}{lo:%H%M}.parquet"
+                    )
+                    files.append(_write(part, path))
+                    rows += part.num_rows
+            lo = hi
+    finally:
+        clock.unlink(missing_ok=True)
+    return LiveDay(day, tuple(files), rows, tuple(i for _, (_, incs) in tables.items() for i in incs))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -474,3 +475,147 @@ def test_cli_simulates_up_to_yesterday_by_default(tmp_path: Path, capsys) -> Non
         == 0
     )
     assert sim.read_manifest(tmp_path)["end"] == dt.date(2026, 6, 2)
+
+
+class FakeClock:
+    """A wall clock that `sleep` moves forward: the live simulation runs at full speed in a test."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
+        self.slept = 0.0
+
+    def wall(self) -> dt.datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept += seconds
+        self.now += dt.timedelta(seconds=seconds)
+
+
+def test_live_day_lands_in_small_files_on_the_accelerated_clock(tmp_path: Path) -> None:
+    day = START + dt.timedelta(days=40)
+    fake = FakeClock(dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC))
+    seen_clock = []
+
+    def sleep(seconds: float) -> None:  # the sensors' clock file exists while the day plays
+        seen_clock.append(json_clock(tmp_path))
+        fake.sleep(seconds)
+
+    live = sim.simulate_live(
+        tmp_path,
+        day,
+        START,
+        speed=60,
+        step_minutes=5,
+        from_time=dt.time(9, 0),
+        requests=SMALL,
+        sleep=sleep,
+        wall=fake.wall,
+    )
+    folder = tmp_path / "incoming" / "credit_default" / "predictions" / f"date={day.isoformat()}"
+    files = sorted(folder.glob("part-live-*.parquet"))
+    assert len(files) == len(live.files) > 24  # small files, a few every hour
+    # 00:00-09:00 is written at once, then 15 h of simulated time take 15 min of real time at 60x
+    assert fake.slept == pytest.approx((24 - 9) * 3600 / 60, rel=1e-6)
+    assert (
+        seen_clock and seen_clock[0]["speed"] == 60 and seen_clock[0]["sim_start"].startswith(f"{day}T09:00")
+    )
+    assert not (tmp_path / sim.LIVE_CLOCK_NAME).exists()  # the clock is gone when the day is over
+    frames = []
+    for path in files:  # each file holds the rows of its own 5-minute slice
+        frame = pq.read_table(path).to_pandas()
+        start = pd.Timestamp(f"{day} {path.stem[-4:-2]}:{path.stem[-2:]}", tz="UTC")
+        assert frame["ts"].between(start, start + pd.Timedelta(minutes=5), inclusive="left").all()
+        frames.append(frame)
+    got = pd.concat(frames, ignore_index=True)
+    table, _ = sim.live_table("credit_default", day, START, SMALL)
+    assert len(got) == live.rows == table.num_rows
+    # the live incidents: champion requests fail 10:00-10:30, income is null 14:00-14:15
+    ts = got["ts"]
+    spike = ts.between(
+        pd.Timestamp(f"{day} 10:00", tz="UTC"), pd.Timestamp(f"{day} 10:30", tz="UTC"), inclusive="left"
+    )
+    champion = got["role"] == "champion"
+    assert (got.loc[spike & champion, "status"] == "error").all() and got.loc[
+        spike & champion, "score"
+    ].isna().all()
+    assert (got.loc[~spike & champion, "status"] == "error").mean() < 0.05
+    nulls = ts.between(
+        pd.Timestamp(f"{day} 14:00", tz="UTC"), pd.Timestamp(f"{day} 14:15", tz="UTC"), inclusive="left"
+    )
+    assert got.loc[nulls, "income"].isna().all() and got.loc[~nulls, "income"].notna().mean() > 0.95
+    # a re-run rewrites the same files
+    again = sim.simulate_live(tmp_path, day, START, speed=1e9, requests=SMALL, sleep=lambda s: None)
+    assert sorted(again.files) == files
+
+
+def json_clock(out: Path) -> dict:
+    return json.loads((out / sim.LIVE_CLOCK_NAME).read_text())
+
+
+def test_live_clock_file_drives_the_sensors_clock(tmp_path: Path, config_dict, write_config) -> None:
+    from monitoring_pipelines.intraday_service import clock_now
+
+    config = load_config(write_config(config_dict))
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    wall = pd.Timestamp("2026-12-01 09:00", tz="UTC")
+    assert clock_now(config, wall) == wall  # no live day playing: the wall clock
+    (config.data_dir / sim.LIVE_CLOCK_NAME).write_text(
+        '{"real_start": "2026-12-01T09:00:00+00:00", "sim_start": "2026-12-02T00:00:00+00:00", "speed": 60}'
+    )
+    assert clock_now(config, wall + pd.Timedelta(minutes=10)) == pd.Timestamp("2026-12-02 10:00", tz="UTC")
+
+
+def test_a_clock_left_behind_stops_once_its_day_is_over(tmp_path: Path, config_dict, write_config) -> None:
+    from monitoring_pipelines.intraday_service import clock_now
+
+    config = load_config(write_config(config_dict))
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    (config.data_dir / sim.LIVE_CLOCK_NAME).write_text(
+        '{"real_start": "2026-12-01T09:00:00+00:00", "sim_start": "2026-12-02T00:00:00+00:00", '
+        '"sim_end": "2026-12-03T00:00:00+00:00", "speed": 60}'
+    )
+    wall = pd.Timestamp("2026-12-01 09:00", tz="UTC")
+    assert clock_now(config, wall + pd.Timedelta(minutes=10)) == pd.Timestamp("2026-12-02 10:00", tz="UTC")
+    late = wall + pd.Timedelta(minutes=30)  # simulated 2026-12-03 06:00: its day ended hours ago
+    assert clock_now(config, late) == late
+
+
+def test_simulate_live_stopped_by_a_signal_removes_its_clock(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "data"
+    sim.simulate(out, days=3, requests=SMALL, start=START)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "monitoring_pipelines",
+            "--config",
+            str(out / "demo_config.yaml"),
+            "simulate",
+            "--live",
+            "--speed",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    clock = out / sim.LIVE_CLOCK_NAME
+    deadline = time.monotonic() + 60
+    while not clock.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert clock.exists(), proc.communicate()[0]
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, output
+    assert not clock.exists()
+    assert sorted(
+        (out / "incoming" / "credit_default" / "predictions" / f"date={START + dt.timedelta(days=3)}").glob(
+            "part-live-*"
+        )
+    )

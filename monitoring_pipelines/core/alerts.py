@@ -1317,7 +1317,11 @@ def _supersede(
     old: Mapping[str, dict[str, Any]], seen: set[str], ctx: EvaluationContext, changes: PendingChanges
 ) -> None:
     """Resolve stored alerts the history up to `as_of` no longer produces (a day re-run with corrected
-    inputs), closing a page they raised. Human resolutions and alerts of later days are left alone."""
+    inputs, or an intraday finding the nightly run did not confirm), closing a page they raised. Human
+    resolutions and alerts of later days are left alone. A member of an incident that stays open sends
+    nothing (its incident's page is still right); the last one of a multi-alert incident closes the
+    incident's page (the lead's key); an alert on its own closes its own."""
+    withdrawn: list[tuple[dict[str, Any], dict[str, Any]]] = []
     for aid, prev in old.items():
         if aid in seen or is_human_resolved(prev) or prev.get("resolved_by") == "superseded":
             continue
@@ -1329,9 +1333,24 @@ def _supersede(
                 "resolved_at": prev["resolved_at"] or ctx.now,
                 "resolved_date": ctx.as_of,
             }
-            if prev["status"] != "resolved":
+            withdrawn.append((row, prev))
+    if not withdrawn:
+        return
+    after = {**old, **{r["alert_id"]: r for r in changes.upserts}, **{r["alert_id"]: r for r, _ in withdrawn}}
+    members: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in after.values():
+        members[r.get("incident_id") or r["alert_id"]].append(r)
+    closed: set[str] = set()
+    for row, prev in withdrawn:
+        if prev["status"] != "resolved":
+            incident = row.get("incident_id") or row["alert_id"]
+            group = members[incident]
+            if len(group) == 1:
                 changes.outbox += resolve_notifications(row, ctx.config, ctx.owner, ctx.now)
-            _stamp(row, prev, ctx.now, changes.upserts)
+            elif incident not in closed and all(r["status"] == "resolved" for r in group):
+                closed.add(incident)
+                changes.outbox += incident_resolve_notifications(group, ctx.config, ctx.owner, ctx.now)
+        _stamp(row, prev, ctx.now, changes.upserts)
 
 
 def _decision(old: Mapping[str, dict[str, Any]], changes: PendingChanges, fresh: bool) -> AlertDecision:

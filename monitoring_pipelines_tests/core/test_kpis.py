@@ -127,3 +127,48 @@ def test_kpis_without_data_are_none_not_zero():
 
 def test_week_start_is_monday():
     assert core.week_start(dt.date(2026, 6, 7)) == dt.date(2026, 6, 1)
+
+
+def test_time_to_detect_in_minutes_runs_from_the_first_bad_row_the_intraday_watch_saw():
+    alerts = pd.DataFrame(
+        [
+            # an error spike whose first bad row was logged at 10:01:30, alerted by the 10:15 look
+            alert(
+                "a",
+                2,
+                severity="critical",
+                detected=2,
+                dedup_key="m/serving_metrics.serving_slo/champion:v3",
+                created_at=ts(2, 10.25),
+            ),
+            # the same incident's second alert, created later: the incident counts from its first alert
+            alert(
+                "a2",
+                2,
+                severity="critical",
+                detected=2,
+                dedup_key="m/drift_scores.data_quality/income",
+                created_at=ts(2, 11),
+            ),
+            # found by the nightly run only: no first bad row known, left out
+            alert("b", 5, severity="critical", detected=5, dedup_key="m/drift_scores.feature_drift/age"),
+        ]
+    )
+    items = pd.DataFrame([item("i-a", ["a", "a2"], [2]), item("i-b", ["b"], [5])])
+    onsets = pd.DataFrame(
+        [
+            {
+                "dedup_key": "m/serving_metrics.serving_slo/champion:v3",
+                "partition_date": D + dt.timedelta(days=2),
+                "first_bad_ts": ts(2, 10) + pd.Timedelta(seconds=90),
+            },
+            {
+                "dedup_key": "m/drift_scores.data_quality/income",
+                "partition_date": D + dt.timedelta(days=2),
+                "first_bad_ts": ts(2, 10.5),
+            },
+        ]
+    )
+    k = core.compute_kpis(alerts, items, first_bad_rows=onsets).values
+    assert k["mean_time_to_detect_minutes"] == 13.5  # 10:01:30 -> 10:15
+    assert core.compute_kpis(alerts, items).values["mean_time_to_detect_minutes"] is None
