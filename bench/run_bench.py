@@ -34,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import workload  # noqa: E402
+from bench_distributed import distributed_case  # noqa: E402
+from bench_intraday import intraday_case  # noqa: E402
 
 PYTHON = sys.executable
 DAY = workload.START + dt.timedelta(days=workload.REFERENCE_DAYS)  # the first live day
@@ -48,6 +50,7 @@ TARGETS = {
     "reference_7m_s": 30.0,
     "fixed_cost_per_model_day_s": 1.0,
     "backfill_120x2_s": 300.0,
+    "intraday_look_100k_s": 2.0,  # issue #13: one look at 100k rows so far, as a whole process
 }
 
 
@@ -296,6 +299,7 @@ def check(results: dict[str, Any]) -> dict[str, Any]:
         "reference_7m_s": ("reference_7m", "build", "wall_s"),
         "fixed_cost_per_model_day_s": ("fixed_cost", "marginal_per_model_day_s"),
         "backfill_120x2_s": ("backfill", "run", "wall_s"),
+        "intraday_look_100k_s": ("intraday_100k", "whole_process_s"),
     }
     out = {}
     for target, limit in TARGETS.items():
@@ -315,6 +319,8 @@ CASES = (
     "reference_7m",
     "fixed_cost",
     "backfill",
+    "intraday_100k",
+    "distributed",
     "peers",
 )
 
@@ -341,6 +347,10 @@ def main() -> int:
         "reference_7m": lambda: reference_case(args.work, 7_000_000),
         "fixed_cost": lambda: fixed_cost_case(args.work),
         "backfill": lambda: backfill_case(args.work),
+        "intraday_100k": lambda: intraday_case(args.work),
+        # issue #12: backfill throughput with 1 vs 2 Celery workers on PostgreSQL + DuckLake (no target:
+        # on one 2-core host a second worker competes for the same cores; docs/scaling.md)
+        "distributed": lambda: distributed_case(args.work),
         "peers": lambda: peers_case(args.work),
     }
     for name in chosen:

@@ -10,16 +10,23 @@ from pathlib import Path
 
 from monitoring_pipelines.config import PROJECT_ROOT, ConfigError, config_path_from_env, load_config
 
+# The instance on PostgreSQL (deploy/dagster.postgres.yaml), chosen by DAGSTER_PG_URL when DAGSTER_HOME is unset.
+POSTGRES_HOME = PROJECT_ROOT / "dagster_home" / "postgres"
+POSTGRES_TEMPLATE = PROJECT_ROOT / "deploy" / "dagster.postgres.yaml"
+
 
 def prepare_environment(config: str | None = None) -> Path:
     """Environment every entry point shares: an absolute DAGSTER_HOME inside the project, no telemetry,
-    no GX analytics, and MONITORING_CONFIG pointing at the chosen config (the definitions read it)."""
+    no GX analytics, and MONITORING_CONFIG pointing at the chosen config (the definitions read it).
+    DAGSTER_PG_URL set (and DAGSTER_HOME not): the instance is the PostgreSQL one (dagster_home/postgres)."""
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    home = Path(os.environ.get("DAGSTER_HOME") or PROJECT_ROOT / "dagster_home").resolve()
+    postgres = bool(os.environ.get("DAGSTER_PG_URL"))
+    default_home = POSTGRES_HOME if postgres else PROJECT_ROOT / "dagster_home"
+    home = Path(os.environ.get("DAGSTER_HOME") or default_home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists():
-        template = PROJECT_ROOT / "dagster_home" / "dagster.yaml"
+        template = POSTGRES_TEMPLATE if postgres else PROJECT_ROOT / "dagster_home" / "dagster.yaml"
         if template.exists() and template.resolve() != (home / "dagster.yaml").resolve():
             (home / "dagster.yaml").write_text(template.read_text())
     os.environ["DAGSTER_HOME"] = str(home)
@@ -39,11 +46,61 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from monitoring_pipelines import simulate as sim
 
     out = Path(args.out) if args.out else _demo_data_dir(args.config)
+    if getattr(args, "live", False):
+        return _simulate_live(args, out)
     summary = sim.simulate(
         out, days=args.days, requests=args.requests, seed=args.seed, start=_sim_start(args)
     )
     print(summary.describe())
     return 0
+
+
+def _simulate_live(args: argparse.Namespace, out: Path) -> int:
+    """`simulate --live`: play the day after the simulated range (today, after `make demo`) in small files
+    on an accelerated clock, so the intraday watch of `make ui` alerts while it runs (docs/demo.md)."""
+    import signal
+
+    from monitoring_pipelines import simulate as sim
+
+    manifest = sim.read_manifest(out)
+    if manifest is None:
+        print(f"error: no simulation under {out}: run `make demo` (or `monitoring-pipelines simulate`) first")
+        return 2
+    day = manifest["end"] + dt.timedelta(days=1)
+    print(
+        f"live day {day} at {args.speed:g}x from {args.from_time:%H:%M} UTC: a file every {args.step_minutes} "
+        f"simulated minutes under {out / 'incoming'}; `make ui` in another terminal shows the intraday "
+        "looks (asset intraday_today) and their alerts. Ctrl-C stops."
+    )
+
+    def stop(signum: int, frame: object) -> None:  # `kill` ends it like Ctrl-C: the clock file goes
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        live = sim.simulate_live(
+            out,
+            day,
+            manifest["start"],
+            models=args.model or ["credit_default"],
+            speed=args.speed,
+            step_minutes=args.step_minutes,
+            from_time=args.from_time,
+            requests=manifest.get("requests", args.requests),
+            seed=manifest.get("seed", args.seed),
+        )
+    except KeyboardInterrupt:
+        print("stopped; the clock file is removed")
+        return 130
+    print(live.describe())
+    return 0
+
+
+def _time_of_day(text: str) -> dt.time:
+    try:
+        return dt.time.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time of day HH:MM") from exc
 
 
 def _sim_start(args: argparse.Namespace) -> dt.date:
@@ -116,6 +173,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.end < args.start:
         print(f"--end {args.end} is before --start {args.start}", file=sys.stderr)
         return 2
+    if args.submit:
+        from monitoring_pipelines.runner import submit_range
+
+        backfill_id, partitions = submit_range(config, args.start, args.end, models)
+        print(
+            f"queued backfill {backfill_id}: {len(partitions)} model-days ({args.start} .. {args.end}, "
+            f"{', '.join(models)}); the daemon launches its runs (Dagster UI: /overview/backfills/{backfill_id})"
+        )
+        return 0
     report = run_range(
         config, args.start, args.end, models, progress=not args.quiet, dashboard=not args.no_dashboard
     )
@@ -233,7 +299,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     print(f"config OK: {config.config_path}")
-    print(f"  data: {config.data_dir}   warehouse: {config.warehouse}")
+    from monitoring_pipelines.storage.warehouse import shown
+
+    print(f"  data: {config.input_url or config.data_dir}   warehouse: {shown(config.warehouse)}")
     for model in config.models:
         features = len(model.features.numeric) + len(model.features.categorical)
         source = type(source_for(config, model)).__name__
@@ -261,7 +329,7 @@ def cmd_deliver(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     try:
         stats = deliver_pending(
-            Warehouse(config.warehouse),
+            Warehouse.for_config(config),
             max_attempts=config.alerting.max_attempts,
             retry_base_seconds=config.alerting.retry_base_seconds,
         )
@@ -312,6 +380,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="data directory to write incoming/, demo_config.yaml and simulation.json under "
         "(default: the config's data_dir)",
     )
+    sim.add_argument(
+        "--live",
+        action="store_true",
+        help="play the day after the simulated range in small files on an accelerated clock, for the "
+        "intraday watch (docs/demo.md); needs a simulation first",
+    )
+    sim.add_argument(
+        "--speed", type=float, default=60.0, help="--live: simulated seconds per real second (60)"
+    )
+    sim.add_argument(
+        "--step-minutes", type=int, default=5, help="--live: simulated minutes per small file (5)"
+    )
+    sim.add_argument(
+        "--from",
+        dest="from_time",
+        type=_time_of_day,
+        default=dt.time(9, 0),
+        help="--live: simulated time the clock starts at; earlier rows are written at once (09:00)",
+    )
+    sim.add_argument("--model", action="append", help="--live: model to play (default credit_default)")
     sim.set_defaults(func=cmd_simulate)
 
     demo = sub.add_parser(
@@ -342,6 +430,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", action="append", help="limit to this model (repeatable)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--no-dashboard", action="store_true", help="skip the dashboard/KPI run at the end")
+    run.add_argument(
+        "--submit",
+        action="store_true",
+        help="queue the range as a Dagster backfill in the instance instead of running it here "
+        "(the daemon and the run launcher run it: a cluster's workers, docs/scaling.md)",
+    )
     run.set_defaults(func=cmd_run)
 
     ref = sub.add_parser(

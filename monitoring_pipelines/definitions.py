@@ -17,13 +17,15 @@ import warnings  # noqa: E402
 # model-day per run, which is what it should do. The notice says exactly that, on every load.
 warnings.filterwarnings("ignore", message=r"Asset job \w+ materializes assets with varying BackfillPolicies")
 
-from dagster import Definitions, definitions, in_process_executor  # noqa: E402
+from dagster import Definitions, definitions  # noqa: E402
 
 from monitoring_pipelines.config import MonitoringConfig, load_config  # noqa: E402
 from monitoring_pipelines.defs import (  # noqa: E402
     alerting,
     dashboard,
     drift,
+    gaps,
+    intraday,
     performance,
     reference,
     serving,
@@ -31,6 +33,7 @@ from monitoring_pipelines.defs import (  # noqa: E402
     snapshots,
     subgroups,
 )
+from monitoring_pipelines.defs.execution import executor_for  # noqa: E402
 from monitoring_pipelines.defs.partitions import Partitions  # noqa: E402
 from monitoring_pipelines.defs.resources import default_resources  # noqa: E402
 from monitoring_pipelines.defs.run_hygiene import dead_cli_runs  # noqa: E402
@@ -52,12 +55,20 @@ def build_definitions(config: MonitoringConfig) -> Definitions:
             shadow.build(parts),
             *alerting.build(parts),
             dashboard.dashboard,
+            *intraday.ASSETS,
         ],
-        jobs=JOBS,
+        jobs=[*JOBS, *intraday.JOBS],
         schedules=SCHEDULES,
-        sensors=[register_models, label_arrivals_sensor(parts), dead_cli_runs, *alerting.SENSORS],
+        sensors=[
+            register_models,
+            label_arrivals_sensor(parts),
+            dead_cli_runs,
+            *alerting.SENSORS,
+            *intraday.SENSORS,
+            *gaps.SENSORS,
+        ],
         resources=default_resources(str(config.config_path) if config.config_path else None),
-        executor=in_process_executor,
+        executor=executor_for(config),  # in-process unless the config says `execution:` (defs/execution.py)
     )
 
 
