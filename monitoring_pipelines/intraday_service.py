@@ -123,9 +123,11 @@ def day_so_far(
             return empty
         check_rows(con, read.relation, model, build_rules(model))
         columns = ", ".join(quote_ident(c) for c in [*BASE_COLUMNS, *model.input_columns])
-        table = con.sql(
+        # execute, not sql(params=...): a relation with bound parameters took 0.7 s to hand over 100k rows
+        # (DuckDB 1.5), a prepared statement's result 0.02 s
+        table = con.execute(
             f"SELECT {columns} FROM checked WHERE reason IS NULL AND partition_date = ? AND ts <= ?",
-            params=[day, look_at.to_pydatetime()],
+            [day, look_at.to_pydatetime()],
         ).to_arrow_table()
         # roles, versions, statuses and categories repeat: as pandas categoricals they convert in a blink
         return table.to_pandas(strings_to_categorical=True)
