@@ -1,7 +1,9 @@
 """Backfill throughput on the distributed setup with 1 and then 2 Celery step workers, as whole processes.
 
-    .venv/bin/python bench/bench_distributed.py [--days 4]      # prints the case's JSON
-    from bench_distributed import distributed_case                # bench/run_bench.py: distributed_case(root)
+    .venv-distributed/bin/python bench/bench_distributed.py [--days 4] [--out FILE]   # prints the case's JSON
+
+It runs in the venv of the `distributed` extra (DuckDB 1.5.5 + DuckLake, dagster-postgres, dagster-celery),
+which `make bench` creates; bench/run_bench.py starts it there.
 
 The setup is the end-to-end test's (monitoring_pipelines_tests/scale/test_distributed.py): the Dagster
 instance and the DuckLake catalog in a PostgreSQL server started here, lake files on local disk, steps on
@@ -150,5 +152,9 @@ if __name__ == "__main__":
     parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--root", default=str(ROOT / "bench" / ".work"))
+    parser.add_argument("--out", help="also write the case's JSON to this file (bench/run_bench.py reads it)")
     args = parser.parse_args()
-    print(json.dumps(distributed_case(Path(args.root), args.days, args.requests), indent=2))
+    case = distributed_case(Path(args.root), args.days, args.requests)
+    if args.out:
+        Path(args.out).write_text(json.dumps(case, indent=2))
+    print(json.dumps(case, indent=2))

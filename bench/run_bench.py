@@ -34,7 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import workload  # noqa: E402
-from bench_distributed import distributed_case  # noqa: E402
 from bench_intraday import intraday_case  # noqa: E402
 
 PYTHON = sys.executable
@@ -284,6 +283,21 @@ def peers_case(root: Path) -> dict[str, Any]:
         return {"error": (done.stdout + done.stderr)[-1000:]}
 
 
+def distributed_case(root: Path) -> dict[str, Any]:
+    """bench/bench_distributed.py, run by the `distributed` extra's venv (the lake pins DuckDB 1.5.5)."""
+    python = ROOT / ".venv-distributed" / "bin" / "python"
+    if not python.exists():
+        return {"error": f"{python} is missing: `make bench` creates it"}
+    out = root / "distributed.json"
+    out.unlink(missing_ok=True)
+    subprocess.run(
+        [str(python), str(ROOT / "bench" / "bench_distributed.py"), "--root", str(root), "--out", str(out)],
+        cwd=ROOT,
+        check=False,
+    )
+    return json.loads(out.read_text()) if out.exists() else {"error": "bench_distributed.py wrote no result"}
+
+
 def _brief(run: dict[str, Any]) -> dict[str, Any]:
     return {k: run[k] for k in ("wall_s", "peak_rss_mb", "peak_rss_largest_process_mb", "exit")}
 
@@ -350,7 +364,7 @@ def main() -> int:
         "intraday_100k": lambda: intraday_case(args.work),
         # issue #12: backfill throughput with 1 vs 2 Celery workers on PostgreSQL + DuckLake (no target:
         # on one 2-core host a second worker competes for the same cores; docs/scaling.md)
-        "distributed": lambda: distributed_case(args.work),
+        "distributed": lambda: distributed_case(args.work),  # in .venv-distributed (DuckDB 1.5.5 + DuckLake)
         "peers": lambda: peers_case(args.work),
     }
     for name in chosen:

@@ -31,8 +31,9 @@ def extension_file(name: str) -> Path:
     spec = importlib.util.find_spec(f"duckdb_extension_{name}")
     if spec is None or spec.origin is None:
         raise RuntimeError(
-            f"the DuckDB extension {name!r} is not installed: pip install "
-            f"'duckdb-extension-{name}=={duckdb.__version__}' (it must match DuckDB {duckdb.__version__})"
+            f"the DuckDB extension {name!r} is not installed: a DuckLake warehouse needs the `lake` extra, "
+            "pip install 'monitoring_pipelines[lake]' (it pins DuckDB 1.5.5, the newest DuckDB the extension "
+            f"wheels are built for; this environment has DuckDB {duckdb.__version__})"
         )
     source = Path(spec.origin).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
     if not source.exists():

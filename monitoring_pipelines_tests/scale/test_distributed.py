@@ -24,7 +24,7 @@ from monitoring_pipelines_tests.scale.servers import postgres_server, redis_serv
 
 PROJECT = Path(__file__).resolve().parents[2]
 START, END = "2026-06-01", "2026-06-03"
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.distributed]  # runs in .venv-distributed (Makefile)
 
 
 def _cli(args: list[str], env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:

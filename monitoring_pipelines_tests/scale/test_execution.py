@@ -8,6 +8,8 @@ from monitoring_pipelines.config import ConfigError, load_config
 from monitoring_pipelines.definitions import build_definitions
 from monitoring_pipelines.defs.execution import executor_for
 
+pytestmark = pytest.mark.distributed  # needs the `distributed` extra: runs in .venv-distributed (Makefile)
+
 
 def _config(write_config, config_dict, execution=None):
     raw = dict(config_dict)

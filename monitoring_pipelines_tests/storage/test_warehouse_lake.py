@@ -19,6 +19,8 @@ from monitoring_pipelines.schema import ALL, SCHEMA_VERSION
 from monitoring_pipelines.storage.warehouse import MIGRATIONS, LakeWarehouse, Warehouse
 from monitoring_pipelines_tests.scale.servers import Postgres, postgres_server
 
+pytestmark = pytest.mark.distributed  # needs the `distributed` extra: runs in .venv-distributed (Makefile)
+
 DAY = dt.date(2026, 6, 10)
 
 
