@@ -485,11 +485,17 @@ def first_look_lines(config: MonitoringConfig, ui_url: str | None = None) -> lis
         cause = (
             top["root_cause"] if isinstance(top["root_cause"], str) and top["root_cause"] else top["message"]
         )
+        # The cause belongs to the incident named first; the count of other incidents comes after it (it read
+        # as the other incident's cause when it followed "+1 other open incident(s)").
         lines.append(
             f"  {name}: {top['severity']} {what} since {str(top['first_seen_date'])[:10]}"
             + (f" ({members} alerts in this incident)" if members > 1 else "")
-            + (f", +{others} other open incident(s)" if others else "")
             + (f": {_clip(str(cause))}" if isinstance(cause, str) and cause else "")
+            + (
+                f"; also {others} other open incident(s) (`monitoring-pipelines alerts list`)"
+                if others
+                else ""
+            )
         )
         if page is None and top["asset"]:
             day = dt.date.fromisoformat(str(top["last_seen_date"])[:10])
