@@ -56,11 +56,6 @@ def clock_now(config: MonitoringConfig, wall: pd.Timestamp | None = None) -> pd.
     return wall if end is not None and now > end + pd.Timedelta(hours=1) else now
 
 
-def _utc(ts: Any) -> pd.Timestamp:
-    out = pd.Timestamp(ts)
-    return out.tz_localize("UTC") if out.tzinfo is None else out.tz_convert("UTC")
-
-
 # --------------------------------------------------------------------------- inputs
 
 _TRAFFIC: dict[tuple[Any, ...], core.HourlyTraffic] = {}
@@ -155,7 +150,7 @@ def previous_look(
         [model_name, day, look_at.to_pydatetime(), core_gaps.GAPS_ASSET],
     )
     last = frame["last"].iloc[0] if len(frame) else None
-    return None if last is None or pd.isna(last) else _utc(last)
+    return None if last is None or pd.isna(last) else core.as_utc(last)
 
 
 # --------------------------------------------------------------------------- a look
@@ -170,7 +165,7 @@ def run_look(
 ) -> tuple[core.Look, svc.AlertRefresh]:
     """Look at the model's UTC day of `look_at` up to `look_at`, record the look and refresh the model's
     alerts as of that day; their clock is the look's, so an alert is created when the look saw it."""
-    look_at = _utc(look_at)
+    look_at = core.as_utc(look_at)
     day = look_at.date()
     warehouse.ensure_schema()
     frame = day_so_far(config, model, day, look_at)
@@ -210,7 +205,7 @@ def last_prediction(config: MonitoringConfig, model: ModelConfig, now: pd.Timest
         ).fetchall()[0][0]
     finally:
         con.close()
-    return None if value is None else _utc(value)
+    return None if value is None else core.as_utc(value)
 
 
 def nightly_days(warehouse: Warehouse, model_name: str, since: dt.date) -> tuple[set[dt.date], set[dt.date]]:
@@ -240,7 +235,7 @@ def gap_results(
     """The three gap checks of one model at `now` (core.gaps); `failed_days`: days whose latest nightly run
     failed (the Dagster instance knows them)."""
     cfg = model.gaps
-    now = _utc(now)
+    now = core.as_utc(now)
     today = now.date()
     last_ts = last_prediction(config, model, now)
     since = pd.Timestamp(today - dt.timedelta(days=1), tz="UTC")
@@ -281,5 +276,5 @@ def run_gap_look(
     state = gap_state(look)
     if state == previous_state:
         return look, state, None
-    svc.write_look(warehouse, look.rows(now=_utc(now)))
-    return look, state, svc.refresh_alerts(warehouse, config, model.name, look.day, now=_utc(now))
+    svc.write_look(warehouse, look.rows(now=core.as_utc(now)))
+    return look, state, svc.refresh_alerts(warehouse, config, model.name, look.day, now=core.as_utc(now))

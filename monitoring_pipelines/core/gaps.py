@@ -23,7 +23,7 @@ import pandas as pd
 
 from monitoring_pipelines.core.fairness import DIFFERENTIAL_DEGRADATION
 from monitoring_pipelines.core.findings import CheckResult, Finding, not_enough_data, observed
-from monitoring_pipelines.core.intraday import HourlyTraffic, Look
+from monitoring_pipelines.core.intraday import HourlyTraffic, Look, as_utc
 from monitoring_pipelines.core.outcomes import BUSINESS_OUTCOME
 from monitoring_pipelines.core.performance import PERFORMANCE_CRITICAL_DROP, PERFORMANCE_DEGRADATION
 from monitoring_pipelines.intraday_config import GapsConfig
@@ -37,11 +37,6 @@ BLIND_CHECKS = (
     DIFFERENTIAL_DEGRADATION,
     BUSINESS_OUTCOME,
 )
-
-
-def _utc(ts: object) -> pd.Timestamp:
-    out = pd.Timestamp(ts)  # type: ignore[arg-type]
-    return out.tz_localize("UTC") if out.tzinfo is None else out.tz_convert("UTC")
 
 
 def silent_hours_had_traffic(
@@ -76,9 +71,9 @@ def no_predictions(
 ) -> CheckResult:
     """Critical when the newest row is `no_data_hours` old or older (or there is none since `since`, the
     start of what was read) and the reference had traffic in each of those hours."""
-    now = _utc(now)
-    last = _utc(last_ts) if last_ts is not None else None
-    silent_from = last if last is not None else _utc(since)
+    now = as_utc(now)
+    last = as_utc(last_ts) if last_ts is not None else None
+    silent_from = last if last is not None else as_utc(since)
     hours = (now - silent_from).total_seconds() / 3600
     window_start = now - pd.Timedelta(hours=cfg.no_data_hours)
     busy, expected = silent_hours_had_traffic(traffic, window_start, now, cfg.min_reference_rows_per_hour)
@@ -187,7 +182,7 @@ def nightly_missing(
     """Critical when a model-day of the last `nightly_lookback_days` (not before `first_day`) whose nightly
     run was due (`nightly_due_hour` of the next day) left no check results, or its latest run failed
     (`failed_days`: a run can fail after some checks were written)."""
-    now = _utc(now)
+    now = as_utc(now)
     today = now.date()
     failed = set(failed_days)
     ran = set(ran_days) - failed
@@ -237,5 +232,5 @@ def gap_look(
     model_name: str, now: pd.Timestamp, results: list[CheckResult], last_ts: pd.Timestamp | None = None
 ) -> Look:
     """The gap checks of one model at `now`, in the shape `intraday_results` stores."""
-    now = _utc(now)
+    now = as_utc(now)
     return Look(model_name, now.date(), now, 0, last_ts, float("nan"), [(GAPS_ASSET, r) for r in results])

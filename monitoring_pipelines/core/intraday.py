@@ -37,6 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from monitoring_pipelines.config import DriftThresholds, ModelConfig, ServingThresholds
+from monitoring_pipelines.core.alerts import HISTORY_COLUMNS  # the looks fold into the nightly history's rows
 from monitoring_pipelines.core.drift import (
     CRITICAL_DRIFT,
     DATA_QUALITY,
@@ -69,16 +70,6 @@ INTRADAY_ASSET = "intraday_today"  # the "today so far" asset; also the asset of
 VOLUME = "volume"
 DAY_WINDOW, RECENT_WINDOW = "day", "recent"
 INTRADAY_COLUMNS = columns_of("intraday_results")
-HISTORY_COLUMNS = [
-    "model_name",
-    "partition_date",
-    "asset",
-    "check_name",
-    "passed",
-    "severity",
-    "findings",
-    "run_id",
-]
 P99_SHARE = 0.01  # p99 above the SLO <=> more than 1 % of requests slower than the SLO
 SECONDS_PER_DAY = 86_400
 
@@ -247,7 +238,7 @@ def look(
     None: volume is not judged."""
     cfg = model.intraday or IntradayConfig()
     alpha = look_alpha(cfg)
-    look_at = _utc(look_at)
+    look_at = as_utc(look_at)
     day_start = pd.Timestamp(day, tz="UTC")
     ts_ns = _ts_ns(frame["ts"]) if len(frame) else np.zeros(0, dtype=np.int64)
     in_day = (
@@ -258,7 +249,7 @@ def look(
     frame, ts_ns = frame[in_day], ts_ns[in_day]
     order = np.argsort(ts_ns, kind="stable")  # time order: onsets scan the rows backwards from the look
     frame, ts_ns = frame.iloc[order].reset_index(drop=True), ts_ns[order]
-    since = _utc(since) if since is not None else day_start
+    since = as_utc(since) if since is not None else day_start
     windows = [Window(DAY_WINDOW, day_start, look_at, np.ones(len(frame), dtype=bool))]
     recent_start = look_at - pd.Timedelta(minutes=cfg.window_minutes)
     if recent_start > day_start:
@@ -750,7 +741,8 @@ def _volume(ctx: _Ctx, traffic: HourlyTraffic, day_start: pd.Timestamp, look_at:
     return CheckResult(VOLUME, [finding], {"requests": n, "expected": round(expected, 1)})
 
 
-def _utc(ts: Any) -> pd.Timestamp:
+def as_utc(ts: Any) -> pd.Timestamp:
+    """A timestamp in UTC; a naive one is taken as UTC (the prediction log's `ts` is UTC)."""
     out = pd.Timestamp(ts)
     return out.tz_localize("UTC") if out.tzinfo is None else out.tz_convert("UTC")
 
@@ -956,7 +948,7 @@ def onsets(rows: pd.DataFrame) -> pd.DataFrame:
                 if _level(f.get("severity")) < 1 or not when:
                     continue
                 key = (f"{model}/{asset}.{check}/{f.get('subject') or 'model'}", _as_date(day))
-                ts = _utc(when)
+                ts = as_utc(when)
                 if key not in out or ts < out[key]:
                     out[key] = ts
     return pd.DataFrame(
@@ -968,12 +960,12 @@ def onsets(rows: pd.DataFrame) -> pd.DataFrame:
 def due_look(last_look: pd.Timestamp | None, now: pd.Timestamp, every_minutes: int) -> pd.Timestamp | None:
     """The clock of the look due at `now` (on the `every_minutes` grid of the UTC day), or None when the
     look of that slot was already taken."""
-    now = _utc(now)
+    now = as_utc(now)
     day_start = now.normalize()
     slot = day_start + pd.Timedelta(
         minutes=every_minutes * int((now - day_start).total_seconds() // (60 * every_minutes))
     )
-    if last_look is not None and _utc(last_look) >= slot:
+    if last_look is not None and as_utc(last_look) >= slot:
         return None
     return slot
 

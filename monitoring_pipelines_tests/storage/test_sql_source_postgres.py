@@ -3,13 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import glob
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
 
 import pandas as pd
@@ -19,73 +12,16 @@ import sqlalchemy as sa
 from monitoring_pipelines.config import load_config
 from monitoring_pipelines.storage.sources import TS_COLUMN, SqlSource, new_connection, read_labels
 from monitoring_pipelines_tests.conftest import synthetic_day
+from monitoring_pipelines_tests.scale.servers import postgres_server
 
 DAY = dt.date(2026, 6, 10)
 
 
-def _bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    pytest.importorskip("psycopg2")
-    prefix: list[str] = []
-    root = tempfile.mkdtemp(prefix="mp-pg-")
-    if os.geteuid() == 0:  # postgres refuses to run as root: run it as the postgres system user
-        try:
-            user = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and no 'postgres' system user to run the server as")
-        os.chown(root, user.pw_uid, user.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    data, port = os.path.join(root, "data"), _free_port()
-    subprocess.run(
-        [*prefix, initdb, "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        [
-            *prefix,
-            pg_ctl,
-            "-D",
-            data,
-            "-o",
-            options,
-            "-w",
-            "-t",
-            "60",
-            "-l",
-            os.path.join(root, "log"),
-            "start",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=90,
-    )
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*prefix, pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"], capture_output=True, timeout=60
-        )
-        shutil.rmtree(root, ignore_errors=True)
+    """The scale-out tests' server (installed with apt-get when missing, never skipped)."""
+    with postgres_server() as pg:
+        yield pg.url()
 
 
 def test_postgres_source_reads_one_utc_day_with_bound_parameters(postgres_url, write_config, config_dict):
