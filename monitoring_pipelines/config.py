@@ -37,6 +37,8 @@ RESERVED_COLUMNS = frozenset(
         "partition_date",
         "label",
         "label_ts",
+        "predicted_class",  # multiclass: the predicted class as logged (prediction holds its index)
+        "scores",  # multiclass: the per-class probabilities as one map column
     }
 )
 
@@ -120,6 +122,11 @@ class DriftThresholds(StrictModel):
 class PerformanceThresholds(StrictModel):
     band_k: float = Field(3.0, gt=0)
     auc_critical_drop: float = Field(0.05, gt=0)
+    # multiclass: accuracy this far below its reference mean is critical (same scale as the AUC's drop)
+    accuracy_critical_drop: float = Field(0.05, gt=0)
+    # regression: mae / rmse this share above their reference mean is critical (errors are in the label's
+    # unit, so an absolute default cannot fit every model; `critical_drops` takes absolute ones)
+    error_critical_increase: float = Field(0.25, gt=0)
     min_n: int = Field(200, ge=1)
     ece_bins: int = Field(10, ge=2)
     critical_drops: dict[str, float] = Field(default_factory=dict)
@@ -145,7 +152,8 @@ class SubgroupThresholds(StrictModel):
 
 
 class ShadowThresholds(StrictModel):
-    primary_metric: Literal["auc", "log_loss", "brier", "accuracy"] = "auc"
+    # default per task: auc (binary), mae (regression), accuracy (multiclass); see ModelConfig._task_defaults
+    primary_metric: Literal["auc", "log_loss", "brier", "accuracy", "mae", "rmse"] = "auc"
     window_days: int = Field(7, ge=1)
     alpha: float = Field(0.05, gt=0, lt=1)
     segment_tolerance: float = Field(0.02, ge=0)
@@ -189,7 +197,7 @@ class Features(StrictModel):
     def _names(cls, names: list[str]) -> list[str]:
         for name in names:
             check_identifier(name, "feature")
-            if name in RESERVED_COLUMNS:
+            if name in RESERVED_COLUMNS or name.startswith("score__"):
                 raise ValueError(f"feature {name!r} clashes with a reserved column of the prediction log")
         seen: set[str] = set()
         for name in names:
@@ -243,9 +251,23 @@ class SqlSource(StrictModel):
         return value
 
 
+TASKS: tuple[str, ...] = ("binary_classification", "regression", "multiclass_classification")
+Task = Literal["binary_classification", "regression", "multiclass_classification"]
+PROBABILITY_PREFIX = "score__"  # multiclass: column `score__<class>` holds the probability of <class>
+# The shadow primary metrics each task can be compared on, the first one its default.
+SHADOW_METRICS: dict[str, tuple[str, ...]] = {
+    "binary_classification": ("auc", "log_loss", "brier", "accuracy"),
+    "regression": ("mae", "rmse"),
+    "multiclass_classification": ("accuracy", "log_loss"),
+}
+
+
 class ModelConfig(StrictModel):
     name: str
-    task: Literal["binary_classification"] = "binary_classification"
+    task: Task = "binary_classification"
+    # multiclass_classification: the classes, in order (at least 2, each a safe identifier: it names the
+    # column score__<class>); a logged or observed class outside them is a data-quality finding
+    classes: list[str] = Field(default_factory=list)
     features: Features
     segments: list[str] = Field(default_factory=list)
     segment_intersections: list[list[str]] = Field(default_factory=list)
@@ -285,8 +307,46 @@ class ModelConfig(StrictModel):
             check_identifier(name, "outcome")
         return names
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, raw: Any) -> Any:
+        """The shadow comparison's primary metric defaults to the task's own (auc means nothing for a
+        regression model)."""
+        if not isinstance(raw, dict) or raw.get("task") not in SHADOW_METRICS:
+            return raw
+        default = SHADOW_METRICS[raw["task"]][0]
+        thresholds = dict(raw.get("thresholds") or {})
+        shadow = dict(thresholds.get("shadow") or {})
+        if "primary_metric" not in shadow and default != "auc":
+            shadow["primary_metric"] = default
+            thresholds["shadow"] = shadow
+            return {**raw, "thresholds": thresholds}
+        return raw
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, names: list[str]) -> list[str]:
+        for name in names:
+            check_identifier(name, "class")
+        if len(set(names)) != len(names):
+            raise ValueError("a class is listed twice")
+        return names
+
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
+        if self.task == "multiclass_classification" and len(self.classes) < 2:
+            raise ValueError("task multiclass_classification needs classes: [at least two class names]")
+        if self.intraday is not None and self.task != "binary_classification":
+            raise ValueError(
+                f"intraday looks are for binary_classification models, not {self.task} (docs/intraday.md)"
+            )
+        if self.task != "multiclass_classification" and self.classes:
+            raise ValueError(f"classes are for task multiclass_classification, not {self.task}")
+        if self.thresholds.shadow.primary_metric not in SHADOW_METRICS[self.task]:
+            raise ValueError(
+                f"thresholds.shadow.primary_metric {self.thresholds.shadow.primary_metric!r} does not apply "
+                f"to task {self.task} (one of {list(SHADOW_METRICS[self.task])})"
+            )
         for combo in self.segment_intersections:
             if len(combo) < 2:
                 raise ValueError("segment_intersections entries list at least two segments")
@@ -306,6 +366,23 @@ class ModelConfig(StrictModel):
         if self.expected_rows and self.expected_rows[0] > self.expected_rows[1]:
             raise ValueError("expected_rows is [min, max]")
         return self
+
+    @property
+    def is_binary(self) -> bool:
+        return self.task == "binary_classification"
+
+    @property
+    def is_regression(self) -> bool:
+        return self.task == "regression"
+
+    @property
+    def is_multiclass(self) -> bool:
+        return self.task == "multiclass_classification"
+
+    @property
+    def probability_columns(self) -> list[str]:
+        """multiclass: `score__<class>` per class, in `classes` order; empty for the other tasks."""
+        return [f"{PROBABILITY_PREFIX}{c}" for c in self.classes]
 
     @property
     def input_columns(self) -> list[str]:
