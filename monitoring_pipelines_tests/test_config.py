@@ -78,3 +78,48 @@ def test_a_renamed_key_names_its_new_name(tmp_path) -> None:
     )
     with pytest.raises(ConfigError, match=r"thresholds\.drift\.min_rows: renamed to 'min_n'"):
         load_config(path)
+
+
+def test_task_defaults_follow_the_task(write_config, config_dict):
+    """A regression model is compared on mae and a multiclass one on accuracy unless the owner says otherwise."""
+    config_dict["models"][0].pop("intraday", None)
+    config_dict["models"][0].update(task="regression")
+    assert _load(write_config, config_dict).models[0].thresholds.shadow.primary_metric == "mae"
+    config_dict["models"][0].update(
+        task="multiclass_classification", classes=["billing", "technical", "account"]
+    )
+    model = _load(write_config, config_dict).models[0]
+    assert model.thresholds.shadow.primary_metric == "accuracy"
+    assert model.probability_columns == ["score__billing", "score__technical", "score__account"]
+    config_dict["models"][0]["thresholds"] = {"shadow": {"primary_metric": "log_loss"}}
+    assert _load(write_config, config_dict).models[0].thresholds.shadow.primary_metric == "log_loss"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"task": "ranking"}, "models.0.task"),
+        ({"task": "multiclass_classification"}, "needs classes"),
+        ({"task": "multiclass_classification", "classes": ["a"]}, "needs classes"),
+        ({"task": "multiclass_classification", "classes": ["a", "a"]}, "listed twice"),
+        ({"task": "multiclass_classification", "classes": ["a", "b c"]}, "not a safe identifier"),
+        ({"classes": ["a", "b"]}, "classes are for task multiclass_classification"),
+        (
+            {"task": "regression", "thresholds": {"shadow": {"primary_metric": "auc"}}},
+            "'auc' does not apply to task regression",
+        ),
+        ({"task": "regression", "intraday": {"every_minutes": 15}}, "intraday looks are for binary"),
+    ],
+)
+def test_task_config_errors_name_the_problem(write_config, config_dict, changes, expected):
+    config_dict["models"][0].pop("intraday", None)
+    config_dict["models"][0].update(changes)
+    with pytest.raises(ConfigError) as err:
+        _load(write_config, config_dict)
+    assert expected in str(err.value)
+
+
+def test_feature_named_like_a_probability_column_is_rejected(write_config, config_dict):
+    config_dict["models"][0]["features"]["numeric"].append("score__billing")
+    with pytest.raises(ConfigError, match="clashes with a reserved column"):
+        _load(write_config, config_dict)
