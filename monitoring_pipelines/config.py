@@ -141,7 +141,9 @@ class SubgroupThresholds(StrictModel):
 
     min_n: int = Field(200, ge=1)
     disparity_low: float = Field(0.8, gt=0, le=1)
-    disparity_high: float = Field(1.25, ge=1)  # not used since ratios are to the most-favoured group (<= 1)
+    # regression: the line of a segment value's mae_ratio (its MAE over the rest's), the four-fifths rule
+    # mirrored; binary ratios are to the most-favoured group (<= 1) and use disparity_low
+    disparity_high: float = Field(1.25, ge=1)
     parity_gap: float = Field(0.1, gt=0)
     equalized_odds_gap: float = Field(0.1, gt=0)
     band_k: float = Field(3.0, gt=0)
@@ -258,7 +260,8 @@ PROBABILITY_PREFIX = "score__"  # multiclass: column `score__<class>` holds the 
 SHADOW_METRICS: dict[str, tuple[str, ...]] = {
     "binary_classification": ("auc", "log_loss", "brier", "accuracy"),
     "regression": ("mae", "rmse"),
-    "multiclass_classification": ("accuracy", "log_loss"),
+    # log_loss would need both sides' per-class probabilities in the shadow pairs (not carried yet)
+    "multiclass_classification": ("accuracy",),
 }
 
 

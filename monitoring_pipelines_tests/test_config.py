@@ -91,8 +91,9 @@ def test_task_defaults_follow_the_task(write_config, config_dict):
     model = _load(write_config, config_dict).models[0]
     assert model.thresholds.shadow.primary_metric == "accuracy"
     assert model.probability_columns == ["score__billing", "score__technical", "score__account"]
-    config_dict["models"][0]["thresholds"] = {"shadow": {"primary_metric": "log_loss"}}
-    assert _load(write_config, config_dict).models[0].thresholds.shadow.primary_metric == "log_loss"
+    config_dict["models"][0].update(task="regression", classes=[])
+    config_dict["models"][0]["thresholds"] = {"shadow": {"primary_metric": "rmse"}}
+    assert _load(write_config, config_dict).models[0].thresholds.shadow.primary_metric == "rmse"
 
 
 @pytest.mark.parametrize(

@@ -217,7 +217,7 @@ def test_v1_file_is_upgraded_once_and_recorded(tmp_path):
     assert wh.schema_version() == 1
 
     wh.replace_partition("performance_metrics", _rows("a", DAY, 3), "a", DAY)  # the first write upgrades
-    assert wh.schema_version() == SCHEMA_VERSION == 4
+    assert wh.schema_version() == SCHEMA_VERSION == 5
     serving = wh.table("serving_metrics").set_index("requests")
     assert (serving.loc[100, "role"], serving.loc[100, "model_version"]) == (ALL, ALL)
     assert (serving.loc[60, "role"], serving.loc[60, "model_version"]) == ("champion", "v1")
@@ -228,8 +228,10 @@ def test_v1_file_is_upgraded_once_and_recorded(tmp_path):
     assert "input_fingerprint" in profiles.columns and profiles["feature"].tolist() == ["x"]
     assert wh.table("alerts").empty and "resolved_by" in wh.table("alerts").columns
     recorded = wh.query("SELECT version, description FROM monitoring.schema_version ORDER BY version")
-    assert recorded["version"].tolist() == [2, 3, 4]
-    assert recorded["description"].tolist() == [MIGRATIONS[2][0], MIGRATIONS[3][0], MIGRATIONS[4][0]]
+    assert recorded["version"].tolist() == [2, 3, 4, 5]
+    assert recorded["description"].tolist() == [MIGRATIONS[v][0] for v in (2, 3, 4, 5)]
+    # version 5: the multiclass confusion matrix (issue #15)
+    assert wh.table("confusion_matrix").empty
     # version 3: incidents on alerts, trust on estimates, the label quarantine
     assert {"incident_id", "root_cause", "reopened"} <= set(wh.table("alerts").columns)
     perf = wh.partition("performance_metrics", "a", DAY)
@@ -240,7 +242,7 @@ def test_v1_file_is_upgraded_once_and_recorded(tmp_path):
     Warehouse(path).replace_partition("performance_metrics", _rows("a", DAY, 2), "a", DAY)
     Warehouse(path).ensure_schema()
     again = Warehouse(path).query("SELECT version FROM monitoring.schema_version ORDER BY version")
-    assert again["version"].tolist() == [2, 3, 4]
+    assert again["version"].tolist() == [2, 3, 4, 5]
     assert len(Warehouse(path).partition("performance_metrics", "a", DAY)) == 2
 
 
