@@ -364,7 +364,8 @@ class ModelConfig(StrictModel):
         if self.source == "sql" and self.sql is None:
             raise ValueError("source: sql needs a sql: block (url, predictions_table)")
         for feature in self.thresholds.drift.features:
-            if feature not in self.features.all and feature not in ("__score__", "__prediction_rate__"):
+            outputs = ("__score__", "__predicted_class__" if self.is_multiclass else "__prediction_rate__")
+            if feature not in self.features.all and feature not in outputs:
                 raise ValueError(f"thresholds.drift.features names {feature!r}, which is not a feature")
         if self.expected_rows and self.expected_rows[0] > self.expected_rows[1]:
             raise ValueError("expected_rows is [min, max]")

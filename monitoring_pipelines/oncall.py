@@ -41,6 +41,9 @@ NEXT_STEPS: dict[str, str] = {
     "run link; compare champion and shadow rows.",
     "shadow_promotion": "The shadow model is measured against the champion on the same requests. Read the "
     "verdict and its interval before proposing a promotion.",
+    "target_drift": "The labels moved (mean observed value or class shares) out of their reference band. Check "
+    "whether quality moved on the same days; a real change in the world may call for a reference refresh or a "
+    "retrain, a sudden one for a look at the labelling pipeline.",
     "business_outcome": "A business outcome left its band. Check whether model quality moved on the same days "
     "before blaming the model.",
 }

@@ -29,7 +29,7 @@ MISSING = "__missing__"  # a segment value that was null
 CHAMPION_OK_SQL = f"role = '{CHAMPION}' AND status = '{OK}'"
 
 SCHEMA = "monitoring"
-SCHEMA_VERSION = 4  # bump with a migration in storage/warehouse.py MIGRATIONS
+SCHEMA_VERSION = 5  # bump with a migration in storage/warehouse.py MIGRATIONS
 
 
 # --------------------------------------------------------------------------- declarations
@@ -187,7 +187,12 @@ _TABLES: tuple[Table, ...] = (
             _c(
                 "profile_version", "VARCHAR", "hash of the window, features, binning and data", nullable=False
             ),
-            _c("feature", "VARCHAR", "a feature, `__score__` or `__prediction_rate__`", nullable=False),
+            _c(
+                "feature",
+                "VARCHAR",
+                "a feature, `__score__`, `__prediction_rate__` (binary) or `__predicted_class__` (multiclass)",
+                nullable=False,
+            ),
             _c("kind", "VARCHAR", "`numeric` or `categorical`", nullable=False),
             _c("profile", "JSON", "bins, counts, moments, categories, sketch (docs/drift.md)"),
             _c("n", "BIGINT", "reference rows"),
@@ -228,7 +233,12 @@ _TABLES: tuple[Table, ...] = (
         (
             MODEL,
             DAY,
-            _c("feature", "VARCHAR", "a feature, `__score__` or `__prediction_rate__`", nullable=False),
+            _c(
+                "feature",
+                "VARCHAR",
+                "a feature, `__score__`, `__prediction_rate__` (binary) or `__predicted_class__` (multiclass)",
+                nullable=False,
+            ),
             _c("kind", "VARCHAR", "`numeric` or `categorical`"),
             _c(
                 "statistic",
@@ -279,6 +289,34 @@ _TABLES: tuple[Table, ...] = (
                 "estimate_note",
                 "VARCHAR",
                 "estimated rows: why untrusted, and how the scores were calibrated (or why not); NULL otherwise",
+            ),
+        ),
+        partitioned=True,
+    ),
+    Table(
+        "confusion_matrix",
+        "observed class × predicted class × model-day of a multiclass model, over the day's labelled rows",
+        "performance_metrics",
+        (
+            MODEL,
+            DAY,
+            _c(
+                "observed_class",
+                "VARCHAR",
+                "the class the label says (one of the model's `classes`)",
+                nullable=False,
+            ),
+            _c(
+                "predicted_class",
+                "VARCHAR",
+                "the class the model predicted (one of the model's `classes`)",
+                nullable=False,
+            ),
+            _c(
+                "n",
+                "BIGINT",
+                "labelled champion rows with this pair (every pair of declared classes has a row, zeros included)",
+                nullable=False,
             ),
         ),
         partitioned=True,

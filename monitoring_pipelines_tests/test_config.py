@@ -124,3 +124,15 @@ def test_feature_named_like_a_probability_column_is_rejected(write_config, confi
     config_dict["models"][0]["features"]["numeric"].append("score__billing")
     with pytest.raises(ConfigError, match="clashes with a reserved column"):
         _load(write_config, config_dict)
+
+
+def test_drift_override_names_the_task_outputs(write_config, config_dict):
+    """A multiclass model's predicted classes are `__predicted_class__`; it has no `__prediction_rate__`."""
+    model = config_dict["models"][0]
+    model.pop("intraday", None)
+    model.update(task="multiclass_classification", classes=["a", "b", "c"])
+    model["thresholds"] = {"drift": {"features": {"__predicted_class__": {"psi_warning": 0.2}}}}
+    assert _load(write_config, config_dict).models[0].thresholds.drift.features["__predicted_class__"]
+    model["thresholds"] = {"drift": {"features": {"__prediction_rate__": {"psi_warning": 0.2}}}}
+    with pytest.raises(ConfigError, match="'__prediction_rate__', which is not a feature"):
+        _load(write_config, config_dict)

@@ -13,7 +13,7 @@ from monitoring_pipelines.schema import columns_of
 
 if TYPE_CHECKING:
     from monitoring_pipelines.config import ModelConfig
-    from monitoring_pipelines.core.profiles import Columns, ReferenceProfile
+    from monitoring_pipelines.core.profiles import Columns, Estimator, ReferenceProfile
 
 BAND_COLUMNS = ["mean", "std", "n_days"]
 
@@ -54,7 +54,103 @@ class ReferenceDays(Protocol):
     ) -> tuple[pd.DataFrame, int]: ...
 
 
+class FrameReference:
+    """ReferenceDays over an in-memory frame (tests, small data), as the model-day snapshot is over DuckDB:
+    the window's rows with `partition_date`, `score`, `prediction`, `label` (NaN until it lands) and the
+    task's columns (multiclass: `predicted_class`, `score__<class>`). Champion `ok` rows only; no outcomes."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        from monitoring_pipelines.core.profiles import DAY_COLUMN, champion_rows, day_values
+
+        self.frame = champion_rows(frame)
+        self._day = day_values(self.frame[DAY_COLUMN]).dt.date.to_numpy()
+
+    def _rows(self, day: dt.date | None) -> pd.DataFrame:
+        return self.frame if day is None else self.frame.loc[self._day == day]
+
+    def days(self) -> list[dt.date]:
+        return sorted(set(self._day))
+
+    def columns(self, day: dt.date | None = None) -> Columns:
+        from monitoring_pipelines.core.profiles import FrameColumns
+
+        return FrameColumns(self._rows(day))
+
+    def scored(self, extra: Sequence[str] = (), day: dt.date | None = None) -> pd.DataFrame:
+        from monitoring_pipelines.config import PROBABILITY_PREFIX
+
+        rows = self._rows(day)
+        proba = [c for c in rows.columns if c.startswith(PROBABILITY_PREFIX)]
+        wanted = [c for c in ("score", "prediction", "label") if c in rows]
+        return rows[list(dict.fromkeys([*wanted, *proba, *extra]))].reset_index(drop=True)
+
+    def outcome_totals(self, names: Sequence[str], day: dt.date | None = None) -> tuple[pd.DataFrame, int]:
+        from monitoring_pipelines.core.outcomes import TOTAL_COLUMNS
+
+        return pd.DataFrame(columns=TOTAL_COLUMNS), len(self._rows(day))
+
+
 BASELINE_COLUMNS = columns_of("reference_baselines")
+
+
+def reference_estimator(
+    model: ModelConfig, days: dict[dt.date, pd.DataFrame]
+) -> tuple[Estimator | None, dict[dt.date, Estimator | None]]:
+    """A regression or multiclass model's estimator fitted on the reference window's labels, cross-fitted
+    over its days as the binary score calibration is (estimation.reference_calibration): the labelled days
+    are dealt into CALIBRATION_FOLDS folds (day i into fold i mod k) and each day gets the estimator fitted
+    without its fold, so a reference day's estimated rows never saw its own labels and the estimated bands
+    are those of out-of-sample estimates, as a live day's are. Returns (the estimator on every label, for
+    live days; per labelled day its held-out one). Regression: ErrorProfile (DLE; None with fewer than
+    MIN_DLE_ROWS labelled rows); multiclass: MulticlassCalibration (each map falls back to raw
+    probabilities when it has too few labels; None when the frames carry no score__<class> columns).
+    With labels on a single day there is nothing to hold out: that day uses the full fit."""
+    from monitoring_pipelines.core.estimation import CALIBRATION_FOLDS
+    from monitoring_pipelines.core.multiclass import fit_multiclass_calibration
+    from monitoring_pipelines.core.performance import class_indices, probability_matrix
+    from monitoring_pipelines.core.regression import fit_error_profile
+    from monitoring_pipelines.core.stats import to_float_array
+
+    if model.is_binary:
+        raise ValueError("reference_estimator is for regression and multiclass models")
+    classes = list(model.classes)
+    names = np.asarray(classes, dtype=object)
+    parts: list[tuple[dt.date, tuple[np.ndarray, ...]]] = []
+    for day, frame in days.items():
+        if "label" not in frame or "score" not in frame or frame.empty:
+            continue
+        if model.is_regression:
+            y, p = to_float_array(frame["label"]), to_float_array(frame["score"])
+            keep = np.isfinite(y) & np.isfinite(p)
+            if keep.any():
+                parts.append((day, (y[keep], p[keep])))
+            continue
+        proba = probability_matrix(frame, classes)
+        if proba is None:
+            return None, {}
+        y, p = class_indices(frame["label"], len(classes)), class_indices(frame["prediction"], len(classes))
+        keep = (y >= 0) & (p >= 0) & np.all(np.isfinite(proba), axis=1)
+        if keep.any():
+            parts.append((day, (y[keep], p[keep], proba[keep])))
+
+    def fit(chosen: list[tuple[np.ndarray, ...]]) -> Estimator | None:
+        if not chosen:
+            return None
+        if model.is_regression:
+            return fit_error_profile(
+                np.concatenate([c[0] for c in chosen]), np.concatenate([c[1] for c in chosen])
+            )
+        y = np.concatenate([c[0] for c in chosen])
+        p = np.concatenate([c[1] for c in chosen])
+        proba = np.concatenate([c[2] for c in chosen])
+        return fit_multiclass_calibration(proba, names[y], names[p], classes)
+
+    full = fit([arrays for _, arrays in parts])
+    if len(parts) < 2:
+        return full, {}
+    k = min(CALIBRATION_FOLDS, len(parts))
+    held_out = [fit([arrays for i, (_, arrays) in enumerate(parts) if i % k != f]) for f in range(k)]
+    return full, {day: held_out[i % k] for i, (day, _) in enumerate(parts)}
 
 
 def reference_baselines(
@@ -67,7 +163,9 @@ def reference_baselines(
     `summarize_days` gives each statistic's mean, std and day count: how much it moves on ordinary
     days. Returns the profile carrying its drift bands and its score calibration (fitted on the window's
     labels, cross-fitted over its days: each day's estimated rows use a map that never saw its labels, as a
-    live day's do), and the `reference_baselines` rows (all domains).
+    live day's do), and the `reference_baselines` rows (all domains). A regression or multiclass model
+    carries its task's estimator instead (reference_estimator), and its bands cover its task's metrics,
+    label rows included (daily_performance per task).
     """
     from monitoring_pipelines.core.drift import reference_variability
     from monitoring_pipelines.core.estimation import reference_calibration
@@ -84,21 +182,35 @@ def reference_baselines(
     )
     # every day's scored rows, held at once (the snapshot caches them for the run anyway)
     scored_days = {day: reference.scored(model.segments, day) for day in days}
-    calibration = reference_calibration(scored_days)
-    profile = profile.with_calibration(calibration.calibration)
+    if model.is_binary:
+        calibration = reference_calibration(scored_days)
+        profile = profile.with_calibration(calibration.calibration)
+        estimator_for = calibration.for_day
+        task_args: dict[str, object] = {}
+    else:
+        estimator, by_day = reference_estimator(model, scored_days)
+        profile = profile.with_estimator(estimator)
+
+        def estimator_for(day: dt.date) -> Estimator | None:
+            return by_day.get(day, estimator)
+
+        task_args = {"task": model.task, "classes": list(model.classes)}
     perf, outcomes, subgroups, overall = [], [], [], []
     for day in days:  # a few dozen reference days: the work inside each is vectorized
         scored = scored_days[day]
         perf.append(
             daily_performance(
-                scored, thresholds=thresholds.performance, calibration=calibration.for_day(day)
+                scored,
+                thresholds=thresholds.performance,
+                calibration=estimator_for(day),
+                model=model,
             ).assign(day=day)
         )
         if model.outcomes:
             totals, requests = reference.outcome_totals(model.outcomes, day)
             outcomes.append(outcome_rows(totals, requests, model.outcomes).assign(day=day))
         groups, overall_rows = subgroup_and_overall_metrics(
-            scored, model.segments, model.segment_intersections, min_n=thresholds.subgroups.min_n
+            scored, model.segments, model.segment_intersections, min_n=thresholds.subgroups.min_n, **task_args
         )
         if model.segments:
             subgroups.append(groups.assign(day=day))

@@ -83,7 +83,9 @@ def _check_specs(d: DriftThresholds = DriftThresholds()) -> tuple[CheckSpec, ...
             CRITICAL_DRIFT,
             "critical",
             f"PSI at or beyond {d.psi_critical} on a drifted feature, or drift of the score distribution "
-            "(__score__) or the positive-decision rate (__prediction_rate__): prediction drift.",
+            "(__score__), the positive-decision rate (__prediction_rate__) or the predicted-class shares "
+            "(__predicted_class__): prediction drift. A regression model's score is its predicted value, a "
+            "multiclass model's the probability of its predicted class.",
         ),
         CheckSpec(
             DATA_QUALITY,
@@ -565,7 +567,7 @@ def drift_checks(
     ``feature_drift``: one warning per drifted feature that is not critical (its statistic furthest
     past threshold); a critical feature is reported by ``critical_drift`` only.
     ``critical_drift``: one critical per feature with PSI >= psi_critical, and per drifted
-    prediction feature (``__score__``, ``__prediction_rate__``).
+    prediction feature (``__score__``, ``__prediction_rate__``, ``__predicted_class__``).
     ``data_quality``: one finding per (feature, statistic) among null-rate increase,
     out-of-range share and unseen-category share at warning size or beyond (critical beyond the
     ``*_critical`` size). Every finding's evidence holds the profile version, row counts,

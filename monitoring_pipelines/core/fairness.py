@@ -14,6 +14,18 @@ confidence interval on every number, and raises two checks:
   band by more than the overall metric fell, plus `degradation_margin`.
 
 Groups with fewer than `min_n` rows (labelled rows for label metrics) are reported but never alert.
+
+Regression and multiclass models (`task`; metrics in core.task_subgroups) go through the same bands and
+judge, with their own gap metric per segment value, each against the rest of its segment:
+* regression: `mae_ratio`, the value's MAE over the rest's, judged against the line `disparity_high`
+  (1.25: the four-fifths rule mirrored for a metric where higher is worse);
+* multiclass: `accuracy_shortfall`, the rest's accuracy minus the value's, against `parity_gap`.
+Their reference level (standing or not) is the window's mean of the daily values ± z·std/sqrt(days).
+`differential_degradation` watches MAE (regression) and accuracy and `recall:<class>` (multiclass). MAE
+has the label's unit (minutes, dollars), so a group's and the overall's changes are read as fractions of
+their own reference means, and the spread and `degradation_margin` are too: 0.02 means two per cent of
+the group's reference MAE, about what the same 0.02 is on an AUC or recall near 0.8. One number then
+means the same for a model predicting minutes and one predicting thousands of dollars.
 See docs/fairness.md for the definitions and the reasons behind each default.
 """
 
@@ -27,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import SubgroupThresholds
+from monitoring_pipelines.core import task_subgroups
 from monitoring_pipelines.core.findings import CheckResult, CheckSpec, Finding, observed
 from monitoring_pipelines.core.formatting import fmt, json_float
 from monitoring_pipelines.core.stats import (
@@ -37,6 +50,7 @@ from monitoring_pipelines.core.stats import (
     to_float_array,
     z_value,
 )
+from monitoring_pipelines.core.task_subgroups import ERROR_RATIO_METRIC, SHORTFALL_METRIC
 from monitoring_pipelines.schema import ALL, MISSING, result_columns
 
 FAIRNESS_GAP, DIFFERENTIAL_DEGRADATION = "fairness_gap", "differential_degradation"
@@ -52,13 +66,17 @@ def _check_specs(t: SubgroupThresholds = SubgroupThresholds()) -> tuple[CheckSpe
             f"{t.equalized_odds_gap:g}: info when the reference window had the same gap (standing), warning "
             f"when it appeared or grew beyond the reference band (mean ± {t.band_k:g}·σ) with the day's interval "
             f"excluding the reference value, critical beyond an absolute limit the owner configured. Segment "
-            f"values with at least {t.min_n} rows.",
+            f"values with at least {t.min_n} rows. Regression: a value's MAE over the rest of its segment's "
+            f"beyond {t.disparity_high:g}; multiclass: its accuracy short of the rest's by more than "
+            f"{t.parity_gap:g}; same standing / new logic.",
         ),
         CheckSpec(
             DIFFERENTIAL_DEGRADATION,
             "critical",
             f"A segment's metric fell against its own reference band (mean ± {t.band_k:g}·σ) by more than the "
-            f"overall metric fell, plus {t.degradation_margin:g}: the group getting worse while the average holds.",
+            f"overall metric fell, plus {t.degradation_margin:g}: the group getting worse while the average holds. "
+            "Regression: MAE, its changes and the margin as fractions of the reference MAE; multiclass: accuracy "
+            "and per-class recall.",
         ),
     )
 
@@ -355,6 +373,9 @@ def subgroup_metrics(
     intersections: Sequence[Sequence[str]] = (),
     confidence: float = 0.95,
     min_n: int = 200,
+    *,
+    task: str = "binary_classification",
+    classes: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Per segment value: metrics with CIs, gap and ratio to the overall value; per segment: summaries.
 
@@ -367,7 +388,9 @@ def subgroup_metrics(
     Columns: segment, segment_value, metric, value, ci_low, ci_high, n (the metric's denominator),
     rows, labelled, gap (value - overall), ratio (value / overall; empty on ratio and summary rows).
     """
-    return subgroup_and_overall_metrics(day, segments, intersections, confidence, min_n)[0]
+    return subgroup_and_overall_metrics(
+        day, segments, intersections, confidence, min_n, task=task, classes=classes
+    )[0]
 
 
 def subgroup_and_overall_metrics(
@@ -376,10 +399,16 @@ def subgroup_and_overall_metrics(
     intersections: Sequence[Sequence[str]] = (),
     confidence: float = 0.95,
     min_n: int = 200,
+    *,
+    task: str = "binary_classification",
+    classes: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`subgroup_metrics` and `overall_metrics` of the same day from one pass: the overall row is what
-    every gap is measured against, so it is computed once (its AUC interval sorts the whole day)."""
+    every gap is measured against, so it is computed once (its AUC interval sorts the whole day).
+    A regression or multiclass model (`task`, its `classes`) gets its own metrics (core.task_subgroups)."""
     groups = [[s] for s in segments] + [list(c) for c in intersections]
+    if task != "binary_classification":
+        return _task_subgroup_metrics(day, groups, task, classes, confidence, min_n)
     base = _prepare(day, [c for columns in groups for c in columns])
     overall = _group_metrics(base, _one_group(len(base)), confidence)
     overall_rows = overall[OVERALL_COLUMNS].reset_index(drop=True)
@@ -404,11 +433,61 @@ def subgroup_and_overall_metrics(
     return pd.concat(frames, ignore_index=True), overall_rows
 
 
+def _task_subgroup_metrics(
+    day: pd.DataFrame,
+    groups: list[list[str]],
+    task: str,
+    classes: Sequence[str],
+    confidence: float,
+    min_n: int,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """subgroup_and_overall_metrics of a regression or multiclass model: value rows with their gap and
+    ratio to the whole day's value, then the segment's fairness rows (mae_ratio / accuracy_shortfall)."""
+    base = task_subgroups.prepare(day, [c for columns in groups for c in columns], task, len(classes))
+    overall, _ = task_subgroups.task_group_rows(
+        task, base, task_subgroups.one_group(len(base)), classes, confidence, None
+    )
+    overall_rows = overall[OVERALL_COLUMNS].reset_index(drop=True)
+    overall_value = overall.set_index("metric")["value"]
+    frames: list[pd.DataFrame] = []
+    for columns in groups:
+        seg = segment_name(columns)
+        values, fair = task_subgroups.task_group_rows(
+            task, base, group_codes(base, columns), classes, confidence, min_n
+        )
+        if values.empty:
+            continue
+        ref = values["metric"].map(overall_value).to_numpy(dtype=float)
+        values.insert(0, "segment", seg)
+        values["gap"] = values["value"].to_numpy(dtype=float) - ref
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values["ratio"] = np.where(ref != 0, values["value"].to_numpy(dtype=float) / ref, np.nan)
+        values.loc[values["metric"] == "bias", "ratio"] = np.nan  # a signed error: its ratio means nothing
+        frames.append(values[COLUMNS])
+        if len(fair):
+            frames.append(fair.assign(segment=seg, gap=np.nan, ratio=np.nan)[COLUMNS])
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS), overall_rows
+    return pd.concat(frames, ignore_index=True), overall_rows
+
+
 # --------------------------------------------------------------------------- checks
 
 
 # Numbers in messages: three decimals, "n/a" when missing.
 _show = partial(fmt, digits=3, style="f", missing="n/a")
+
+
+def _percent(x: float) -> str:
+    return "n/a" if not np.isfinite(x) else f"{100 * float(x):.1f} %"
+
+
+def _relative(drop: float, direction: float) -> str:
+    """`rose 52.0 %` / `fell 3.1 %` for a relative drop (positive = worse) of a metric of `direction`."""
+    change = -direction * float(drop)
+    if not np.isfinite(change) or change == 0:
+        return "did not move"
+    return f"{'rose' if change > 0 else 'fell'} {_percent(abs(change))}"
 
 
 def _moved(change: float) -> str:
@@ -427,8 +506,12 @@ class GapRule:
     metric: str
     worse: int  # -1: lower is more unfair (a ratio); +1: higher is (a difference)
     line: str
-    absolute: str
+    absolute: str | None  # None: no absolute limit can be configured for this metric
     label: str  # in messages
+
+    def limit(self, t: SubgroupThresholds) -> float | None:
+        """The owner's absolute limit of this metric, None when unset (or not configurable)."""
+        return None if self.absolute is None else getattr(t, self.absolute)
 
     def beyond(self, x: float, limit: float) -> bool:
         """`x` lies on the unfair side of `limit` (False when either is missing)."""
@@ -457,8 +540,13 @@ GAP_RULES: dict[str, GapRule] = {
             "absolute_max_equalized_odds_difference",
             "equalized-odds difference",
         ),
+        # regression and multiclass (core.task_subgroups): a value against the rest of its segment
+        GapRule(ERROR_RATIO_METRIC, 1, "disparity_high", None, "MAE ratio to the rest of the segment"),
+        GapRule(SHORTFALL_METRIC, 1, "parity_gap", None, "accuracy shortfall to the rest of the segment"),
     )
 }
+# Per-value gap metrics whose reference level is the window's mean of the daily values (no max − min).
+OWN_LEVEL_METRICS = (ERROR_RATIO_METRIC, SHORTFALL_METRIC)
 MIN_BAND_DAYS = 3  # reference days with a value before a band's spread means anything
 # What a fairness_gap finding is, by the evidence behind it, and its severity.
 GAP_KINDS: dict[str, str] = {
@@ -533,6 +621,26 @@ def reference_levels(bands: pd.DataFrame, confidence: float = 0.95) -> pd.DataFr
     return pd.DataFrame(out, columns=LEVEL_COLUMNS)
 
 
+def own_levels(bands: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """The reference window's own value of the per-value gap metrics of regression and multiclass models
+    (OWN_LEVEL_METRICS): the mean of the daily values ± z·std/sqrt(days), from bands of at least
+    MIN_BAND_DAYS days. Each is one value against the rest of its segment, not a largest minus smallest
+    of many groups, so the daily mean is not inflated by sampling noise. Columns: LEVEL_COLUMNS."""
+    need = {"segment", "segment_value", "metric", "mean", "std", "n_days"}
+    if bands.empty or not need <= set(bands.columns):
+        return pd.DataFrame(columns=LEVEL_COLUMNS)
+    rows = bands[bands["metric"].isin(list(OWN_LEVEL_METRICS))]
+    mean = pd.to_numeric(rows["mean"], errors="coerce").to_numpy(dtype=float)
+    std = pd.to_numeric(rows["std"], errors="coerce").to_numpy(dtype=float)
+    days = pd.to_numeric(rows["n_days"], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(mean) & np.isfinite(std) & (days >= MIN_BAND_DAYS)
+    half = z_value(confidence) * std[ok] / np.sqrt(days[ok])
+    out = rows.loc[ok, ["segment", "segment_value", "metric"]].assign(
+        reference_value=mean[ok], reference_low=mean[ok] - half, reference_high=mean[ok] + half
+    )
+    return out.reset_index(drop=True)[LEVEL_COLUMNS]
+
+
 def _level_range(mean: pd.Series, se: pd.Series, z: float) -> tuple[float, float, float]:
     """Highest minus lowest reference mean, ± z times the root sum of their squared standard errors."""
     hi, lo = mean.idxmax(), mean.idxmin()
@@ -577,7 +685,7 @@ def judge_gap(
     """
     value, ci_low, ci_high = today
     mean, std, days = band
-    line, limit = getattr(t, rule.line), getattr(t, rule.absolute)
+    line, limit = getattr(t, rule.line), rule.limit(t)
     fair_end = rule.fair_end(ci_low, ci_high)
     if limit is not None and rule.beyond(fair_end, limit):
         return "absolute_limit"
@@ -607,9 +715,11 @@ def _gap_rows(today: pd.DataFrame, bands: pd.DataFrame, min_n: int, confidence: 
         band = pd.DataFrame(columns=[*keys, "mean", "std", "n_days"])
     else:
         band = bands[bands["metric"].isin(list(GAP_RULES))][[*keys, "mean", "std", "n_days"]]
-    merged = rows.merge(band, on=keys, how="outer").merge(
-        reference_levels(bands, confidence), on=keys, how="outer"
-    )
+    levels = reference_levels(bands, confidence)
+    own = own_levels(bands, confidence)
+    if len(own):
+        levels = own if levels.empty else pd.concat([levels, own], ignore_index=True)
+    merged = rows.merge(band, on=keys, how="outer").merge(levels, on=keys, how="outer")
     numeric = ["value", "ci_low", "ci_high", "rows", "labelled", "mean", "std", "n_days"]
     for column in [*numeric, *LEVEL_COLUMNS[3:]]:
         merged[column] = pd.to_numeric(merged[column], errors="coerce").astype(float)
@@ -622,6 +732,9 @@ def _fairness_findings(
     values = today[today["segment_value"] != ALL]
     pr = values[(values["metric"] == "positive_rate") & values["value"].notna()]
     small = int((pr["rows"] < t.min_n).sum())
+    # regression / multiclass: values with too few labelled rows for their gap row
+    base_rows = values[values["metric"].isin(list(REST_BASE)) & values["value"].notna()]
+    small += int((base_rows["labelled"] < t.min_n).sum())
     favoured: dict[str, pd.Series] = {}
     for seg, rates in _eligible_rates(pr, t.min_n).groupby("segment", sort=True):
         if len(rates) >= 2:
@@ -657,6 +770,8 @@ def _fairness_findings(
                 "favoured_rows": None if top is None else int(top["rows"]),
                 "positive_rate": None if own is None else json_float(own["value"]),
             }
+        elif rule.metric in OWN_LEVEL_METRICS:
+            context, extra = _rest_context(rule.metric, values, seg, value)
         else:
             base = "positive_rate" if rule.metric == "demographic_parity_difference" else None
             context = _extremes(values[values["segment"] == seg], base, t.min_n)
@@ -670,13 +785,30 @@ def _fairness_findings(
     return findings, metadata
 
 
+# The value metric behind each per-value gap metric of regression and multiclass models.
+REST_BASE = {"mae": ERROR_RATIO_METRIC, "accuracy": SHORTFALL_METRIC}
+
+
+def _rest_context(metric: str, values: pd.DataFrame, seg: str, value: str) -> tuple[str, dict]:
+    """The value's own MAE / accuracy today and the rest of its segment's, recovered from the gap row
+    (rest MAE = MAE / ratio; rest accuracy = accuracy + shortfall)."""
+    base = "mae" if metric == ERROR_RATIO_METRIC else "accuracy"
+    mine = values[(values["segment"] == seg) & (values["segment_value"] == value)].set_index("metric")
+    own = float(mine.loc[base, "value"]) if base in mine.index else np.nan
+    gap = float(mine.loc[metric, "value"]) if metric in mine.index else np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rest = own / gap if metric == ERROR_RATIO_METRIC else own + gap
+    context = f"{base} {_show(own)} vs {_show(rest)} for the rest of {seg}"
+    return context, {f"group_{base}": json_float(own), f"rest_{base}": json_float(rest)}
+
+
 def _gap_finding(
     rule: GapRule, kind: str, r: dict, t: SubgroupThresholds, confidence: float, context: str, extra: dict
 ) -> Finding:
     """One fairness_gap finding of `kind` (GAP_KINDS) from a `_gap_rows` record, with its evidence."""
     seg, segment_value = str(r["segment"]), str(r["segment_value"])
     subject = f"{seg}={segment_value}"
-    line, limit = float(getattr(t, rule.line)), getattr(t, rule.absolute)
+    line, limit = float(getattr(t, rule.line)), rule.limit(t)
     value, mean, std = r["value"], r["mean"], r["std"]
     days = int(r["n_days"]) if np.isfinite(r["n_days"]) else 0
     today = f"{_show(value)} (CI {_show(r['ci_low'])}-{_show(r['ci_high'])})"
@@ -764,8 +896,12 @@ def _degradation_findings(
     overall_bands: pd.DataFrame,
     t: SubgroupThresholds,
     confidence: float,
+    directions: dict[str, int] = DEGRADATION_DIRECTION,
+    relative: frozenset[str] = frozenset(),
 ) -> tuple[list[Finding], dict[str, int]]:
-    rows = today[(today["segment_value"] != ALL) & today["metric"].isin(list(DEGRADATION_DIRECTION))]
+    """`directions`: the watched metrics and their good direction; `relative`: those whose drops, spread
+    and margin are fractions of the reference mean (error metrics in the label's unit)."""
+    rows = today[(today["segment_value"] != ALL) & today["metric"].isin(list(directions))]
     rows = rows[rows["value"].notna()]
     small = int((rows["labelled"] < t.min_n).sum())
     rows = rows[rows["labelled"] >= t.min_n]
@@ -779,9 +915,13 @@ def _degradation_findings(
     if merged.empty:
         return [], {"evaluated": 0, "below_min_n": small, "no_reference": no_reference}
 
-    direction = merged["metric"].map(DEGRADATION_DIRECTION).to_numpy(dtype=float)
+    direction = merged["metric"].map(directions).to_numpy(dtype=float)
     value = merged["value"].to_numpy(dtype=float)
     mean = merged["mean"].to_numpy(dtype=float)
+    is_relative = merged["metric"].isin(list(relative)).to_numpy(dtype=bool)
+    # 1 for rates (drops in absolute points); the reference means for relative metrics
+    scale = np.where(is_relative, mean, 1.0)
+    overall_scale = np.where(is_relative, merged["overall_mean"].to_numpy(dtype=float), 1.0)
     std = merged["std"].to_numpy(dtype=float)
     se_today = (merged["ci_high"].to_numpy(dtype=float) - merged["ci_low"].to_numpy(dtype=float)) / (
         2 * z_value(confidence)
@@ -789,10 +929,12 @@ def _degradation_findings(
     # The band's day-to-day spread, but never narrower than today's own sampling error: a reference
     # of busier days (or a single day, std NaN) must not make a quiet small day look alarming.
     spread = np.sqrt(np.where(np.isfinite(std), std, 0.0) ** 2 + se_today**2)
-    spread = np.where(np.isfinite(spread), spread, 0.0)
-    seg_drop = direction * (mean - value)
-    overall_drop = direction * (
-        merged["overall_mean"].to_numpy(dtype=float) - merged["overall_value"].to_numpy(dtype=float)
+    spread = np.where(np.isfinite(spread), spread, 0.0) / scale
+    seg_drop = direction * (mean - value) / scale
+    overall_drop = (
+        direction
+        * (merged["overall_mean"].to_numpy(dtype=float) - merged["overall_value"].to_numpy(dtype=float))
+        / overall_scale
     )
     overall_drop = np.where(np.isfinite(overall_drop), overall_drop, 0.0)
     differential = seg_drop - np.clip(overall_drop, 0.0, None)
@@ -801,8 +943,26 @@ def _degradation_findings(
     findings = []
     for i in np.flatnonzero(fire):
         r = merged.iloc[i]
-        limit = mean[i] - direction[i] * (needed[i] + max(overall_drop[i], 0.0))
+        limit = mean[i] - direction[i] * (needed[i] + max(overall_drop[i], 0.0)) * scale[i]
         subject = f"{r['segment']}={r['segment_value']}"
+        if is_relative[i]:
+            message = (
+                f"{r['metric']} of {subject} is {_show(value[i])} (CI {_show(r['ci_low'])}-{_show(r['ci_high'])}) "
+                f"against its reference {_show(mean[i])} ± {_show(std[i])}: {_relative(seg_drop[i], direction[i])} "
+                f"while the overall {r['metric']} {_relative(overall_drop[i], direction[i])}; it worsened "
+                f"{_percent(differential[i])} of its reference more than the overall, beyond "
+                f"{t.band_k}·{_percent(spread[i])} + margin {_percent(t.degradation_margin)} "
+                f"({int(r['labelled'])} labelled of {int(r['rows'])} rows)"
+            )
+        else:
+            message = (
+                f"{r['metric']} of {subject} is {_show(value[i])} (CI {_show(r['ci_low'])}-{_show(r['ci_high'])}) "
+                f"against its reference {_show(mean[i])} ± {_show(std[i])}: it {_moved(value[i] - mean[i])} while "
+                f"the overall {r['metric']} {_moved(r['overall_value'] - r['overall_mean'])}; it worsened "
+                f"{_show(differential[i])} more than the overall, beyond "
+                f"{t.band_k}·{_show(spread[i])} + margin {t.degradation_margin} "
+                f"({int(r['labelled'])} labelled of {int(r['rows'])} rows)"
+            )
         findings.append(
             Finding(
                 check_name=DIFFERENTIAL_DEGRADATION,
@@ -811,14 +971,7 @@ def _degradation_findings(
                 subject=subject,
                 value=float(value[i]),
                 threshold=float(limit),
-                message=(
-                    f"{r['metric']} of {subject} is {_show(value[i])} (CI {_show(r['ci_low'])}-{_show(r['ci_high'])}) "
-                    f"against its reference {_show(mean[i])} ± {_show(std[i])}: it {_moved(value[i] - mean[i])} while "
-                    f"the overall {r['metric']} {_moved(r['overall_value'] - r['overall_mean'])}; it worsened "
-                    f"{_show(differential[i])} more than the overall, beyond "
-                    f"{t.band_k}·{_show(spread[i])} + margin {t.degradation_margin} "
-                    f"({int(r['labelled'])} labelled of {int(r['rows'])} rows)"
-                ),
+                message=message,
                 evidence={
                     "segment": r["segment"],
                     "segment_value": r["segment_value"],
@@ -835,11 +988,12 @@ def _degradation_findings(
                     "overall_reference_mean": float(r["overall_mean"]),
                     "excess_drop": float(differential[i]),
                     "spread": float(spread[i]),
+                    **({"relative_to_reference": True} if is_relative[i] else {}),
                 },
             )
         )
     findings += _judged_values(
-        merged, fire, needed - differential, value, mean, direction, needed, overall_drop
+        merged, fire, needed - differential, value, mean, direction, needed, overall_drop, scale
     )
     return findings, {"evaluated": len(merged), "below_min_n": small, "no_reference": no_reference}
 
@@ -853,6 +1007,7 @@ def _judged_values(
     direction: np.ndarray,
     needed: np.ndarray,
     overall_drop: np.ndarray,
+    scale: np.ndarray,
 ) -> list[Finding]:
     """One `ok` entry per judged segment value that did not fire: its metric closest to firing, with the
     line it would cross, so an open alert resolves only once the value is back inside by a margin."""
@@ -866,10 +1021,36 @@ def _judged_values(
             closest[subject] = i
     out = []
     for subject, i in closest.items():
-        limit = mean[i] - direction[i] * (needed[i] + max(overall_drop[i], 0.0))
+        limit = mean[i] - direction[i] * (needed[i] + max(overall_drop[i], 0.0)) * scale[i]
         if np.isfinite(value[i]) and np.isfinite(limit):
             out.append(observed(DIFFERENTIAL_DEGRADATION, subject, metrics[i], float(value[i]), float(limit)))
     return out
+
+
+# Regression: MAE, judged relative to its reference (see the module docstring of core.task_subgroups and
+# docs/fairness.md); multiclass: accuracy and each class's recall, in rate points as binary metrics.
+ERROR_DEGRADATION_DIRECTION: dict[str, int] = {"mae": -1}
+
+
+def degradation_metrics(task: str, today: pd.DataFrame) -> tuple[dict[str, int], frozenset[str]]:
+    """The metrics differential_degradation watches for a task, their good direction, and which of them
+    are judged relative to their reference level."""
+    if task == "regression":
+        return ERROR_DEGRADATION_DIRECTION, frozenset(ERROR_DEGRADATION_DIRECTION)
+    if task == "multiclass_classification":
+        names = (
+            sorted(
+                {
+                    str(m)
+                    for m in today["metric"].unique()
+                    if str(m) == "accuracy" or str(m).startswith("recall:")
+                }
+            )
+            if len(today)
+            else ["accuracy"]
+        )
+        return dict.fromkeys(names, 1), frozenset()
+    return DEGRADATION_DIRECTION, frozenset()
 
 
 def subgroup_checks(
@@ -879,6 +1060,7 @@ def subgroup_checks(
     overall_bands: pd.DataFrame,
     thresholds: SubgroupThresholds,
     confidence: float = 0.95,
+    task: str = "binary_classification",
 ) -> list[CheckResult]:
     """`fairness_gap` and `differential_degradation` outcomes for one model-day.
 
@@ -887,8 +1069,11 @@ def subgroup_checks(
     `summarize_days(reference overall rows, [metric])`. `confidence` must match the one the rows were
     computed with (it turns their CIs back into standard errors).
     """
+    directions, relative = degradation_metrics(task, today)
     fair, fair_meta = _fairness_findings(today, bands, thresholds, confidence)
-    degr, counts = _degradation_findings(today, bands, overall_today, overall_bands, thresholds, confidence)
+    degr, counts = _degradation_findings(
+        today, bands, overall_today, overall_bands, thresholds, confidence, directions, relative
+    )
     return [
         CheckResult(
             check_name=FAIRNESS_GAP,
@@ -902,7 +1087,7 @@ def subgroup_checks(
                 "equalized_odds_gap": thresholds.equalized_odds_gap,
                 "band_k": thresholds.band_k,
                 "absolute_limits": {
-                    rule.absolute: getattr(thresholds, rule.absolute) for rule in GAP_RULES.values()
+                    rule.absolute: rule.limit(thresholds) for rule in GAP_RULES.values() if rule.absolute
                 },
             },
             description="Four-fifths ratio to the most-favoured value, parity and equalized-odds differences "
@@ -914,7 +1099,7 @@ def subgroup_checks(
             findings=degr,
             metadata={
                 **counts,
-                "metrics": list(DEGRADATION_DIRECTION),
+                "metrics": list(directions),
                 "min_n": thresholds.min_n,
                 "band_k": thresholds.band_k,
                 "degradation_margin": thresholds.degradation_margin,

@@ -25,7 +25,11 @@ from monitoring_pipelines.core.fairness import DIFFERENTIAL_DEGRADATION
 from monitoring_pipelines.core.findings import CheckResult, Finding, not_enough_data, observed
 from monitoring_pipelines.core.intraday import HourlyTraffic, Look, as_utc
 from monitoring_pipelines.core.outcomes import BUSINESS_OUTCOME
-from monitoring_pipelines.core.performance import PERFORMANCE_CRITICAL_DROP, PERFORMANCE_DEGRADATION
+from monitoring_pipelines.core.performance import (
+    PERFORMANCE_CRITICAL_DROP,
+    PERFORMANCE_DEGRADATION,
+    TARGET_DRIFT,
+)
 from monitoring_pipelines.intraday_config import GapsConfig
 
 GAPS_ASSET = "monitoring_gaps"
@@ -36,6 +40,7 @@ BLIND_CHECKS = (
     PERFORMANCE_CRITICAL_DROP,
     DIFFERENTIAL_DEGRADATION,
     BUSINESS_OUTCOME,
+    TARGET_DRIFT,
 )
 
 

@@ -1,4 +1,9 @@
-"""Labelled performance of a binary classifier per model-day, with confidence intervals, and its checks.
+"""Labelled performance of a model per model-day, with confidence intervals, and its checks.
+
+Binary classifiers here; regression (core.regression) and multiclass (core.multiclass) metrics are
+assembled per task by `daily_performance` into the same rows and judged by the same checks, each
+metric in its own direction (`metric_direction`). `target_drift` watches the labels themselves
+(regression `label_mean`, multiclass `label_share:<class>`).
 
 Every metric comes with an interval so a check can tell a real drop from a small, noisy day:
 Wilson for proportions, DeLong for ROC AUC, the normal approximation of a mean for per-row losses,
@@ -11,14 +16,14 @@ See docs/performance.md for the formulas, their references and the defaults.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from monitoring_pipelines.config import PerformanceThresholds
+from monitoring_pipelines.config import PROBABILITY_PREFIX, ModelConfig, PerformanceThresholds
 from monitoring_pipelines.core.baselines import band_limits
 from monitoring_pipelines.core.estimation import (
     METRIC_COLUMNS,
@@ -30,9 +35,29 @@ from monitoring_pipelines.core.estimation import (
     estimate_note,
     estimate_trust,
 )
-from monitoring_pipelines.core.findings import UNKNOWN, CheckResult, CheckSpec, Finding, observed
+from monitoring_pipelines.core.findings import (
+    UNKNOWN,
+    CheckResult,
+    CheckSpec,
+    Finding,
+    not_enough_data,
+    observed,
+)
 from monitoring_pipelines.core.formatting import json_float, markdown_table
+from monitoring_pipelines.core.multiclass import (
+    MulticlassCalibration,
+    confusion_long,
+    estimate_multiclass_metrics,
+    multiclass_metrics,
+)
 from monitoring_pipelines.core.profiles import SCORE_FEATURE, ReferenceProfile
+from monitoring_pipelines.core.regression import (
+    REGRESSION_HIGHER_IS_BETTER,
+    REGRESSION_METRICS,
+    ErrorProfile,
+    estimate_regression_metrics,
+    regression_metrics,
+)
 from monitoring_pipelines.core.stats import (
     auc_ci,
     finite_pairs,
@@ -46,6 +71,9 @@ from monitoring_pipelines.core.stats import (
 from monitoring_pipelines.schema import result_columns
 
 PERFORMANCE_DEGRADATION, PERFORMANCE_CRITICAL_DROP = "performance_degradation", "performance_critical_drop"
+TARGET_DRIFT = "target_drift"
+# Measured label-distribution rows: regression `label_mean`, multiclass `label_share:<class>`.
+LABEL_MEAN, LABEL_SHARE = "label_mean", "label_share:"
 # The subject of the finding that a metric has no reference band (one alert, apart from the model's).
 REFERENCE_BAND = "reference_band"
 
@@ -64,8 +92,17 @@ def _check_specs(t: PerformanceThresholds = PerformanceThresholds()) -> tuple[Ch
         CheckSpec(
             PERFORMANCE_CRITICAL_DROP,
             "critical",
-            f"A metric dropped beyond its critical limit (default AUC −{t.auc_critical_drop:g}; "
-            "thresholds.performance.critical_drops) while outside its band.",
+            f"A metric dropped beyond its critical limit (defaults: AUC −{t.auc_critical_drop:g}, multiclass "
+            f"accuracy −{t.accuracy_critical_drop:g}, regression mae / rmse +{t.error_critical_increase:.0%} of "
+            "the reference mean; thresholds.performance.critical_drops) while outside its band.",
+        ),
+        CheckSpec(
+            TARGET_DRIFT,
+            "warning",
+            f"The labels moved: regression label_mean or a multiclass label_share:<class> is outside its "
+            f"reference band (mean ± {t.band_k:g}·σ, either side) on at least {t.min_n} labelled rows, its 95 % "
+            "interval excluding the reference mean. One alert per model, listing the moved metrics. Passes for "
+            "binary models (their label rate is watched through the performance metrics).",
         ),
     )
 
@@ -86,6 +123,14 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "ece": False,
 }
 DIRECTIONLESS: frozenset[str] = frozenset({"positive_rate"})
+# Multiclass metrics and their direction (per-class precision:<c> / recall:<c> are higher-is-better).
+MULTICLASS_HIGHER_IS_BETTER: dict[str, bool] = {
+    "accuracy": True,
+    "macro_f1": True,
+    "weighted_f1": True,
+    "log_loss": False,
+}
+MULTICLASS_PER_CLASS = ("precision:", "recall:")
 # Every performance_metrics column but the model-day keys, as daily_performance returns them.
 PERFORMANCE_TABLE_COLUMNS = result_columns("performance_metrics")
 # The columns that describe estimates (NULL on measured and outcome rows).
@@ -183,10 +228,16 @@ def daily_performance(
     labels: pd.DataFrame | None = None,
     thresholds: PerformanceThresholds | None = None,
     *,
-    calibration: Calibration | None = None,
+    calibration: Calibration | ErrorProfile | MulticlassCalibration | None = None,
     support: ScoreSupport | None = None,
+    model: ModelConfig | None = None,
 ) -> pd.DataFrame:
     """performance_metrics rows of one model-day (without model_name / partition_date).
+
+    `model` selects the task (binary without one): regression and multiclass days go to
+    `regression_performance` / `multiclass_performance`, whose `calibration` is the reference's
+    estimator (an ErrorProfile, a MulticlassCalibration) and whose labels come joined in `day`.
+    The rest of this docstring is the binary case.
 
     `day`: the champion's `ok` rows with score, prediction and label (NaN until it lands), as the
     snapshot gives them; or, with `labels` (request_id, label, label_ts), rows with a request_id to
@@ -203,6 +254,17 @@ def daily_performance(
     `.attrs` (rows, scored, dropped_scores, labelled, invalid_labels, trusted, outside_support, estimate_note).
     """
     thresholds = thresholds or PerformanceThresholds()
+    if model is not None and not model.is_binary:
+        if labels is not None:
+            raise ValueError(
+                f"daily_performance of {model.task} model {model.name!r}: labels come joined in the day's "
+                "frame (Snapshot.scored), not as a separate frame"
+            )
+        if model.is_regression:
+            estimator = calibration if isinstance(calibration, ErrorProfile) else None
+            return regression_performance(day, estimator, thresholds)
+        estimator = calibration if isinstance(calibration, MulticlassCalibration) else None
+        return multiclass_performance(day, model.classes, estimator, support, thresholds)
     invalid_labels = 0
     if labels is not None:
         day, invalid_labels = attach_labels(day, labels)
@@ -250,14 +312,206 @@ def daily_performance(
     return out
 
 
-def estimation_inputs(profile: ReferenceProfile | None) -> tuple[Calibration, ScoreSupport | None]:
-    """What a live day's estimates take from the reference profile: its score calibration (raw scores
-    when the profile has none) and the support of its scores (the `__score__` profile's sketch)."""
+def _finish(
+    frames: list[pd.DataFrame], fraction: float, trusted: bool, note: str, attrs: dict[str, Any]
+) -> pd.DataFrame:
+    """The day's rows in table layout: estimate columns set on estimated rows only, `.attrs` the counts."""
+    frames = [f for f in frames if len(f)]
+    out = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=[*METRIC_COLUMNS, "estimated"])
+    )
+    out = out.assign(labelled_fraction=fraction).reindex(columns=PERFORMANCE_TABLE_COLUMNS)
+    is_estimate = out["estimated"].to_numpy(dtype=bool)
+    out["trusted"] = pd.array(np.where(is_estimate, trusted, None), dtype="boolean")
+    out["estimate_note"] = pd.Series(np.where(is_estimate, note, None), dtype=object)
+    out = out.astype(
+        {
+            "value": float,
+            "ci_low": float,
+            "ci_high": float,
+            "n": "int64",
+            "estimated": bool,
+            "labelled_fraction": float,
+        }
+    )
+    out.attrs = {**attrs, "trusted": trusted, "estimate_note": note}
+    return out
+
+
+def _labelled_interval_row(metric: str, triple: tuple[float, float, float], n: int) -> tuple:
+    return (metric, float(triple[0]), float(triple[1]), float(triple[2]), int(n))
+
+
+def regression_performance(
+    day: pd.DataFrame, estimator: ErrorProfile | None, thresholds: PerformanceThresholds | None = None
+) -> pd.DataFrame:
+    """performance_metrics rows of a regression model-day: `score` is the predicted value, `label` the
+    observed one (NaN until it lands). Measured rows: regression_metrics of the labelled rows plus
+    `label_mean` (the observed values' mean and interval, for target_drift). Estimated rows: DLE mae / rmse
+    over every scored row from the reference's ErrorProfile, untrusted when the day's predictions leave the
+    reference's range; none without an ErrorProfile (too few reference labels), said in `.attrs`."""
+    rows = len(day)
+    score = to_float_array(day["score"]) if "score" in day else np.full(rows, np.nan)
+    label = to_float_array(day["label"]) if "label" in day else np.full(rows, np.nan)
+    scored = np.isfinite(score)
+    score, label = score[scored], label[scored]
+    has_label = np.isfinite(label)
+    n_scored, n_labelled = int(scored.sum()), int(has_label.sum())
+    frames = []
+    if n_labelled:
+        measured = regression_metrics(label[has_label], score[has_label])
+        observed_mean = mean_interval(label[has_label])
+        measured.loc[len(measured)] = _labelled_interval_row(LABEL_MEAN, observed_mean, n_labelled)
+        frames.append(measured[np.isfinite(measured["value"])].assign(estimated=False))
+    if estimator is not None:
+        estimated, trusted, note = estimate_regression_metrics(score, estimator)
+        outside = estimator.support.outside_share(score)
+        frames.append(estimated.assign(estimated=True))
+    else:
+        trusted, outside = True, float("nan")
+        note = "no estimate: the reference has too few labelled rows for direct loss estimation"
+    fraction = n_labelled / n_scored if n_scored else float("nan")
+    attrs = {
+        "rows": rows,
+        "scored": n_scored,
+        "dropped_scores": rows - n_scored,
+        "labelled": n_labelled,
+        "invalid_labels": 0,
+        "outside_support": outside,
+    }
+    return _finish(frames, fraction, trusted, note, attrs)
+
+
+def class_indices(values: Any, k: int) -> np.ndarray:
+    """Class indices (0..k-1) of a numeric column, -1 where missing, not integral or out of range."""
+    v = to_float_array(values)
+    ok = np.isfinite(v) & (v >= 0) & (v < k) & (np.floor(v) == v)
+    return np.where(ok, np.nan_to_num(v, nan=-1.0), -1.0).astype(np.int64)
+
+
+def probability_matrix(day: pd.DataFrame, classes: Sequence[str]) -> np.ndarray | None:
+    """The day's `score__<class>` columns as rows × classes (None when they are not all there)."""
+    columns = [f"{PROBABILITY_PREFIX}{c}" for c in classes]
+    if not all(c in day for c in columns):
+        return None
+    return (
+        np.column_stack([to_float_array(day[c]) for c in columns])
+        if len(day)
+        else np.empty((0, len(columns)))
+    )
+
+
+def multiclass_performance(
+    day: pd.DataFrame,
+    classes: Sequence[str],
+    calibration: MulticlassCalibration | None,
+    support: ScoreSupport | None = None,
+    thresholds: PerformanceThresholds | None = None,
+) -> pd.DataFrame:
+    """performance_metrics rows of a multiclass model-day in the snapshot's representation: `prediction`
+    and `label` are class indices into `classes`, `score` the top-label probability, `score__<class>` the
+    probabilities. Measured rows: multiclass_metrics of the labelled rows (log_loss when the probabilities
+    are there) plus `label_share:<class>` (Wilson). Estimated rows: CBPE (estimate_multiclass_metrics) over
+    every scored row with the reference's calibration (raw probabilities without one), untrusted when more
+    than MAX_OUTSIDE_SUPPORT of the top-label probabilities lie outside the reference's (`support`)."""
+    classes = list(classes)
+    k = len(classes)
+    names = np.asarray(classes, dtype=object)
+    rows = len(day)
+    predicted = class_indices(day["prediction"], k) if "prediction" in day else np.full(rows, -1)
+    observed = class_indices(day["label"], k) if "label" in day else np.full(rows, -1)
+    proba = probability_matrix(day, classes)
+    scored = predicted >= 0
+    if proba is not None:
+        scored &= np.all(np.isfinite(proba), axis=1)
+    predicted, observed = predicted[scored], observed[scored]
+    proba = proba[scored] if proba is not None else None
+    has_label = observed >= 0
+    n_scored, n_labelled = int(scored.sum()), int(has_label.sum())
+    frames = []
+    if n_labelled:
+        measured = multiclass_metrics(
+            names[observed[has_label]],
+            names[predicted[has_label]],
+            classes,
+            proba[has_label] if proba is not None else None,
+        )
+        counts = np.bincount(observed[has_label], minlength=k)
+        share_value, share_low, share_high = proportion_interval(counts, np.full(k, n_labelled))
+        shares = pd.DataFrame(
+            {
+                "metric": [f"{LABEL_SHARE}{c}" for c in classes],
+                "value": share_value,
+                "ci_low": share_low,
+                "ci_high": share_high,
+                "n": n_labelled,
+            }
+        )
+        measured = pd.concat([measured, shares], ignore_index=True)
+        frames.append(measured[np.isfinite(measured["value"])].assign(estimated=False))
+    top = to_float_array(day["score"])[scored] if "score" in day else np.empty(0)
+    if proba is not None and top.size == 0 and n_scored:
+        top = proba[np.arange(n_scored), predicted]
+    trust = estimate_trust(top, support)
+    note = "; ".join(
+        p
+        for p in (
+            trust.reason,
+            calibration.note
+            if calibration is not None
+            else "raw probabilities: the reference carries no calibration",
+        )
+        if p
+    )
+    if proba is not None:
+        estimated = estimate_multiclass_metrics(proba, names[predicted], classes, calibration)
+        frames.append(estimated.assign(estimated=True))
+    else:
+        note = "no estimate: the day has no score__<class> probabilities"
+    fraction = n_labelled / n_scored if n_scored else float("nan")
+    attrs = {
+        "rows": rows,
+        "scored": n_scored,
+        "dropped_scores": rows - n_scored,
+        "labelled": n_labelled,
+        "invalid_labels": 0,
+        "outside_support": trust.outside_share,
+    }
+    return _finish(frames, fraction, trust.trusted, note, attrs)
+
+
+def confusion_matrix_rows(day: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
+    """The `confusion_matrix` rows of a multiclass model-day (without model_name / partition_date): every
+    (observed, predicted) pair of declared classes with its count over the labelled rows; no rows when
+    nothing is labelled yet."""
+    classes = list(classes)
+    k = len(classes)
+    predicted = class_indices(day["prediction"], k) if "prediction" in day else np.full(len(day), -1)
+    observed = class_indices(day["label"], k) if "label" in day else np.full(len(day), -1)
+    keep = (predicted >= 0) & (observed >= 0)
+    if not keep.any():
+        return pd.DataFrame(columns=result_columns("confusion_matrix")).astype({"n": "int64"})
+    names = np.asarray(classes, dtype=object)
+    out = confusion_long(names[observed[keep]], names[predicted[keep]], classes)
+    return out.reindex(columns=result_columns("confusion_matrix"))
+
+
+def estimation_inputs(
+    profile: ReferenceProfile | None,
+) -> tuple[Calibration | ErrorProfile | MulticlassCalibration | None, ScoreSupport | None]:
+    """What a live day's estimates take from the reference profile: its estimator (binary: the score
+    calibration, raw scores when the profile has none; regression: the ErrorProfile; multiclass: the
+    MulticlassCalibration; None when the reference could not fit one) and the support of its scores (the
+    `__score__` profile's sketch: scores, predicted values or top-label probabilities)."""
     if profile is None:
         return UNCALIBRATED, None
     score = profile.features.get(SCORE_FEATURE)
     sketch = getattr(score, "sketch", None)
     support = ScoreSupport.from_weighted(sketch.values, sketch.counts) if sketch is not None else None
+    if profile.estimator is not None:
+        return profile.estimator, support
     return profile.calibration or UNCALIBRATED, support
 
 
@@ -331,30 +585,107 @@ class MetricJudgement:
     # False: the row is an untrusted estimate, withheld (neither degraded nor critical)
     trusted: bool = True
     estimate_note: str = ""  # estimated rows: how they were calibrated and, when untrusted, why
+    # two_sided (regression bias): worse is away from the reference mean either way; "" reads higher_is_better
+    direction: str = ""
+
+    @property
+    def two_sided(self) -> bool:
+        return self.direction == "two_sided"
+
+    @property
+    def worse_below(self) -> bool:
+        """Is the worse side below the mean (higher is better, or a two-sided value under its mean)?"""
+        return self.value < self.band_mean if self.two_sided else self.higher_is_better
 
     @property
     def band_limit(self) -> float:
         """The band edge on the worse side: the warning's threshold."""
-        return self.band_low if self.higher_is_better else self.band_high
+        return self.band_low if self.worse_below else self.band_high
 
     @property
     def critical_limit(self) -> float:
         """The value beyond which the metric is a critical drop (only meaningful with a critical_drop)."""
         drop = self.critical_drop or 0.0
-        return self.band_mean - drop if self.higher_is_better else self.band_mean + drop
+        return self.band_mean - drop if self.worse_below else self.band_mean + drop
+
+    @property
+    def margin(self) -> float:
+        """How far inside its band the value is on the worse side (negative: outside)."""
+        if self.two_sided:
+            return min(self.value - self.band_low, self.band_high - self.value)
+        return self.value - self.band_low if self.higher_is_better else self.band_high - self.value
+
+
+def metric_direction(metric: str) -> Direction:
+    """Which way a performance_metrics metric gets worse, whatever the task: binary (HIGHER_IS_BETTER),
+    regression (errors lower is better, r2 higher, bias two-sided), multiclass (accuracy, F1, per-class
+    precision / recall higher, log loss lower); label rows (label_mean, label_share:<class>) and
+    directionless metrics are two-sided. Unknown metrics raise KeyError."""
+    if metric in DIRECTIONLESS or metric == LABEL_MEAN or metric.startswith(LABEL_SHARE):
+        return "two_sided"
+    if metric == "bias":
+        return "two_sided"
+    if metric.startswith(MULTICLASS_PER_CLASS):
+        return "higher_is_better"
+    for table in (HIGHER_IS_BETTER, REGRESSION_HIGHER_IS_BETTER, MULTICLASS_HIGHER_IS_BETTER):
+        if metric in table:
+            return "higher_is_better" if table[metric] else "lower_is_better"
+    raise KeyError(f"no direction known for metric {metric!r}")
+
+
+@dataclass(frozen=True)
+class TaskMetrics:
+    """The metrics the performance checks judge for one task, in table order, and its critical limits."""
+
+    task: str
+    checked: tuple[str, ...]
+
+    def critical_drop(self, metric: str, band_mean: float, thresholds: PerformanceThresholds) -> float | None:
+        """How much worse than the band mean is critical: critical_drops[metric] (absolute) when set; else
+        binary AUC auc_critical_drop, multiclass accuracy accuracy_critical_drop, regression mae / rmse
+        error_critical_increase × the band mean (errors are in the label's unit); None: no critical limit."""
+        if metric in thresholds.critical_drops:
+            return float(thresholds.critical_drops[metric])
+        if self.task == "binary_classification" and metric == "auc":
+            return thresholds.auc_critical_drop
+        if self.task == "multiclass_classification" and metric == "accuracy":
+            return thresholds.accuracy_critical_drop
+        if self.task == "regression" and metric in ("mae", "rmse") and np.isfinite(band_mean):
+            return thresholds.error_critical_increase * abs(float(band_mean))
+        return None
+
+
+BINARY_METRICS = TaskMetrics("binary_classification", tuple(m for m in METRICS if m not in DIRECTIONLESS))
+
+
+def task_metrics(model: ModelConfig | None) -> TaskMetrics:
+    """The checked metrics of the model's task (binary without a model)."""
+    if model is None or model.is_binary:
+        return BINARY_METRICS
+    if model.is_regression:
+        return TaskMetrics(model.task, REGRESSION_METRICS)
+    classes = list(model.classes)
+    names = ["accuracy", "macro_f1", "weighted_f1", "log_loss"]
+    names += [f"precision:{c}" for c in classes] + [f"recall:{c}" for c in classes]
+    return TaskMetrics(model.task, tuple(names))
 
 
 def performance_checks(
-    today: pd.DataFrame, bands: pd.DataFrame, thresholds: PerformanceThresholds
+    today: pd.DataFrame,
+    bands: pd.DataFrame,
+    thresholds: PerformanceThresholds,
+    metrics: TaskMetrics = BINARY_METRICS,
 ) -> list[CheckResult]:
     """`performance_degradation` (warning) and `performance_critical_drop` (critical) for one model-day.
 
     `today`: daily_performance rows; `bands`: metric, estimated, mean, std, n_days (summarize_days over
     the reference window's daily rows, keyed by metric and estimated). Per metric the measured row is
     used when it has n >= min_n and a measured band exists, else the estimated row against the
-    estimated band (said in the evidence). Degradation: outside the band on the worse side (compare_to_band).
-    Critical: outside the band as well, and worse than the band mean by more than critical_drops[metric]
-    (auc defaults to auc_critical_drop) with the interval excluding the mean. positive_rate is not checked (DIRECTIONLESS).
+    estimated band (said in the evidence). `metrics` are the task's (task_metrics(model); binary by default),
+    each judged in its direction (metric_direction). Degradation: outside the band on the worse side
+    (compare_to_band). Critical: outside the band as well, and worse than the band mean by more than the
+    metric's critical drop (TaskMetrics.critical_drop) with the interval excluding the mean. Binary
+    positive_rate and the label rows are not checked here (target_drift_check judges the latter).
 
     An untrusted estimate (`trusted` false) is withheld: its subject gets an `unknown` entry (`model` for
     the degradation check, the metric for the critical one; an open alert stays open), and a check that
@@ -363,9 +694,9 @@ def performance_checks(
     band: the reference was built before its labels landed) gives one warning finding, subject
     `reference_band`, instead of passing silently.
     """
-    judgements = judge_metrics(today, bands, thresholds)
+    judgements = judge_metrics(today, bands, thresholds, metrics)
     judged = [j for j in judgements.values() if j is not None]
-    gaps = band_gaps(today, bands, thresholds)
+    gaps = band_gaps(today, bands, thresholds, metrics)
     summary = _summary_table(judgements, gaps)
     withheld = [j for j in judged if not j.trusted]
     degradations = [_degradation_finding(j) for j in judged if j.degraded]
@@ -382,7 +713,7 @@ def performance_checks(
     # Judged and fine: the values, so an open alert resolves only once back inside its line by a margin.
     fine = [j for j in judged if j.trusted and not j.degraded and np.isfinite(j.value)]
     if fine and not any(f.severity in ("warning", "critical", UNKNOWN) for f in degradations):
-        closest = min(fine, key=lambda j: (j.value - j.band_limit) * (1 if j.higher_is_better else -1))
+        closest = min(fine, key=lambda j: j.margin)
         degradations.append(
             observed(PERFORMANCE_DEGRADATION, "model", closest.metric, closest.value, closest.band_limit)
         )
@@ -409,6 +740,101 @@ def performance_checks(
     ]
 
 
+def is_label_metric(metric: str) -> bool:
+    """A measured row describing the labels themselves (regression label_mean, multiclass label_share:<c>)."""
+    return metric == LABEL_MEAN or metric.startswith(LABEL_SHARE)
+
+
+def target_drift_check(
+    today: pd.DataFrame | None,
+    bands: pd.DataFrame | None,
+    thresholds: PerformanceThresholds,
+    metrics: TaskMetrics = BINARY_METRICS,
+) -> CheckResult:
+    """`target_drift` (warning): the label distribution moved. Each measured label row (label_mean,
+    label_share:<class>) on at least min_n labelled rows is compared with its measured reference band
+    two-sided (compare_to_band: outside mean ± band_k·σ and the day's interval excluding the mean). One
+    finding per moved metric, all with subject `model`, so the model gets one alert listing them.
+    A binary model has no label rows: passes. A regression or multiclass day that judged nothing (labels
+    not in yet, fewer than min_n, no band) is unknown, not passed: an open alert must not resolve on a day
+    that could not be looked at."""
+    today = _usable_today(today)
+    labelled = _labelled_rows(today)
+    rows = today[today["metric"].astype(str).map(is_label_metric) & ~today["estimated"].astype(bool)]
+    findings: list[Finding] = []
+    fine: list[MetricJudgement] = []
+    table: list[dict[str, Any]] = []
+    for row in rows.to_dict("records"):
+        metric = str(row["metric"])
+        band = _band_row(bands, metric, False)
+        if band is None or not np.isfinite(_f(row["value"])):
+            table.append(
+                {
+                    "metric": metric,
+                    "value": _f(row["value"]),
+                    "n": int(row["n"]),
+                    "status": "no reference band",
+                }
+            )
+            continue
+        if labelled < thresholds.min_n:
+            status = f"not judged: {labelled} labelled rows < min_n {thresholds.min_n}"
+            table.append({"metric": metric, "value": _f(row["value"]), "n": int(row["n"]), "status": status})
+            continue
+        basis = f"measured on {labelled} labelled rows"
+        j = judge_metric(metric, pd.Series(row), band, basis, thresholds.band_k, None)
+        table.append(
+            {
+                "metric": metric,
+                "value": j.value,
+                "ci": f"[{j.ci_low:.4g}, {j.ci_high:.4g}]",
+                "band": f"[{j.band_low:.4g}, {j.band_high:.4g}]",
+                "n": j.n,
+                "status": "warning" if j.degraded else "ok",
+            }
+        )
+        if j.degraded:
+            side = "below" if j.worse_below else "above"
+            findings.append(
+                Finding(
+                    check_name=TARGET_DRIFT,
+                    severity="warning",
+                    metric=metric,
+                    subject="model",
+                    value=j.value,
+                    threshold=j.band_limit,
+                    message=f"{_describe(j)} is {side} its reference band {_band_text(j)}: the labels moved",
+                    evidence=_evidence(j),
+                )
+            )
+        else:
+            fine.append(j)
+    if fine and not findings:
+        closest = min(fine, key=lambda j: j.margin)
+        findings.append(observed(TARGET_DRIFT, "model", closest.metric, closest.value, closest.band_limit))
+    unknown = ""
+    if not findings and metrics.task != BINARY_METRICS.task:
+        label_metric = LABEL_MEAN if metrics.task == "regression" else f"{LABEL_SHARE}*"
+        entry = not_enough_data(
+            TARGET_DRIFT, "model", label_metric, labelled, thresholds.min_n, "labelled rows"
+        )
+        if labelled >= thresholds.min_n:  # labelled enough, but no reference band to compare with
+            entry = replace(
+                entry,
+                message="not judged: the label rows have no reference band (two labelled "
+                "reference days are needed)",
+            )
+        findings.append(entry)
+        unknown = entry.message
+    return CheckResult(
+        check_name=TARGET_DRIFT,
+        findings=findings,
+        metadata={"summary": markdown_table(table, ["metric", "value", "ci", "band", "n", "status"])},
+        description=f"Label distribution inside its reference band (mean ± {thresholds.band_k:g}·σ, either side)",
+        unknown=unknown,
+    )
+
+
 def _withheld_entry(check_name: str, subject: str, withheld: list[MetricJudgement]) -> Finding:
     """The `unknown` entry of a subject whose metrics rest on an untrusted estimate today."""
     names = ", ".join(j.metric for j in withheld)
@@ -432,26 +858,32 @@ def _unknown_reason(findings: list[Finding]) -> str:
 
 
 def judge_metrics(
-    today: pd.DataFrame | None, bands: pd.DataFrame | None, thresholds: PerformanceThresholds
+    today: pd.DataFrame | None,
+    bands: pd.DataFrame | None,
+    thresholds: PerformanceThresholds,
+    metrics: TaskMetrics = BINARY_METRICS,
 ) -> dict[str, MetricJudgement | None]:
-    """Every checked metric (METRICS order, DIRECTIONLESS left out) -> its judgement, or None when the
-    day has no usable row or no reference band for it. Missing inputs judge as no data, never fail."""
+    """Every checked metric of the task (table order; binary: METRICS without DIRECTIONLESS) -> its
+    judgement, or None when the day has no usable row or no reference band for it. Missing inputs judge
+    as no data, never fail."""
     today = _usable_today(today)
-    drops = dict(thresholds.critical_drops)
-    drops.setdefault("auc", thresholds.auc_critical_drop)
     out: dict[str, MetricJudgement | None] = {}
-    for metric in METRICS:
-        if metric in DIRECTIONLESS:
-            continue
+    for metric in metrics.checked:
         chosen = _choose_row(today, bands, metric, thresholds.min_n)
-        out[metric] = (
-            None if chosen is None else judge_metric(metric, *chosen, thresholds.band_k, drops.get(metric))
-        )
+        if chosen is None:
+            out[metric] = None
+            continue
+        row, band, basis = chosen
+        drop = metrics.critical_drop(metric, _f(band["mean"]), thresholds)
+        out[metric] = judge_metric(metric, row, band, basis, thresholds.band_k, drop)
     return out
 
 
 def band_gaps(
-    today: pd.DataFrame | None, bands: pd.DataFrame | None, thresholds: PerformanceThresholds
+    today: pd.DataFrame | None,
+    bands: pd.DataFrame | None,
+    thresholds: PerformanceThresholds,
+    metrics: TaskMetrics = BINARY_METRICS,
 ) -> dict[str, str]:
     """Checked metric -> which band it lacks: "measured" when the day has at least min_n labelled rows and
     a measured row but no measured band (a band needs two reference days with labels), so the labels
@@ -460,9 +892,7 @@ def band_gaps(
     today = _usable_today(today)
     labelled = _labelled_rows(today)
     out: dict[str, str] = {}
-    for metric in METRICS:
-        if metric in DIRECTIONLESS:
-            continue
+    for metric in metrics.checked:
         rows = today[(today["metric"] == metric) & np.isfinite(to_float_array(today["value"]))]
         is_estimated = rows["estimated"].astype(bool)
         if labelled >= thresholds.min_n and (~is_estimated).any():  # a measured row to judge
@@ -479,14 +909,19 @@ def judge_metric(
     """One metric's row against its band: degraded (compare_to_band) and, when a critical drop is set,
     critical = degraded as well (so not a small day's noise) and worse than the mean by more than the
     drop, with the interval excluding the mean. A row that is an untrusted estimate is withheld: neither."""
-    hib = HIGHER_IS_BETTER[metric]
-    direction: Direction = "higher_is_better" if hib else "lower_is_better"
+    direction = metric_direction(metric)
+    hib = direction == "higher_is_better"
     value, lo, hi = float(row["value"]), _f(row["ci_low"]), _f(row["ci_high"])
     mean, std = float(band["mean"]), _f(band["std"])
     trusted = not _is_false(row.get("trusted"))
     degraded, band_low, band_high = compare_to_band(value, lo, hi, mean, std, band_k, direction)
-    worse_by = (mean - value) if hib else (value - mean)
-    ci_excludes = not np.isfinite(hi if hib else lo) or ((hi < mean) if hib else (lo > mean))
+    if direction == "two_sided":
+        low_side = value < mean
+        worse_by = abs(value - mean)
+    else:
+        low_side = hib
+        worse_by = (mean - value) if hib else (value - mean)
+    ci_excludes = not np.isfinite(hi if low_side else lo) or ((hi < mean) if low_side else (lo > mean))
     critical = bool(
         critical_drop is not None
         and degraded
@@ -516,6 +951,7 @@ def judge_metric(
         critical=critical and trusted,
         trusted=trusted,
         estimate_note=_note(row.get("estimate_note")) or ("" if trusted else "untrusted estimate"),
+        direction=direction,
     )
 
 
@@ -537,7 +973,7 @@ def _evidence(j: MetricJudgement) -> dict[str, Any]:
 
 
 def _degradation_finding(j: MetricJudgement) -> Finding:
-    side = "below" if j.higher_is_better else "above"
+    side = "below" if j.worse_below else "above"
     return Finding(
         check_name=PERFORMANCE_DEGRADATION,
         severity="warning",

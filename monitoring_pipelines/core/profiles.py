@@ -10,10 +10,15 @@ bounds the error (triangle inequality). Per categorical feature it keeps the ``t
 frequencies plus an ``other`` bucket and the set of values seen.
 
 Prediction drift uses the same machinery: ``__score__`` (column ``score``) is a numeric
-feature and ``__prediction_rate__`` (column ``prediction``) a binary categorical one.
+feature and ``__prediction_rate__`` (column ``prediction``) a binary categorical one. Per task
+(``profile_features``): a regression model's ``__score__`` is its predicted value and it has no
+decision rate; a multiclass model's ``__score__`` is the top-label probability and
+``__predicted_class__`` (column ``predicted_class``) the categorical share of each predicted class.
 
-The profile also carries the reference's score calibration (``estimation.Calibration``, fitted on
-the window's labels when its bands are computed): performance estimation applies it to every live day.
+The profile also carries the reference's estimator, fitted on the window's labels when its bands are
+computed, which performance estimation applies to every live day: the score calibration
+(``estimation.Calibration``) of a binary model, the error profile (``regression.ErrorProfile``, DLE) of a
+regression model, the ``multiclass.MulticlassCalibration`` (CBPE) of a multiclass one.
 
 Profiles are stored as rows (contract §3, ``reference_profiles``) by :func:`profile_to_rows`
 and read back by :func:`profile_from_rows`; the version is a stable hash of the window, the
@@ -37,12 +42,21 @@ import pandas as pd
 from monitoring_pipelines.config import ModelConfig
 from monitoring_pipelines.core.estimation import Calibration
 from monitoring_pipelines.core.formatting import json_float
+from monitoring_pipelines.core.multiclass import MulticlassCalibration
+from monitoring_pipelines.core.regression import ErrorProfile
 from monitoring_pipelines.schema import columns_of
 
 SCORE_FEATURE = "__score__"
 PREDICTION_FEATURE = "__prediction_rate__"
-PSEUDO_FEATURE_COLUMNS: dict[str, str] = {SCORE_FEATURE: "score", PREDICTION_FEATURE: "prediction"}
+PREDICTED_CLASS_FEATURE = "__predicted_class__"  # multiclass: the share of each predicted class
+PSEUDO_FEATURE_COLUMNS: dict[str, str] = {
+    SCORE_FEATURE: "score",
+    PREDICTION_FEATURE: "prediction",
+    PREDICTED_CLASS_FEATURE: "predicted_class",
+}
 PREDICTION_FEATURES = frozenset(PSEUDO_FEATURE_COLUMNS)
+# A task's estimator: what the reference's labels teach performance estimation (see the module docstring).
+Estimator = ErrorProfile | MulticlassCalibration
 
 
 def _usable_cpus() -> int:
@@ -546,6 +560,8 @@ class ReferenceProfile:
     top_k: int
     # score -> P(y = 1) from the window's labels; None: not fitted (a profile built before format 2)
     calibration: Calibration | None = None
+    # regression / multiclass: the estimator fitted on the window's labels; None: binary, or too few labels
+    estimator: Estimator | None = None
 
     @property
     def has_variability(self) -> bool:
@@ -583,15 +599,52 @@ class ReferenceProfile:
         version = _hash({"profile": self.version, "calibration": calibration.to_json()})[:16]
         return replace(self, calibration=calibration, version=version)
 
+    def with_estimator(self, estimator: Estimator | None) -> ReferenceProfile:
+        """A copy carrying a regression or multiclass model's estimator (as with_calibration: a new
+        estimator is a new reference, so it enters the version). None (too few labels) is recorded too."""
+        version = _hash({"profile": self.version, "estimator": estimator_to_json(estimator)})[:16]
+        return replace(self, estimator=estimator, version=version)
+
+
+def estimator_to_json(estimator: Estimator | None) -> dict[str, Any] | None:
+    """The estimator as stored on the `__score__` row, tagged with its kind."""
+    if estimator is None:
+        return None
+    if isinstance(estimator, ErrorProfile):
+        return _json_safe({"kind": "error_profile", **estimator.to_dict()})
+    return _json_safe({"kind": "multiclass_calibration", **estimator.to_json()})
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and inf as null (an empty error-profile bin): the rows are strict JSON; read back as nan."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return json_float(value) if isinstance(value, float) else value
+
+
+def estimator_from_json(data: dict[str, Any] | None) -> Estimator | None:
+    """Inverse of estimator_to_json."""
+    if not data:
+        return None
+    body = {k: v for k, v in data.items() if k != "kind"}
+    if data.get("kind") == "error_profile":
+        return ErrorProfile.from_dict(body)
+    if data.get("kind") == "multiclass_calibration":
+        return MulticlassCalibration.from_json(body)
+    raise ValueError(f"unknown estimator kind {data.get('kind')!r} in a reference profile")
+
 
 def profile_features(model: ModelConfig) -> list[tuple[str, str, Kind, bool]]:
     """(feature, column, kind, binary) for every profiled feature of a model, in table order."""
     out: list[tuple[str, str, Kind, bool]] = [(f, f, "numeric", False) for f in model.features.numeric]
     out += [(f, f, "categorical", False) for f in model.features.categorical]
-    out += [
-        (SCORE_FEATURE, "score", "numeric", False),
-        (PREDICTION_FEATURE, "prediction", "categorical", True),
-    ]
+    out.append((SCORE_FEATURE, "score", "numeric", False))  # score, predicted value or top-label probability
+    if model.is_multiclass:
+        out.append((PREDICTED_CLASS_FEATURE, "predicted_class", "categorical", False))
+    elif model.is_binary:
+        out.append((PREDICTION_FEATURE, "prediction", "categorical", True))
     return out
 
 
@@ -627,6 +680,8 @@ def build_reference_profile(
             values, n_rows = columns.numeric(column)
             return profile_sorted(feature, column, values, n_rows, drift.bins, sketch_size)
         counts, n_rows = columns.categorical(column)
+        if feature == PREDICTED_CLASS_FEATURE:  # every declared class is a known category, predicted or not
+            counts = {**dict.fromkeys(model.classes, 0), **counts}
         return profile_categorical(feature, column, counts, n_rows, drift.top_k, binary)
 
     # A column source that can fetch from several threads (the snapshot's) profiles features side by
@@ -729,6 +784,8 @@ def profile_to_rows(profile: ReferenceProfile) -> pd.DataFrame:
         }
         if name == SCORE_FEATURE and profile.calibration is not None:
             doc["calibration"] = profile.calibration.to_json()
+        if name == SCORE_FEATURE and profile.estimator is not None:
+            doc["estimator"] = estimator_to_json(profile.estimator)
         rows.append(
             {
                 "model_name": profile.model_name,
@@ -754,6 +811,7 @@ def profile_from_rows(rows: pd.DataFrame) -> ReferenceProfile:
     features: dict[str, FeatureProfile] = {}
     meta: dict[str, Any] = {}
     calibration: Calibration | None = None
+    estimator: Estimator | None = None
     docs = [(json.loads(rec["profile"]), rec) for rec in rows.to_dict("records")]
     docs.sort(key=lambda pair: (pair[0].get("position", 0), pair[1]["feature"]))  # table order is arbitrary
     for doc, rec in docs:
@@ -761,6 +819,8 @@ def profile_from_rows(rows: pd.DataFrame) -> ReferenceProfile:
         feature = rec["feature"]
         if doc.get("calibration") is not None:
             calibration = Calibration.from_json(doc["calibration"])
+        if doc.get("estimator") is not None:
+            estimator = estimator_from_json(doc["estimator"])
         common = {
             "feature": feature,
             "column": doc["column"],
@@ -800,6 +860,7 @@ def profile_from_rows(rows: pd.DataFrame) -> ReferenceProfile:
         bins=int(meta.get("bins", 10)),
         top_k=int(meta.get("top_k", 20)),
         calibration=calibration,
+        estimator=estimator,
     )
 
 

@@ -11,6 +11,15 @@ than comparing two independent samples: the request-to-request variation cancels
   average, worse for 65+" is visible.
 * `promotion_recommendation` applies a documented rule to the pooled rows of the last
   `window_days` labelled days; `shadow_checks` turns coverage, harm and the verdict into findings.
+* Regression (`task="regression"`): mean shift and rank correlation of the predicted values; with
+  labels `mae` (paired absolute errors: bootstrap interval, p the larger of the paired t-test's and the
+  Wilcoxon signed-rank test's, so both must reject) and `rmse`. `min_improvement` and
+  `segment_tolerance` are fractions of the champion's value for these error metrics: an absolute 0.005
+  minutes or dollars would mean something different for every model, while 0.5 % of the champion's MAE
+  is about what 0.005 is on an AUC near 0.8.
+* Multiclass: agreement of the predicted classes, top-label confidence shift; with labels `accuracy`
+  and `recall:<class>` (McNemar on correctness), `log_loss` when the pairs carry both sides'
+  `score__<class>` columns.
 
 See docs/shadow.md for the statistics and the reasons behind each default.
 """
@@ -37,6 +46,7 @@ from monitoring_pipelines.core.fairness import group_codes
 from monitoring_pipelines.core.findings import CheckResult, CheckSpec, Finding
 from monitoring_pipelines.core.formatting import fmt, json_float
 from monitoring_pipelines.core.performance import HIGHER_IS_BETTER
+from monitoring_pipelines.core.regression import REGRESSION_HIGHER_IS_BETTER, paired_error_comparison
 from monitoring_pipelines.core.stats import (
     delong_covariance,
     log_loss_terms,
@@ -69,7 +79,8 @@ def _check_specs(t: ShadowThresholds = ShadowThresholds()) -> tuple[CheckSpec, .
             "info",
             f"The promotion verdict on {t.primary_metric} over the last {t.window_days} labelled days: promote "
             f"when significantly better (alpha {t.alpha:g}) by at least {t.min_improvement:g} with no segment "
-            "harmed; 'keep collecting' says how many days are still needed.",
+            "harmed (for mae / rmse the improvement and the segment tolerance are fractions of the champion's "
+            "value); 'keep collecting' says how many days are still needed.",
         ),
     )
 
@@ -107,6 +118,24 @@ SERVING_METRICS = (
     "latency_p99_ms",
 )
 DEFAULT_POWER = 0.8  # power of the "days needed" calculation (the usual 80 %)
+# Regression: the label-free rows compare the predicted values; mae and rmse need labels.
+REGRESSION_LABEL_FREE_METRICS = ("mean_score", "score_spearman")
+REGRESSION_LABELLED_METRICS = ("mae", "rmse")
+# Multiclass: `prediction` is the class index; mean_score is the top-label confidence.
+MULTICLASS_LABEL_FREE_METRICS = ("agreement_rate", "mean_score")
+# Error metrics in the label's unit: min_improvement and segment_tolerance are fractions of the
+# champion's value for them (an absolute 0.005 minutes or dollars means nothing across models).
+RELATIVE_MARGIN_METRICS = frozenset({"mae", "rmse"})
+
+
+def higher_is_better(metric: str) -> bool:
+    """The good direction of a compared metric of any task (`recall:<class>` as recall)."""
+    if metric in HIGHER_IS_BETTER:
+        return HIGHER_IS_BETTER[metric]
+    if metric in REGRESSION_HIGHER_IS_BETTER:
+        return REGRESSION_HIGHER_IS_BETTER[metric]
+    return HIGHER_IS_BETTER[metric.split(":", 1)[0]]
+
 
 Verdict = Literal["promote", "do_not_promote", "keep_collecting"]
 
@@ -377,6 +406,123 @@ def _quality_rows(
     return out
 
 
+def _regression_quality_rows(
+    arrays: dict[str, np.ndarray],
+    thresholds: ShadowThresholds,
+    rng: np.random.Generator,
+    metrics: Collection[str] | None = None,
+) -> list[dict[str, Any]]:
+    """A regression pair group: the predicted values' mean shift (paired t) and rank correlation; with
+    labels, mae (paired absolute errors: bootstrap interval of the mean difference, and a p-value that
+    needs both the paired t-test and the Wilcoxon signed-rank test to reject, the larger of the two) and
+    rmse (percentile bootstrap of the difference, paired t-test on the squared errors: RMSE is equal
+    exactly when MSE is)."""
+    conf = 1 - thresholds.alpha
+    want = (lambda _: True) if metrics is None else (lambda name: name in metrics)
+    cs, ss, y = arrays["cs"], arrays["ss"], arrays["y"]
+    n = cs.size
+    out: list[dict[str, Any]] = []
+    if n == 0:
+        return out
+    if want("mean_score"):
+        out.append(_row("mean_score", cs.mean(), ss.mean(), *paired_mean_difference(ss - cs, conf), n))
+    if want("score_spearman"):
+        r, r_low, r_high = spearman_interval(cs, ss, conf)
+        out.append(_row("score_spearman", math.nan, math.nan, math.nan, r_low, r_high, math.nan, n, r))
+    lab = np.isfinite(y)
+    m = int(lab.sum())
+    if m == 0:
+        return out
+    y, cs, ss = y[lab], cs[lab], ss[lab]
+    seed = int(rng.integers(2**31))  # from the group's own generator: a re-run draws the same resamples
+    if want("mae"):
+        cmp = paired_error_comparison(y, cs, ss, conf, thresholds.bootstrap_samples, seed)
+        p = max(cmp["p_value_t"], cmp["p_value_wilcoxon"])
+        mae_c, mae_s = float(np.abs(cs - y).mean()), float(np.abs(ss - y).mean())
+        out.append(_row("mae", mae_c, mae_s, cmp["delta_mae"], cmp["ci_low"], cmp["ci_high"], p, m))
+    if want("rmse"):
+        out.append(
+            _row("rmse", *paired_rmse_difference(y, cs, ss, thresholds.bootstrap_samples, seed, conf), m)
+        )
+    return out
+
+
+def paired_rmse_difference(
+    y: np.ndarray, champion: np.ndarray, shadow: np.ndarray, samples: int, seed: int, confidence: float = 0.95
+) -> tuple[float, float, float, float, float, float]:
+    """(champion RMSE, shadow RMSE, delta, ci_low, ci_high, p): percentile bootstrap of the RMSE
+    difference over resampled rows (fixed seed), p from the paired t-test of the squared errors."""
+    sq_c, sq_s = (champion - y) ** 2, (shadow - y) ** 2
+    rc, rs = float(np.sqrt(sq_c.mean())), float(np.sqrt(sq_s.mean()))
+    n = y.size
+    if n < 2:
+        return rc, rs, rs - rc, math.nan, math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    deltas = np.empty(samples)
+    block = max(1, 2_000_000 // n)
+    for start in range(0, samples, block):
+        stop = min(samples, start + block)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        deltas[start:stop] = np.sqrt(sq_s[idx].mean(axis=1)) - np.sqrt(sq_c[idx].mean(axis=1))
+    alpha = 1 - confidence
+    low, high = np.quantile(deltas, [alpha / 2, 1 - alpha / 2])
+    p = paired_mean_difference(sq_s - sq_c, confidence)[3]
+    return rc, rs, rs - rc, float(low), float(high), p
+
+
+def _multiclass_quality_rows(
+    arrays: dict[str, np.ndarray],
+    thresholds: ShadowThresholds,
+    rng: np.random.Generator,
+    metrics: Collection[str] | None = None,
+    classes: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """A multiclass pair group: agreement of the predicted classes (Wilson) and the shift of the
+    top-label confidence (paired t); with labels, accuracy (McNemar on correctness), recall:<class> per
+    observed class (McNemar on the class's rows) and, when both sides' probabilities are paired, log
+    loss (paired t on per-row losses)."""
+    conf = 1 - thresholds.alpha
+    want = (lambda _: True) if metrics is None else (lambda name: name in metrics)
+    cs, ss = arrays["cs"], arrays["ss"]
+    cp, sp, y = arrays["cp"], arrays["sp"], arrays["y"]
+    n = cs.size
+    out: list[dict[str, Any]] = []
+    if n == 0:
+        return out
+    if want("agreement_rate"):
+        out.append(_rate("agreement_rate", int(np.sum(cp == sp)), n, conf))
+    if want("mean_score"):
+        out.append(_row("mean_score", cs.mean(), ss.mean(), *paired_mean_difference(ss - cs, conf), n))
+    lab = np.isfinite(y)
+    m = int(lab.sum())
+    if m == 0:
+        return out
+    y, cp, sp = y[lab], cp[lab], sp[lab]
+    right_c, right_s = cp == y, sp == y
+    if want("accuracy"):
+        better, worse = int(np.sum(right_s & ~right_c)), int(np.sum(right_c & ~right_s))
+        diff = paired_proportion_difference(better, worse, m, conf)
+        out.append(_row("accuracy", right_c.mean(), right_s.mean(), *diff, m))
+    if want("log_loss") and "cprob" in arrays and "sprob" in arrays:
+        rows = np.arange(m)
+        idx = y.astype(np.intp)
+        loss_c = -np.log(np.clip(arrays["cprob"][lab][rows, idx], 1e-15, 1.0))
+        loss_s = -np.log(np.clip(arrays["sprob"][lab][rows, idx], 1e-15, 1.0))
+        diff = paired_mean_difference(loss_s - loss_c, conf)
+        out.append(_row("log_loss", loss_c.mean(), loss_s.mean(), *diff, m))
+    for j, name in enumerate(classes):
+        metric = f"recall:{name}"
+        of_class = y == j
+        n_c = int(of_class.sum())
+        if n_c == 0 or not want(metric):
+            continue
+        gain = int(np.sum(of_class & right_s & ~right_c))
+        loss_n = int(np.sum(of_class & right_c & ~right_s))
+        diff = paired_proportion_difference(gain, loss_n, n_c, conf)
+        out.append(_row(metric, right_c[of_class].mean(), right_s[of_class].mean(), *diff, n_c))
+    return out
+
+
 def _serving_rows(pair: pd.DataFrame, cover: pd.Series, confidence: float) -> list[dict[str, Any]]:
     """Pairing coverage, error rate and latency percentiles of one champion/shadow pair (all statuses)."""
     paired = int(cover["paired"])
@@ -442,16 +588,46 @@ def _group_rows(
     thresholds: ShadowThresholds,
     metrics: Collection[str] | None,
     group: tuple[str, str, np.ndarray | None],
+    quality: Any = None,
 ) -> list[dict[str, Any]]:
-    """Quality rows of one segment value (all rows when its index is None) of a champion/shadow pair."""
+    """Quality rows of one segment value (all rows when its index is None) of a champion/shadow pair;
+    `quality` is the task's row function (binary's `_quality_rows` by default)."""
     seed, cv, sv = pair
     segment, value, idx = group
     sub = arrays if idx is None else {k: a[idx] for k, a in arrays.items()}
     rng = _group_seed(seed, cv, sv, segment, value)
     return [
         {"segment": segment, "segment_value": value, **r}
-        for r in _quality_rows(sub, thresholds, rng, metrics)
+        for r in (quality or _quality_rows)(sub, thresholds, rng, metrics)
     ]
+
+
+def _usable_pairs(pair: pd.DataFrame, task: str, n_classes: int) -> np.ndarray:
+    """Pairs both sides of which are `ok` with a usable score and decision, as the task defines them:
+    binary a finite score and a 0/1 decision; regression a finite predicted value (the decision column
+    is optional); multiclass a finite confidence and a class index in range."""
+    ok = (
+        (pair["champion_status"] == "ok")
+        & (pair["shadow_status"] == "ok")
+        & np.isfinite(pair["champion_score"])
+        & np.isfinite(pair["shadow_score"])
+    )
+    if task == "regression":
+        return ok.to_numpy()
+    if task == "multiclass_classification":
+        cp, sp = pair["champion_prediction"], pair["shadow_prediction"]
+        in_range = cp.between(0, n_classes - 1) & sp.between(0, n_classes - 1)
+        whole = (cp == np.floor(cp)) & (sp == np.floor(sp))
+        return (ok & in_range & whole).to_numpy()
+    return (
+        ok & pair["champion_prediction"].isin([0.0, 1.0]) & pair["shadow_prediction"].isin([0.0, 1.0])
+    ).to_numpy()
+
+
+def probability_pair_columns(classes: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The paired multiclass probability columns, when the pairs carry them:
+    champion_score__<class> and shadow_score__<class>, in class order."""
+    return [f"champion_score__{c}" for c in classes], [f"shadow_score__{c}" for c in classes]
 
 
 def shadow_comparisons(
@@ -461,9 +637,14 @@ def shadow_comparisons(
     thresholds: ShadowThresholds | None = None,
     seed: int = 0,
     metrics: Collection[str] | None = None,
+    *,
+    task: str = "binary_classification",
+    classes: Sequence[str] = (),
 ) -> pd.DataFrame:
     """shadow_comparisons rows (without model_name / partition_date) of one model-day or pooled window.
-    With `metrics`, only those quality metrics (the serving rows always).
+    With `metrics`, only those quality metrics (the serving rows always). A regression or multiclass
+    model (`task`, its `classes`) gets its own quality rows (see _regression_quality_rows,
+    _multiclass_quality_rows); multiclass `prediction` columns are class indices.
 
     `paired` and `coverage` are the champion/shadow pairs of the same requests and the pairing counts,
     as storage.snapshot.Snapshot.shadow_pairs gives them (request_id, champion_version,
@@ -484,22 +665,18 @@ def shadow_comparisons(
         cv, sv = str(cover["champion_version"]), str(cover["shadow_version"])
         pair = paired[(paired["champion_version"] == cv) & (paired["shadow_version"] == sv)]
         rows = [{"segment": ALL, "segment_value": ALL, **r} for r in _serving_rows(pair, cover, conf)]
-        ok = (
-            (pair["champion_status"] == "ok")
-            & (pair["shadow_status"] == "ok")
-            & np.isfinite(pair["champion_score"])
-            & np.isfinite(pair["shadow_score"])
-            & pair["champion_prediction"].isin([0.0, 1.0])
-            & pair["shadow_prediction"].isin([0.0, 1.0])
-        )
-        good = pair[ok.to_numpy()]
+        good = pair[_usable_pairs(pair, task, len(classes))]
         arrays = {
             "cs": good["champion_score"].to_numpy(dtype=float),
             "ss": good["shadow_score"].to_numpy(dtype=float),
-            "cp": good["champion_prediction"].to_numpy(dtype=float),
-            "sp": good["shadow_prediction"].to_numpy(dtype=float),
+            "cp": good["champion_prediction"].to_numpy(dtype=float, na_value=np.nan),
+            "sp": good["shadow_prediction"].to_numpy(dtype=float, na_value=np.nan),
             "y": good["label"].to_numpy(dtype=float, na_value=np.nan),
         }
+        champion_prob, shadow_prob = probability_pair_columns(classes)
+        if task == "multiclass_classification" and set(champion_prob + shadow_prob) <= set(good.columns):
+            arrays["cprob"] = good[champion_prob].to_numpy(dtype=float, na_value=np.nan)
+            arrays["sprob"] = good[shadow_prob].to_numpy(dtype=float, na_value=np.nan)
         groups: list[tuple[str, str, np.ndarray | None]] = [(ALL, ALL, None)]
         for segment in segments:
             if segment not in good.columns:
@@ -510,7 +687,11 @@ def shadow_comparisons(
             bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))
             groups += [(segment, str(v), order[bounds[g] : bounds[g + 1]]) for g, v in enumerate(labels)]
 
-        group_rows = partial(_group_rows, arrays, (seed, cv, sv), thresholds, metrics)
+        quality = {
+            "regression": _regression_quality_rows,
+            "multiclass_classification": partial(_multiclass_quality_rows, classes=classes),
+        }.get(task, _quality_rows)
+        group_rows = partial(_group_rows, arrays, (seed, cv, sv), thresholds, metrics, quality=quality)
         # Each group's rows depend on its own seed only; numpy sorts without the GIL, so a large pair's
         # segment values are scored on every core.
         if len(good) >= PARALLEL_MIN_ROWS and MAX_WORKERS > 1 and len(groups) > 1:
@@ -560,6 +741,9 @@ def pooled_recommendations(
     thresholds: ShadowThresholds,
     serving: ServingThresholds,
     comparisons: pd.DataFrame | None = None,
+    *,
+    task: str = "binary_classification",
+    classes: Sequence[str] = (),
 ) -> list[Recommendation]:
     """The promotion verdict of each pair over the pooled window's pairs (with their partition_date):
     the comparisons of the pool, judged with the number of days in it that have labelled pairs. The
@@ -569,7 +753,13 @@ def pooled_recommendations(
     days = int(paired.loc[labelled, "partition_date"].nunique()) if "partition_date" in paired.columns else 0
     if comparisons is None:
         comparisons = shadow_comparisons(
-            paired, coverage, segments, thresholds, metrics={thresholds.primary_metric}
+            paired,
+            coverage,
+            segments,
+            thresholds,
+            metrics={thresholds.primary_metric},
+            task=task,
+            classes=classes,
         )
     return promotion_recommendation(comparisons, thresholds, serving, days=days)
 
@@ -701,12 +891,13 @@ def _decide_promotion(
 ) -> PromotionDecision:
     """The rule applied to one pair's comparison rows: numbers and verdict only, no text."""
     metric = thresholds.primary_metric
-    higher = HIGHER_IS_BETTER[metric]
+    higher = higher_is_better(metric)
     overall = rows[rows["segment"] == ALL].set_index("metric")
     primary = _primary_delta(overall, metric)
     harmed = _harmed_segments(rows, metric, higher, thresholds)
     breaches = _slo_breaches(overall, serving)
-    verdict, rule = _verdict(primary, _significance(primary, higher, thresholds), harmed, breaches)
+    significance = _significance(primary, higher, thresholds, relative=metric in RELATIVE_MARGIN_METRICS)
+    verdict, rule = _verdict(primary, significance, harmed, breaches)
     needed = None
     if rule == "undecided" and primary.delta is not None:
         needed = _days_to_detect(primary.delta, primary, thresholds, days, power)
@@ -729,15 +920,21 @@ def _primary_delta(overall: pd.DataFrame, metric: str) -> PrimaryDelta:
     )
 
 
-def _significance(primary: PrimaryDelta, higher: bool, thresholds: ShadowThresholds) -> Significance:
+def _significance(
+    primary: PrimaryDelta, higher: bool, thresholds: ShadowThresholds, relative: bool = False
+) -> Significance:
     """Rules 2 and 4. Re-testing an overlapping window every day makes "significant" cheap for an equally
-    good shadow, so promotion also needs the whole CI past the minimum improvement."""
+    good shadow, so promotion also needs the whole CI past the minimum improvement. `relative` (error
+    metrics in the label's unit): the improvement is a fraction of the champion's value."""
     delta, p = primary.delta, primary.p_value
     if delta is None or p is None or not p < thresholds.alpha:
         return Significance()
     better = delta > 0 if higher else delta < 0
     high = primary.ci_high
     bound = primary.ci_low if higher else (-high if high is not None else None)
+    if relative and bound is not None:
+        base = primary.champion_value
+        bound = bound / base if base is not None and base > 0 else None
     return Significance(
         better=better,
         worse=not better and delta != 0,
@@ -754,6 +951,8 @@ def _harmed_segments(
     if seg.empty:
         return []
     bound = seg["ci_high"] if higher else -seg["ci_low"]
+    if metric in RELATIVE_MARGIN_METRICS:  # a fraction of the champion's error in that segment value
+        bound = bound / seg["champion_value"].where(seg["champion_value"] > 0)
     return [
         HarmedSegment(
             segment=r["segment"],
@@ -855,6 +1054,7 @@ def _verdict_reasons(decision: PromotionDecision, thresholds: ShadowThresholds, 
         return [
             f"shadow is better on {metric} (delta {delta:+.4f}, p={p:.3g}) but its CI does not yet clear "
             f"the minimum improvement {thresholds.min_improvement}"
+            + (" of the champion's value" if metric in RELATIVE_MARGIN_METRICS else "")
         ]
     if decision.rule == "better":
         return [f"shadow is significantly better on {metric} (delta {delta:+.4f}, p={p:.3g})"]
@@ -873,6 +1073,7 @@ def _harm_reasons(decision: PromotionDecision, thresholds: ShadowThresholds) -> 
         f"worse for {h['segment']}={h['segment_value']} by {h['delta']:+.4f} "
         f"(CI {h['ci_low']:+.4f} to {h['ci_high']:+.4f}, n={h['n']}) "
         f"beyond tolerance {thresholds.segment_tolerance}"
+        + (" of the champion's value" if h["metric"] in RELATIVE_MARGIN_METRICS else "")
         for h in decision.harmed
     ] + [
         f"{b['metric']} {b['value']:.4g} breaks the serving threshold {b['threshold']:.4g}"
@@ -1056,12 +1257,14 @@ def _segment_harm_finding(rec: Recommendation, h: HarmedSegment, thresholds: Sha
         metric=h["metric"],
         subject=f"{rec.shadow_version}:{h['segment']}={h['segment_value']}",
         value=h["delta"],
-        threshold=-tolerance if HIGHER_IS_BETTER[h["metric"]] else tolerance,
+        threshold=_harm_threshold(h, tolerance),
         message=(
             f"{_versions(rec)}: {h['metric']} for {h['segment']}={h['segment_value']} is "
             f"{h['shadow_value']:.4f} vs {h['champion_value']:.4f} (delta {h['delta']:+.4f}, "
             f"CI {h['ci_low']:+.4f} to {h['ci_high']:+.4f}, n={h['n']}, {rec.days} days): worse beyond "
-            f"the tolerance {tolerance}; overall delta {_delta_text(rec.delta)}"
+            f"the tolerance {tolerance}"
+            + (" of the champion's value" if h["metric"] in RELATIVE_MARGIN_METRICS else "")
+            + f"; overall delta {_delta_text(rec.delta)}"
         ),
         evidence={
             **h,
@@ -1071,6 +1274,16 @@ def _segment_harm_finding(rec: Recommendation, h: HarmedSegment, thresholds: Sha
             "days": rec.days,
         },
     )
+
+
+def _harm_threshold(h: HarmedSegment, tolerance: float) -> float:
+    """The delta beyond which a segment counts as harmed: −tolerance for a higher-is-better metric,
+    +tolerance for a loss, +tolerance × the champion's value for an error metric in the label's unit."""
+    if higher_is_better(h["metric"]):
+        return -tolerance
+    if h["metric"] in RELATIVE_MARGIN_METRICS and h["champion_value"] is not None:
+        return tolerance * h["champion_value"]
+    return tolerance
 
 
 def _slo_breach_finding(rec: Recommendation, b: SloBreach) -> Finding:

@@ -25,6 +25,7 @@ PANEL_WIDTH = 220
 PANEL_HEIGHT = 120
 WIDE_WIDTH = 860
 WIDE_HEIGHT = 200
+INPUT_LABEL_LIMIT = 220  # px: room for the model's own outputs, e.g. "predicted classes (prediction drift)"
 ROWS_NAME = "rows"
 ROWS = alt.NamedData(name=ROWS_NAME)  # every chart reads its rows from the spec's `datasets`
 
@@ -123,7 +124,7 @@ def drift_overview_chart(frame: pd.DataFrame) -> Figure | None:
         .mark_rect(stroke="#ffffff", strokeWidth=0.5)
         .encode(
             x=_day(frame),
-            y=alt.Y("feature_label:N", title=None),
+            y=alt.Y("feature_label:N", title=None, axis=alt.Axis(labelLimit=INPUT_LABEL_LIMIT)),
             color=alt.Color(
                 "worst_ratio:Q",
                 scale=alt.Scale(
@@ -147,7 +148,11 @@ def drift_overview_chart(frame: pd.DataFrame) -> Figure | None:
         alt.Chart()
         .transform_filter("datum.drifted === true")
         .mark_point(shape="circle", filled=True, color="#1f2328", size=22, opacity=1)
-        .encode(x=_day(frame, band_position=0.5), y=alt.Y("feature_label:N", title=None), tooltip=tooltip)
+        .encode(
+            x=_day(frame, band_position=0.5),
+            y=alt.Y("feature_label:N", title=None, axis=alt.Axis(labelLimit=INPUT_LABEL_LIMIT)),
+            tooltip=tooltip,
+        )
     )
     chart = alt.layer(cells, flags, data=ROWS).properties(width=WIDE_WIDTH, height=alt.Step(20))
     return Figure(chart, frame)
@@ -589,3 +594,56 @@ def requests_chart(frame: pd.DataFrame) -> Figure | None:
         .properties(width=WIDE_WIDTH, height=140)
     )
     return Figure(chart, frame[["day", "role", "requests"]])
+
+
+def confusion_chart(frame: pd.DataFrame, classes: list[str]) -> Figure | None:
+    """One day's confusion matrix as a heat map: rows the observed class, columns the predicted one, each
+    cell coloured by its share of the observed class's rows (the diagonal is the class's recall) and
+    labelled with its count.
+
+    Columns: observed_class, predicted_class, n, row_share.
+    """
+    if frame.empty:
+        return None
+    rows = frame[["observed_class", "predicted_class", "n", "row_share"]]
+    size = min(max(44 * len(classes), 160), 420)
+    tooltip = [
+        alt.Tooltip("observed_class:N", title="observed"),
+        alt.Tooltip("predicted_class:N", title="predicted"),
+        alt.Tooltip("n:Q", title="rows", format=","),
+        alt.Tooltip("row_share:Q", title="share of the observed class", format=".1%"),
+    ]
+    x = alt.X(
+        "predicted_class:N",
+        sort=classes,
+        title="predicted class",
+        axis=alt.Axis(labelAngle=-30, orient="top"),
+    )
+    y = alt.Y("observed_class:N", sort=classes, title="observed class (label)")
+    cells = (
+        alt.Chart()
+        .mark_rect(stroke="#ffffff", strokeWidth=1)
+        .encode(
+            x=x,
+            y=y,
+            color=alt.Color(
+                "row_share:Q",
+                scale=alt.Scale(domain=[0, 1], range=["#f6f8fa", "#0a3069"]),
+                legend=alt.Legend(title="share of the observed class", orient="right", format=".0%"),
+            ),
+            tooltip=tooltip,
+        )
+    )
+    text = (
+        alt.Chart()
+        .mark_text(fontSize=11)
+        .encode(
+            x=x,
+            y=y,
+            text=alt.Text("n:Q", format=","),
+            color=alt.condition("datum.row_share > 0.5", alt.value("#ffffff"), alt.value("#1f2328")),
+            tooltip=tooltip,
+        )
+    )
+    chart = alt.layer(cells, text, data=ROWS).properties(width=size, height=size)
+    return Figure(chart, rows)

@@ -57,18 +57,62 @@ ESTIMATED = "estimated (labels not in yet)"
 # An estimate is drawn for a day only while fewer than this share of its predictions have labels: from
 # then on the measured value, with its own interval, is the better number for that day.
 ESTIMATE_UNTIL_LABELLED = 0.5
-# Quality metrics in the order they are shown; the first one present is the model's headline metric.
 OUTCOME_WIDTH = 1020  # px: the business-outcome chart spans the page
-QUALITY_METRICS = ("auc", "accuracy", "log_loss", "brier")
-HIGHER_IS_BETTER = {"auc": True, "accuracy": True, "recall": True, "precision": True, "f1": True,
-                    "log_loss": False, "brier": False, "ece": False}  # fmt: skip
+# Quality metrics per task in the order they are shown; the first one present is the model's headline
+# metric (the index card's "Model quality"). The others of the task go under "More quality metrics".
+TASK_QUALITY_METRICS: dict[str, tuple[str, ...]] = {
+    "binary_classification": ("auc", "accuracy", "log_loss", "brier"),
+    "regression": ("mae", "rmse", "bias", "r2"),
+    "multiclass_classification": ("accuracy", "macro_f1", "weighted_f1", "log_loss"),
+}
+QUALITY_METRICS = TASK_QUALITY_METRICS["binary_classification"]
+# The metric shown beside the headline on the quality card (multiclass: accuracy hides a small class failing).
+SECOND_QUALITY_METRIC: dict[str, str] = {"multiclass_classification": "macro_f1"}
+# Which way is better; None: a change either way is the news (bias, the labels' own distribution).
+HIGHER_IS_BETTER: dict[str, bool | None] = {
+    "auc": True, "accuracy": True, "recall": True, "precision": True, "f1": True, "log_loss": False,
+    "brier": False, "ece": False, "mae": False, "rmse": False, "median_ae": False, "mape": False,
+    "smape": False, "r2": True, "bias": None, "label_mean": None, "macro_f1": True, "weighted_f1": True,
+    "label_share": None,
+}  # fmt: skip
+# Chart panel titles; `precision:<class>` and the other per-class names go through `metric_title`.
 METRIC_NAMES = {
     "auc": "AUC (ranking quality)",
     "accuracy": "accuracy",
     "log_loss": "log loss (lower is better)",
     "brier": "Brier score (lower is better)",
+    "mae": "mean absolute error (label's unit; lower is better)",
+    "rmse": "root mean squared error (label's unit; lower is better)",
+    "median_ae": "median absolute error (lower is better)",
+    "mape": "mean absolute percentage error (lower is better)",
+    "smape": "symmetric MAPE (lower is better)",
+    "r2": "R² (share of the variance explained)",
+    "bias": "bias: mean of predicted − observed (0 is unbiased)",
+    "label_mean": "mean observed value (labels)",
+    "macro_f1": "macro F1 (every class counts the same)",
+    "weighted_f1": "weighted F1 (classes weighted by size)",
 }
-METRIC_WORDS = {"auc": "AUC", "log_loss": "log loss", "brier": "Brier score", "ece": "calibration error"}
+CLASS_METRIC_NAMES = {
+    "precision": "precision of {}",
+    "recall": "recall of {}",
+    "label_share": "share of {} in labels",
+}
+# Metric names in a sentence ("prediction quality (AUC) fell below ...").
+METRIC_WORDS = {
+    "auc": "AUC", "log_loss": "log loss", "brier": "Brier score", "ece": "calibration error",
+    "mae": "mean absolute error", "rmse": "root mean squared error", "median_ae": "median absolute error",
+    "mape": "mean absolute percentage error", "smape": "symmetric mean absolute percentage error",
+    "r2": "R²", "bias": "bias (mean of predicted − observed)", "label_mean": "mean observed value",
+    "macro_f1": "macro F1", "weighted_f1": "weighted F1",
+}  # fmt: skip
+CLASS_METRIC_WORDS = {"precision": "precision on class {}", "recall": "recall on class {}",
+                      "label_share": "share of class {} among the labels"}  # fmt: skip
+# What "the day's scores fell outside the reference range" means per task (untrusted estimates).
+ESTIMATE_INPUTS = {
+    "binary_classification": "scores",
+    "regression": "predicted values",
+    "multiclass_classification": "class probabilities",
+}
 # Numbers as the pages show them: 4 significant digits ("+" when sign=True), whole numbers below 1e9 with
 # thousands separators, "–" when missing, ∞ for infinity. Plain text: the templates escape it.
 _number = partial(fmt, infinity=("∞", "−∞"), grouping=True)
@@ -83,6 +127,8 @@ VERDICTS: dict[str, str] = {  # core.shadow verdicts in words
 
 # Plain-language names for what a check watches, matched on words in check_name/metric (first hit wins).
 TOPICS: tuple[tuple[tuple[str, ...], str], ...] = (
+    # before "drift": target drift is about the labels, not the inputs
+    (("target_drift", "label_mean", "label_share"), "The observed outcomes have changed"),
     (
         ("subgroup", "fair", "parity", "disparity", "equalized", "segment", "differential"),
         "A group of people is treated differently",
@@ -92,7 +138,7 @@ TOPICS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("outcome",), "Business outcome changed"),
     (("drift", "psi", "wasserstein"), "Input data has changed"),
     (
-        ("perf", "auc", "calibrat", "accuracy", "brier", "log_loss", "ece", "estimated"),
+        ("perf", "auc", "calibrat", "accuracy", "brier", "log_loss", "ece", "estimated", "mae", "rmse", "f1"),
         "Prediction quality dropped",
     ),
     (("fresh", "stale", "late", "missing_partition"), "Data is late"),
@@ -112,8 +158,27 @@ TOPICS: tuple[tuple[tuple[str, ...], str], ...] = (
         "Data quality problem",
     ),
 )
-# The model's own outputs, as drift_scores names them.
+# The model's own outputs, as drift_scores names them, per task: in sentences and as drift chart rows.
 SPECIAL_INPUTS = {"__score__": "the model's scores", "__prediction_rate__": "the share of positive decisions"}
+TASK_SPECIAL_INPUTS: dict[str, dict[str, str]] = {
+    "binary_classification": SPECIAL_INPUTS,
+    "regression": {"__score__": "the model's predicted values"},
+    "multiclass_classification": {
+        "__score__": "the model's confidence in its predicted class",
+        "__predicted_class__": "the mix of predicted classes",
+    },
+}
+SPECIAL_INPUT_LABELS: dict[str, dict[str, str]] = {
+    "binary_classification": {
+        "__score__": "model score (prediction drift)",
+        "__prediction_rate__": "positive-decision rate",
+    },
+    "regression": {"__score__": "predicted value (prediction drift)"},
+    "multiclass_classification": {
+        "__score__": "class confidence (prediction drift)",
+        "__predicted_class__": "predicted classes (prediction drift)",
+    },
+}
 # Drift statistics drawn, in this order, with their titles (core.drift.STATISTIC_ORDER). Test
 # statistics (ks, chi2) and descriptive ones (mean, std) are not drawn: their verdicts still count
 # in the overview and they stay in drift_scores for analysts.
@@ -136,12 +201,19 @@ SHADOW_METRICS = (
     "precision",
     "positive_rate",
     "mean_score",
-)
+    "mae",
+    "rmse",
+)  # and multiclass `recall:<class>`
 # Per-segment fairness summaries (segment_value = '__all__', core.fairness) and what to call them.
 FAIRNESS_SUMMARIES: dict[str, str] = {
     "demographic_parity_difference": "positive-rate gap (demographic parity)",
     "equalized_odds_difference": "error-rate gap (equalized odds)",
     "demographic_parity_ratio": "lowest to highest positive rate (four-fifths line)",
+}
+# Regression / multiclass fairness rows per group (core.task_subgroups), drawn as the worst group per segment.
+WORST_GROUP_SUMMARIES: dict[str, str] = {
+    "mae_ratio": "highest error ratio of a group to the rest (MAE)",
+    "accuracy_shortfall": "largest accuracy shortfall of a group to the rest",
 }
 
 
@@ -315,6 +387,7 @@ def render_dashboard(
             today,
             stale_after_days,
             items=items[items["model_name"] == name],
+            task=config.model(name).task,
         )
         for name in names
     }
@@ -370,6 +443,7 @@ def assess_health(
     today: dt.date,
     stale_after_days: int = STALE_AFTER_DAYS,
     items: pd.DataFrame | None = None,
+    task: str = "binary_classification",
 ) -> ModelHealth:
     """Green / amber / red from the model's unresolved alerts, grouped by incident, and how fresh its data is.
 
@@ -383,7 +457,7 @@ def assess_health(
     last_data = _as_date(status.get("last_data"))
     freshness = (today - last_data).days if last_data else None
     stale = last_data is None or (freshness is not None and freshness > stale_after_days)
-    incidents = group_incidents(alerts, items)
+    incidents = group_incidents(alerts, items, task)
     acting = [i for i in incidents if not i.standing]
 
     problems = [f"{_cap(i.summary)} {_since_words(i.since, today, lead='since ')}." for i in acting]
@@ -450,9 +524,11 @@ def _incident_sentence(incident: IncidentView, today: dt.date) -> str:
     return text
 
 
-def group_incidents(alerts: pd.DataFrame, items: pd.DataFrame | None = None) -> list[IncidentView]:
+def group_incidents(
+    alerts: pd.DataFrame, items: pd.DataFrame | None = None, task: str = "binary_classification"
+) -> list[IncidentView]:
     """Unresolved alerts grouped by `incident_id` (an alert without one is its own incident), worst and
-    oldest first, each with the backlog item that tracks any of its alerts."""
+    oldest first, each with the backlog item that tracks any of its alerts; `task` is the model's (words)."""
     if alerts.empty:
         return []
     frame = alerts.copy()
@@ -479,7 +555,7 @@ def group_incidents(alerts: pd.DataFrame, items: pd.DataFrame | None = None) -> 
             rows.to_dict("records"),
             key=lambda r: (SEVERITY_RANK.get(str(r["severity"]), 3), str(r.get("since") or "")),
         )
-        alert_views = [_alert_view(r) for r in records]
+        alert_views = [_alert_view(r, task) for r in records]
         lead = records[0]
         days = [d for d in (_as_date(r.get("since")) for r in records) if d]
         lasts = [d for d in (_as_date(r.get("last_seen")) for r in records) if d]
@@ -490,7 +566,7 @@ def group_incidents(alerts: pd.DataFrame, items: pd.DataFrame | None = None) -> 
                 severity=str(lead["severity"]),
                 since=min(days, default=None),
                 last_seen=max(lasts, default=None),
-                summary=plain_problem(lead),
+                summary=plain_problem(lead, task),
                 root_cause=_text_or_none(lead.get("root_cause")),
                 alerts=alert_views,
                 item=item,
@@ -501,7 +577,7 @@ def group_incidents(alerts: pd.DataFrame, items: pd.DataFrame | None = None) -> 
     return views
 
 
-def _alert_view(row: dict[str, Any]) -> AlertView:
+def _alert_view(row: dict[str, Any], task: str = "binary_classification") -> AlertView:
     metric = _text_or_none(row.get("metric"))
     technical = str(row.get("check_name") or "")
     if metric:
@@ -514,7 +590,7 @@ def _alert_view(row: dict[str, Any]) -> AlertView:
         status=str(row.get("status") or "open"),
         since=_as_date(row.get("since")),
         last_seen=_as_date(row.get("last_seen")),
-        words=_cap(plain_problem(row)),
+        words=_cap(plain_problem(row, task)),
         technical=technical,
         message=_text_or_none(row.get("message")) or "",
         evidence=evidence_words(_text_or_none(row.get("evidence"))),
@@ -530,28 +606,61 @@ def plain_topic(check_name: str, metric: str | None = None) -> str:
     return check_name.replace("_", " ").capitalize()
 
 
-def plain_problem(row: dict[str, Any]) -> str:
+def _split_metric(metric: str) -> tuple[str, str | None]:
+    """`recall:billing` -> ("recall", "billing"); `auc` -> ("auc", None)."""
+    base, _, cls = metric.partition(":")
+    return base, (cls or None)
+
+
+def higher_is_better(metric: str) -> bool | None:
+    """Which way the metric is better (None: a change either way, or not known)."""
+    return HIGHER_IS_BETTER.get(_split_metric(metric)[0])
+
+
+def metric_title(metric: str) -> str:
+    """A chart panel's title: 'mean absolute error (label's unit; lower is better)', 'recall of billing'."""
+    base, cls = _split_metric(metric)
+    if cls is not None and base in CLASS_METRIC_NAMES:
+        return CLASS_METRIC_NAMES[base].format(cls)
+    return METRIC_NAMES.get(metric, metric)
+
+
+def metric_words(metric: str) -> str:
+    """A metric inside a sentence: 'mean absolute error', 'recall on class billing'."""
+    base, cls = _split_metric(metric)
+    if cls is not None and base in CLASS_METRIC_WORDS:
+        return CLASS_METRIC_WORDS[base].format(cls)
+    return METRIC_WORDS.get(metric, metric.replace("_", " "))
+
+
+def plain_problem(row: dict[str, Any], task: str = "binary_classification") -> str:
     """One alert in words, lower-case first ('the income input's distribution changed'): the subject named
-    as people know it, no statistic names (they go to the details)."""
+    as people know it, no statistic names (they go to the details). `task` names the model's own outputs
+    (`__score__` is a predicted value for regression) and which way its quality metrics are better."""
     check = str(row.get("check_name") or "")
     metric = (_text_or_none(row.get("metric")) or "").lower()
     subject = _text_or_none(row.get("subject")) or ""
-    thing = SPECIAL_INPUTS.get(
-        subject, f"the {subject} input" if subject and subject != "model" else "an input"
-    )
+    special = TASK_SPECIAL_INPUTS.get(task, SPECIAL_INPUTS)
+    thing = special.get(subject, f"the {subject} input" if subject and subject != "model" else "an input")
     words = f"{check} {metric}"
     if check in ("snapshot_usable",) or "valid" in check:
         return "the day's prediction log could not be used as delivered"
     if "null" in metric:
-        return f"{thing} is missing more often than usual".replace("the model's scores is", "the scores are")
+        plural = subject in special and thing.endswith("s")
+        return f"{thing} {'are' if plural else 'is'} missing more often than usual".replace(
+            "the model's scores are", "the scores are"
+        )
     if "unseen" in metric:
         return f"{thing} has values never seen in the reference period"
     if "out_of_range" in metric or "range" in check:
         return f"{thing} has values outside the reference range"
     topic = plain_topic(check, metric)
+    if topic == "The observed outcomes have changed":
+        name = metric or subject
+        return f"the {metric_words(name)} (observed outcomes) moved out of its usual range"
     if topic == "Input data has changed":
-        if subject in SPECIAL_INPUTS:
-            return f"{SPECIAL_INPUTS[subject]} shifted away from the reference period"
+        if subject in special:
+            return f"{special[subject]} shifted away from the reference period"
         return f"{thing}'s distribution changed"
     if topic == "A group of people is treated differently":
         group = subject.replace("=", " = ", 1) if subject else "a group"
@@ -564,8 +673,14 @@ def plain_problem(row: dict[str, Any]) -> str:
         name = (metric or subject).removeprefix("outcome:")
         return f"the business outcome '{name}' left its usual range"
     if topic == "Prediction quality dropped":
-        name = metric.split(":")[-1] if metric else "quality"
-        return f"prediction quality ({METRIC_WORDS.get(name, name.replace('_', ' '))}) fell below its usual range"
+        if not metric:
+            return "prediction quality fell below its usual range"
+        higher = higher_is_better(metric)
+        if higher is None:  # bias: either way is a change
+            return f"the {metric_words(metric)} moved out of its usual range"
+        if higher is False and task != "binary_classification":  # an error grew
+            return f"the {metric_words(metric)} rose above its usual range (worse predictions)"
+        return f"prediction quality ({metric_words(metric)}) fell below its usual range"
     if topic == "Shadow model comparison":
         return f"shadow model {subject}: see its comparison with the live model" if subject else topic.lower()
     if topic == "Data quality problem":
@@ -698,9 +813,12 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
     window = "model_name = ? AND partition_date >= ?"
     p = [model.name, start]
     frames: dict[str, pd.DataFrame] = {}
-    feature_label = """CASE feature WHEN '__score__' THEN 'model score (prediction drift)'
-                                    WHEN '__prediction_rate__' THEN 'positive-decision rate'
-                                    ELSE feature END AS feature_label"""
+    labels = SPECIAL_INPUT_LABELS.get(model.task, SPECIAL_INPUT_LABELS["binary_classification"])
+    feature_label = (
+        "CASE feature "
+        + " ".join(f"WHEN {_in_list([k])} THEN {_in_list([v])}" for k, v in labels.items())
+        + " ELSE feature END AS feature_label"
+    )
     frames["drift"] = _query(
         warehouse,
         f"""
@@ -796,6 +914,7 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
     )
     t = model.thresholds.subgroups
     labels = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in FAIRNESS_SUMMARIES.items())
+    worst_labels = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in WORST_GROUP_SUMMARIES.items())
     frames["fairness"] = _query(
         warehouse,
         f"""
@@ -805,9 +924,19 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
                            WHEN 'demographic_parity_ratio' THEN ? END AS threshold
         FROM {_t("subgroup_metrics")}
         WHERE {window} AND segment_value = '{ALL}' AND metric IN ({_in_list(list(FAIRNESS_SUMMARIES))})
-        ORDER BY metric, segment, partition_date
+        UNION ALL
+        -- regression / multiclass: a group against the rest of its segment, the worst group per segment-day
+        SELECT {day}, segment, CASE metric {worst_labels} END AS metric,
+               max(value) AS value, arg_max(ci_low, value) AS ci_low, arg_max(ci_high, value) AS ci_high,
+               arg_max(n, value) AS n,
+               CASE metric WHEN 'mae_ratio' THEN ? WHEN 'accuracy_shortfall' THEN ? END AS threshold
+        FROM {_t("subgroup_metrics")}
+        WHERE {window} AND segment <> '{ALL}' AND segment_value <> '{ALL}'
+          AND metric IN ({_in_list(list(WORST_GROUP_SUMMARIES))})
+        GROUP BY partition_date, segment, metric
+        ORDER BY metric, segment, day
         """,
-        [t.parity_gap, t.equalized_odds_gap, t.disparity_low, *p],
+        [t.parity_gap, t.equalized_odds_gap, t.disparity_low, *p, t.disparity_high, t.parity_gap, *p],
         ["day", "segment", "metric", "value", "ci_low", "ci_high", "n", "threshold"],
     )
     frames["shadow"] = _query(
@@ -816,7 +945,8 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
         SELECT {day}, metric, 'shadow ' || shadow_version || ' minus champion ' || champion_version AS pair,
                delta, ci_low, ci_high, champion_value, shadow_value, p_value, n
         FROM {_t("shadow_comparisons")}
-        WHERE {window} AND segment = '{ALL}' AND metric IN ({_in_list(SHADOW_METRICS)}) AND delta IS NOT NULL
+        WHERE {window} AND segment = '{ALL}' AND delta IS NOT NULL
+          AND (metric IN ({_in_list(SHADOW_METRICS)}) OR metric LIKE 'recall:%')
         ORDER BY metric, pair, partition_date
         """,
         p,
@@ -862,6 +992,11 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
         p,
         ["day", "role", "p50", "p95", "p99", "requests", "errors", "error_rate"],
     )
+    frames["confusion"] = (
+        _confusion_frame(warehouse, model, start)
+        if model.is_multiclass
+        else pd.DataFrame(columns=CONFUSION_COLUMNS)
+    )
     closed = _in_list(CLOSED_BACKLOG)
     # "Since" is the incident's first failing day: the earliest first_seen_date of the item's alerts,
     # else its first failing partition (`YYYY-MM-DD|model`); "recorded" is the day the item was written.
@@ -897,6 +1032,41 @@ def _model_frames(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> d
     return frames
 
 
+CONFUSION_COLUMNS = ["day", "observed_class", "predicted_class", "n", "row_share", "labelled_fraction"]
+# The confusion matrix drawn is the latest day at least this labelled (a day still filling up has counts
+# of the early labels only); the latest day with a matrix when none is.
+CONFUSION_LABELLED = 0.9
+
+
+def _confusion_frame(warehouse: Warehouse, model: ModelConfig, start: dt.date) -> pd.DataFrame:
+    """The multiclass model's confusion matrix (table confusion_matrix) of its latest labelled day, each
+    cell with its share of the observed class's rows (the diagonal is that class's recall)."""
+    sql = f"""
+        WITH days AS (
+            SELECT partition_date FROM {_t("confusion_matrix")}
+            WHERE model_name = ? AND partition_date >= ? GROUP BY partition_date HAVING sum(n) > 0
+        ),
+        labelled AS (
+            SELECT partition_date, max(labelled_fraction) AS labelled_fraction
+            FROM {_t("performance_metrics")}
+            WHERE model_name = ? AND partition_date >= ? AND metric = 'accuracy' AND NOT estimated
+            GROUP BY partition_date
+        ),
+        chosen AS (
+            SELECT d.partition_date, l.labelled_fraction FROM days AS d LEFT JOIN labelled AS l USING (partition_date)
+            ORDER BY coalesce(l.labelled_fraction, 1.0) >= ? DESC, d.partition_date DESC LIMIT 1
+        )
+        SELECT CAST(c.partition_date AS VARCHAR) AS day, observed_class, predicted_class, n,
+               n / nullif(sum(n) OVER (PARTITION BY observed_class), 0) AS row_share,
+               chosen.labelled_fraction
+        FROM {_t("confusion_matrix")} AS c JOIN chosen USING (partition_date)
+        WHERE c.model_name = ?
+        ORDER BY observed_class, predicted_class
+    """
+    params = [model.name, start, model.name, start, CONFUSION_LABELLED, model.name]
+    return _query(warehouse, sql, params, CONFUSION_COLUMNS)
+
+
 # ---------------------------------------------------------------------------------------------- views
 
 
@@ -923,10 +1093,13 @@ def _model_view(
 ) -> dict[str, Any]:
     """Everything model.html shows, as plain values and chart references."""
     last = health.last_data
-    quality, outcome = _latest_quality(f["performance"]), _latest_outcome(f["outcomes"])
+    quality, outcome = _latest_quality(f["performance"], model.task), _latest_outcome(f["outcomes"])
     perf = f["performance"]
-    headline_metrics = [m for m in QUALITY_METRICS if m in set(perf["metric"])]
-    other_metrics = sorted(set(perf["metric"]) - set(headline_metrics))
+    present = set(perf["metric"])
+    headline_metrics = [m for m in _quality_metrics(model.task) if m in present]
+    # multiclass: per-class recall has its own panel group; the rest (precision, label shares) goes below
+    recall_metrics = sorted(m for m in present if model.is_multiclass and m.startswith("recall:"))
+    other_metrics = sorted(present - set(headline_metrics) - set(recall_metrics))
     untrusted = perf[perf["trusted"].astype("boolean").eq(False).fillna(False)] if not perf.empty else perf
     return {
         "model": model,
@@ -935,14 +1108,21 @@ def _model_view(
         "quality": quality,
         "outcome": outcome,
         "performance": {
-            "chart": page.chart(_performance_chart(perf[perf["metric"].isin(headline_metrics)], columns=2)),
-            "more": page.chart(_performance_chart(perf[perf["metric"].isin(other_metrics)], columns=3)),
-            "more_names": other_metrics,
+            "chart": page.chart(
+                _performance_chart(perf[perf["metric"].isin(headline_metrics)], columns=2, task=model.task)
+            ),
+            "more": page.chart(
+                _performance_chart(perf[perf["metric"].isin(other_metrics)], columns=3, task=model.task)
+            ),
+            "more_names": [metric_title(m) for m in other_metrics],
             "untrusted_days": sorted({str(d)[:10] for d in untrusted["day"]}),
             "untrusted_note": _text_or_none(untrusted["note"].iloc[-1]) if len(untrusted) else None,
+            "untrusted_inputs": ESTIMATE_INPUTS.get(model.task, "scores"),
             "label_delay_days": model.label_delay_days,
             "band_k": model.thresholds.performance.band_k,
+            "task": model.task,
         },
+        "classes": _classes_view(model, perf[perf["metric"].isin(recall_metrics)], f["confusion"], page),
         "outcomes": _outcome_view(model, f["outcomes"], page),
         "drift": _drift_view(f["drift"], f["drift_overview"], page),
         "subgroups": _subgroup_view(f["subgroups"], f["gaps"], f["fairness"], page),
@@ -952,14 +1132,81 @@ def _model_view(
     }
 
 
-def _performance_chart(frame: pd.DataFrame, columns: int) -> charts.Figure | None:
+def _quality_metrics(task: str) -> tuple[str, ...]:
+    return TASK_QUALITY_METRICS.get(task, QUALITY_METRICS)
+
+
+def _classes_view(
+    model: ModelConfig, recall: pd.DataFrame, confusion: pd.DataFrame, page: _Page
+) -> dict[str, Any] | None:
+    """Multiclass only: per-class recall over time and the latest labelled day's confusion matrix, as a
+    heat map and as a table (the table reads without JavaScript)."""
+    if not model.is_multiclass:
+        return None
+    classes = list(model.classes)
+    matrix: dict[str, Any] | None = None
+    if not confusion.empty:
+        seen = set(confusion["observed_class"]) | set(confusion["predicted_class"])
+        order = classes + sorted(str(c) for c in seen - set(classes))
+        counts = confusion.pivot_table(
+            index="observed_class", columns="predicted_class", values="n", aggfunc="sum", fill_value=0
+        ).reindex(index=order, columns=order, fill_value=0)
+        shares = counts.div(counts.sum(axis=1).where(lambda t: t > 0), axis=0)
+        total = int(counts.to_numpy().sum())
+        correct = int(sum(counts.at[c, c] for c in order))
+        labelled = confusion["labelled_fraction"].iloc[0]
+        matrix = {
+            "day": _as_date(confusion["day"].iloc[0]),
+            "classes": order,
+            "rows": [
+                {
+                    "observed": c,
+                    "total": _number(int(counts.loc[c].sum())),
+                    "cells": [
+                        {
+                            "n": _number(int(counts.at[c, d])),
+                            "share": _percent(shares.at[c, d]),
+                            "diagonal": c == d,
+                            "shade": _shade(shares.at[c, d]),
+                        }
+                        for d in order
+                    ],
+                }
+                for c in order
+            ],
+            "total": _number(total),
+            "accuracy": _percent(correct / total) if total else "–",
+            "labelled": None if is_missing(labelled) else _percent(labelled),
+            "chart": page.chart(charts.confusion_chart(confusion, order)),
+        }
+    recall_chart = None
+    if not recall.empty:
+        frame = recall.assign(metric=recall["metric"].astype(str).str.partition(":")[2])
+        recall_chart = page.chart(
+            charts.metric_band_chart(
+                frame, "metric", order=(MEASURED, ESTIMATED), columns=4, width=220, height=110,
+                facet_order=[c for c in classes if c in set(frame["metric"])], y_title="recall",
+            )
+        )  # fmt: skip
+    return {"classes": classes, "matrix": matrix, "recall": recall_chart}
+
+
+def _shade(share: Any) -> str:
+    """A table cell's background class from its share of the observed class (0-4, 4 darkest)."""
+    if is_missing(share):
+        return "0"
+    return str(min(int(float(share) * 5), 4))
+
+
+def _performance_chart(
+    frame: pd.DataFrame, columns: int, task: str = "binary_classification"
+) -> charts.Figure | None:
     if frame.empty:
         return None
     present = list(dict.fromkeys(frame["metric"]))
-    order = [
-        METRIC_NAMES.get(m, m) for m in [*[q for q in QUALITY_METRICS if q in present], *sorted(present)]
-    ]
-    frame = frame.assign(metric=frame["metric"].map(lambda m: METRIC_NAMES.get(m, m)))
+    headline = [q for q in _quality_metrics(task) if q in present]
+    order = [metric_title(m) for m in [*headline, *sorted(present)]]
+    frame = frame.assign(metric=frame["metric"].map(metric_title))
     return charts.metric_band_chart(
         frame, "metric", order=(MEASURED, ESTIMATED), columns=columns, width=500 if columns == 2 else 320,
         height=150 if columns == 2 else 110, facet_order=list(dict.fromkeys(order)),
@@ -973,17 +1220,30 @@ def _latest(rows: pd.DataFrame) -> Any:
     return (complete if not complete.empty else rows).iloc[-1]
 
 
-def _latest_quality(perf: pd.DataFrame) -> dict[str, Any] | None:
-    """The headline quality metric's latest measured value against its usual range, in words."""
+def _latest_quality(perf: pd.DataFrame, task: str = "binary_classification") -> dict[str, Any] | None:
+    """The headline quality metric's latest measured value against its usual range, in words (multiclass:
+    with macro F1 beside accuracy, as `also`)."""
     measured = perf[perf["kind"] == MEASURED] if not perf.empty else perf
-    for metric in QUALITY_METRICS:
+
+    def judge(metric: str) -> dict[str, Any] | None:
         rows = measured[measured["metric"] == metric].dropna(subset=["value"])
         if rows.empty:
-            continue
-        judged = _judged(
-            METRIC_NAMES.get(metric, metric), _latest(rows), HIGHER_IS_BETTER.get(metric), percent=False
-        )
+            return None
+        judged = _judged(metric_title(metric), _latest(rows), higher_is_better(metric), percent=False)
         return {**judged, "metric": metric}
+
+    for metric in _quality_metrics(task):
+        headline = judge(metric)
+        if headline is None:
+            continue
+        second = SECOND_QUALITY_METRIC.get(task)
+        extra = judge(second) if second and second != metric else None
+        if extra is not None:
+            headline["also"] = f"{extra['name']}: {extra['value']}, {extra['verdict']}" + (
+                f" ({extra['range']})" if extra["range"] else ""
+            )
+            headline["also_state"] = extra["state"]
+        return headline
     return None
 
 

@@ -5,6 +5,7 @@ from dataclasses import replace
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue
 
+from monitoring_pipelines.config import ModelConfig
 from monitoring_pipelines.core import drift
 from monitoring_pipelines.core.findings import OK, SEVERITY_RANK, CheckResult, Finding
 from monitoring_pipelines.core.formatting import code_span, fmt, markdown_table
@@ -22,7 +23,9 @@ def build(parts: Partitions) -> AssetsDefinition:
         "drift_scores",
         drift.CHECKS,
         description="PSI, JS, normalized Wasserstein, KS / chi-squared with BH-adjusted p-values, null-rate "
-        "change, unseen and out-of-range shares for every feature, __score__ and __prediction_rate__.",
+        "change, unseen and out-of-range shares for every feature and the model's output: __score__ (the score, "
+        "a regression's predicted value, a multiclass model's top-label probability) and __prediction_rate__ "
+        "(binary) or __predicted_class__ (multiclass).",
     )
     def drift_scores(context: AssetExecutionContext, monitoring: MonitoringResource):
         model_name, day = split_key(context.partition_key)
@@ -60,7 +63,10 @@ def build(parts: Partitions) -> AssetsDefinition:
                 "rows_compared": columns.n_rows,
                 "drifted_features": MetadataValue.text(", ".join(drifted) or "none"),
                 "dagster/column_lineage": column_lineage(
-                    {"value": [*model.features.all, "score", "prediction"], "n_current": model.features.all}
+                    {
+                        "value": [*model.features.all, "score", "prediction", *_task_columns(model)],
+                        "n_current": model.features.all,
+                    }
                 ),
                 "summary": MetadataValue.md(summary),
             },
@@ -68,6 +74,11 @@ def build(parts: Partitions) -> AssetsDefinition:
         yield from checks
 
     return drift_scores
+
+
+def _task_columns(model: ModelConfig) -> list[str]:
+    """The snapshot columns a multiclass model's drift also reads (its predicted class)."""
+    return ["predicted_class"] if model.is_multiclass else []
 
 
 def _summary(results: list[CheckResult]) -> str:

@@ -1,4 +1,5 @@
-"""performance_metrics: measured metrics as labels land, CBPE estimates before, business outcomes."""
+"""performance_metrics: measured metrics as labels land, label-free estimates before (CBPE; DLE for
+regression), business outcomes, and a multiclass model's confusion matrix."""
 
 from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue
 
@@ -15,9 +16,11 @@ def build(parts: Partitions) -> AssetsDefinition:
         parts,
         "performance_metrics",
         (*performance.CHECKS, *outcomes.CHECKS),
-        description="Champion metrics of a model-day with 95 % CIs: measured on the labels known so far "
+        description="Champion metrics of a model-day with 95 % CIs, per task: measured on the labels known so far "
         "(estimated = false) and estimated from the scores, calibrated on the reference's labels (estimated = "
-        "true; trusted = false when the day's scores lie outside the reference's); plus outcome:<name> rows.",
+        "true; trusted = false when the day's scores lie outside the reference's; CBPE, DLE for regression); "
+        "label_mean / label_share:<class> rows for target drift; plus outcome:<name> rows. Multiclass models "
+        "also write confusion_matrix.",
     )
     def performance_metrics(context: AssetExecutionContext, monitoring: MonitoringResource):
         model_name, day = split_key(context.partition_key)
@@ -26,19 +29,30 @@ def build(parts: Partitions) -> AssetsDefinition:
         snap = monitoring.labelled(model, day)
         profile, baselines = monitoring.reference(model_name)
         calibration, support = performance.estimation_inputs(profile)
+        scored = snap.scored(model.segments)
         metrics = performance.daily_performance(
-            snap.scored(model.segments),
+            scored,
             thresholds=thresholds.performance,
             calibration=calibration,
             support=support,
+            model=model,
         )
         totals, requests = snap.outcome_totals(model.outcomes)
         outcome_rows = outcomes.outcome_rows(totals, requests, model.outcomes)
+        performance_bands = bands_for(baselines, "performance")
+        task_metrics = performance.task_metrics(model)
         results = performance.performance_checks(
-            metrics, bands_for(baselines, "performance"), thresholds.performance
+            metrics, performance_bands, thresholds.performance, task_metrics
+        )
+        results.append(
+            performance.target_drift_check(metrics, performance_bands, thresholds.performance, task_metrics)
         )
         results += outcomes.outcome_checks(outcome_rows, bands_for(baselines, "outcome"), thresholds.outcomes)
         rows = performance.table_rows(metrics, outcome_rows)
+        tables = {}
+        if model.is_multiclass:  # replaced on every run: a day whose labels were all withdrawn has none
+            confusion = performance.confusion_matrix_rows(scored, model.classes)
+            tables["confusion_matrix"] = confusion.assign(model_name=model_name, partition_date=day)
         checks = record_checks(
             monitoring,
             context,
@@ -52,6 +66,7 @@ def build(parts: Partitions) -> AssetsDefinition:
                 "quarantined_labels": snap.quarantined_labels().assign(
                     model_name=model_name, partition_date=day
                 ),
+                **tables,
             },
         )
         measured = metrics[~metrics["estimated"].astype(bool)]

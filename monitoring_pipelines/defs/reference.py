@@ -10,7 +10,9 @@ from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, 
 
 from monitoring_pipelines.core.baselines import reference_baselines
 from monitoring_pipelines.core.formatting import code_span, fmt, markdown_table
+from monitoring_pipelines.core.multiclass import MulticlassCalibration
 from monitoring_pipelines.core.profiles import ReferenceProfile, build_reference_profile, with_version_of
+from monitoring_pipelines.core.regression import ErrorProfile
 from monitoring_pipelines.defs.common import WAREHOUSE_POOL
 from monitoring_pipelines.defs.partitions import model_partitions
 from monitoring_pipelines.defs.resources import MonitoringResource
@@ -33,8 +35,10 @@ def build() -> AssetsDefinition:
         pool=WAREHOUSE_POOL,
         kinds={"duckdb"},
         description="Per model: the reference window's drift profile (quantile bins, sketch, category "
-        "frequencies, score and decision rate) and the day-to-day bands of every daily statistic. Versioned; "
-        "rebuilt only when the model's config or its reference window's data (labels included) change.",
+        "frequencies, score and decision rate or predicted-class shares), the estimator fitted on its labels "
+        "(score calibration; regression: the error profile for DLE; multiclass: the CBPE calibration) and the "
+        "day-to-day bands of every daily statistic. Versioned; rebuilt only when the model's config or its "
+        "reference window's data (labels included) change.",
     )
     def reference_profiles(
         context: AssetExecutionContext, monitoring: MonitoringResource
@@ -72,12 +76,25 @@ def build() -> AssetsDefinition:
                 "rows_read": validation.read_rows,
                 "rows_quarantined": validation.quarantined_rows,
                 "reference_days": days,
+                "estimator": _estimator_text(profile),
                 "dagster/row_count": len(profile.features),
                 "features": MetadataValue.md(_profile_md(profile)),
             }
         )
 
     return reference_profiles
+
+
+def _estimator_text(profile: ReferenceProfile) -> str:
+    """What the live days' label-free estimates rest on, in words."""
+    estimator = profile.estimator
+    if isinstance(estimator, ErrorProfile):
+        return f"direct loss estimation: error profile of {estimator.n:,} labelled reference rows"
+    if isinstance(estimator, MulticlassCalibration):
+        return estimator.note
+    if profile.calibration is not None:
+        return profile.calibration.note
+    return "none: too few labelled reference rows for an estimator"
 
 
 def _profile_md(profile: ReferenceProfile) -> str:

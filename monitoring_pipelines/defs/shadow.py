@@ -37,7 +37,10 @@ def build(parts: Partitions) -> AssetsDefinition:
         if snap.has_role(SHADOW):
             monitoring.labelled(model, day, snap)
             paired, coverage = snap.shadow_pairs(model.segments)
-            comparisons = shadow.shadow_comparisons(paired, coverage, model.segments, thresholds.shadow)
+            task = {"task": model.task, "classes": list(model.classes)}
+            comparisons = shadow.shadow_comparisons(
+                paired, coverage, model.segments, thresholds.shadow, **task
+            )
             pooled, pooled_coverage = _pool(monitoring, model, day, paired, coverage)
             recommendations = shadow.pooled_recommendations(
                 pooled,
@@ -46,6 +49,7 @@ def build(parts: Partitions) -> AssetsDefinition:
                 thresholds.shadow,
                 thresholds.serving,
                 comparisons=comparisons if pooled is paired else None,  # a pool of today alone
+                **task,
             )
             results = shadow.shadow_checks(comparisons, recommendations, thresholds.shadow)
         else:

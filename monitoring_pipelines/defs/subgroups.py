@@ -17,7 +17,8 @@ def build(parts: Partitions) -> AssetsDefinition:
         fairness.CHECKS,
         description="Disaggregated metrics per segment value: n, positive rate, TPR, FPR, precision, AUC, "
         "calibration with CIs, the gap and ratio to the overall value, the four-fifths ratio to the "
-        "most-favoured value, parity differences per segment.",
+        "most-favoured value, parity differences per segment (regression: MAE, bias and the MAE ratio to "
+        "the rest of the segment; multiclass: accuracy, per-class recall and the accuracy shortfall).",
     )
     def subgroup_metrics(context: AssetExecutionContext, monitoring: MonitoringResource):
         model_name, day = split_key(context.partition_key)
@@ -25,11 +26,21 @@ def build(parts: Partitions) -> AssetsDefinition:
         thresholds = model.thresholds.subgroups
         rows = monitoring.labelled(model, day).scored(model.segments)
         today, overall = fairness.subgroup_and_overall_metrics(
-            rows, model.segments, model.segment_intersections, min_n=thresholds.min_n
+            rows,
+            model.segments,
+            model.segment_intersections,
+            min_n=thresholds.min_n,
+            task=model.task,
+            classes=list(model.classes),
         )
         _, baselines = monitoring.reference(model_name)
         results = fairness.subgroup_checks(
-            today, bands_for(baselines, "subgroup"), overall, bands_for(baselines, "overall"), thresholds
+            today,
+            bands_for(baselines, "subgroup"),
+            overall,
+            bands_for(baselines, "overall"),
+            thresholds,
+            task=model.task,
         )
         table = today.reindex(columns=result_columns("subgroup_metrics"))
         checks = record_checks(

@@ -43,14 +43,14 @@ from monitoring_pipelines.schema import (
 )
 from monitoring_pipelines.storage.sources import (
     FILE_COLUMN,
-    LABEL_GROUPS_SQL,
-    LABEL_QUARANTINE_SQL,
     ORDER_COLUMN,
     OUTCOMES_SQL,
     TS_COLUMN,
     UNREADABLE,
     Source,
     SourceRead,
+    label_groups_sql,
+    label_quarantine_sql,
     new_connection,
     source_for,
     unreadable,
@@ -74,6 +74,25 @@ def _q(name: str) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def task_columns(model: ModelConfig) -> dict[str, str]:
+    """The snapshot columns a model's task adds to the shared ones, with their types: for a multiclass
+    model the class as logged (`predicted_class`; `prediction` holds its index in `classes`) and the
+    probability of each class (`score__<class>`). Stored in prediction_snapshots as model-specific
+    columns, like the features."""
+    if not model.is_multiclass:
+        return {}
+    return {"predicted_class": "VARCHAR", **dict.fromkeys(model.probability_columns, "DOUBLE")}
+
+
+def snapshot_types(model: ModelConfig) -> dict[str, str]:
+    """Every snapshot column of the model and its type: the shared ones, the task's and the inputs."""
+    types = {c.name: c.type for c in TABLE["prediction_snapshots"].columns}
+    types.update(task_columns(model))
+    types.update({c: "DOUBLE" for c in model.features.numeric})
+    types.update({c: "VARCHAR" for c in model.string_columns})
+    return types
 
 
 class Snapshot:
@@ -204,8 +223,13 @@ class Snapshot:
         `columns` limits the copy to what the caller needs (the partition keys are always there)."""
         end = end or start
         snap = cls.open(model, start, end)
-        wanted = list(columns) if columns is not None else [*SNAPSHOT_BASE, *model.input_columns]
+        wanted = (
+            list(columns)
+            if columns is not None
+            else [*SNAPSHOT_BASE, *task_columns(model), *model.input_columns]
+        )
         wanted = list(dict.fromkeys(["partition_date", *wanted]))
+        types = snapshot_types(model)
         try:
             with warehouse.attached(snap.con, read_only=True) as alias:
                 present = {
@@ -217,11 +241,12 @@ class Snapshot:
                     ).fetchall()
                 }
                 if not present:
-                    select = ", ".join(f"CAST(NULL AS VARCHAR) AS {_q(c)}" for c in wanted)
+                    select = ", ".join(f"CAST(NULL AS {types.get(c, 'VARCHAR')}) AS {_q(c)}" for c in wanted)
                     snap.con.execute(f"CREATE TABLE {DAY} AS SELECT {select} WHERE false")
                 else:
                     select = ", ".join(
-                        _q(c) if c in present else f"CAST(NULL AS VARCHAR) AS {_q(c)}" for c in wanted
+                        _q(c) if c in present else f"CAST(NULL AS {types.get(c, 'VARCHAR')}) AS {_q(c)}"
+                        for c in wanted
                     )
                     snap.con.execute(
                         f"CREATE TABLE {DAY} AS SELECT {select} FROM {alias}.monitoring.prediction_snapshots "
@@ -247,19 +272,20 @@ class Snapshot:
             )
         cols = [c for c in SNAPSHOT_BASE if c not in ("partition_date", "prediction", "source_file")]
         select = ", ".join(_q(c) for c in cols)
-        inputs = ", ".join(_q(c) for c in self.model.input_columns)
+        extra = [*task_columns(self.model), *self.model.input_columns]
+        inputs = ", ".join(_q(c) for c in extra)
         if not validated:  # the same columns, no rows: every metric sees an empty day
-            types = {**{c.name: c.type for c in TABLE["prediction_snapshots"].columns}}
-            types.update({c: "DOUBLE" for c in self.model.features.numeric})
-            types.update({c: "VARCHAR" for c in self.model.string_columns})
-            names = [*SNAPSHOT_BASE, *self.model.input_columns]
+            types = snapshot_types(self.model)
+            names = [*SNAPSHOT_BASE, *extra]
             select = ", ".join(f"CAST(NULL AS {types[c]}) AS {_q(c)}" for c in names)
             self.con.execute(f"CREATE OR REPLACE VIEW {DAY} AS SELECT {select} WHERE false")
             self._rows = 0
         else:
+            # a regression model's logged decision may be any number: one that is no INTEGER is NULL
+            cast = "TRY_CAST" if self.model.is_regression else "CAST"
             self.con.execute(
                 f"CREATE OR REPLACE VIEW {DAY} AS SELECT partition_date, "
-                f"{select}, CASE WHEN prediction = round(prediction) THEN CAST(prediction AS INTEGER) END AS prediction, "
+                f"{select}, CASE WHEN prediction = round(prediction) THEN {cast}(prediction AS INTEGER) END AS prediction, "
                 f"source_file{', ' + inputs if inputs else ''} FROM {VALIDATED} WHERE reason IS NULL"
             )
         self._define_champion()
@@ -305,6 +331,7 @@ class Snapshot:
         warehouse.ensure_columns(
             "prediction_snapshots",
             {
+                **task_columns(model),
                 **dict.fromkeys(model.features.numeric, "DOUBLE"),
                 **dict.fromkeys(model.string_columns, "VARCHAR"),
             },
@@ -312,7 +339,9 @@ class Snapshot:
         where = "model_name = ? AND partition_date = ?"
         params = [model.name, day]
         keys = f"{_literal(model.name)} AS model_name, DATE '{day.isoformat()}' AS partition_date"
-        snapshot_cols = [c for c in [*SNAPSHOT_BASE, *model.input_columns] if c != "partition_date"]
+        snapshot_cols = [
+            c for c in [*SNAPSHOT_BASE, *task_columns(model), *model.input_columns] if c != "partition_date"
+        ]
         quarantine_cols = [
             c for c in columns_of("quarantined_predictions") if c not in ("model_name", "partition_date")
         ]
@@ -405,8 +434,8 @@ class Snapshot:
         return cursor
 
     def load_labels(self, source: Source, arrived_from: dt.date, arrived_to: dt.date) -> int:
-        """`labels`: the latest 0/1 label of each of this snapshot's requests that arrived in the window
-        (semi-joined with the requests here, so a large label folder is filtered while it is read).
+        """`labels`: the latest usable label (0/1, the observed value, or the observed class's index) of
+        each of this snapshot's requests that arrived in the window (semi-joined with the requests here, so a large label folder is filtered while it is read).
         The label rows of these requests that cannot be used are kept in `label_quarantine`
         (see quarantined_labels) and counted in `label_counts`."""
         if self._labels == (arrived_from, arrived_to):
@@ -419,7 +448,7 @@ class Snapshot:
         # Only the champion's requests: every metric and every shadow pair reads labels through them.
         # Rows without a request_id belong to no request: only counted.
         requests = f"request_id IN (SELECT request_id FROM {DAY} WHERE role = '{CHAMPION}')"
-        groups = LABEL_GROUPS_SQL.format(raw=raw, where=f"request_id IS NULL OR {requests}")
+        groups = label_groups_sql(self.model).format(raw=raw, where=f"request_id IS NULL OR {requests}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE __label_groups AS {groups}")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE labels AS SELECT request_id, label, label_ts FROM __label_groups "
@@ -437,7 +466,7 @@ class Snapshot:
             where = "request_id IN (SELECT request_id FROM __label_groups WHERE invalid_labels > 0)"
         con.execute(
             "CREATE OR REPLACE TEMP TABLE label_quarantine AS "
-            + LABEL_QUARANTINE_SQL.format(raw=raw, where=where)
+            + label_quarantine_sql(self.model).format(raw=raw, where=where)
         )
         con.execute("DROP TABLE __label_groups")
         self.label_counts = {
@@ -544,8 +573,9 @@ class Snapshot:
         return SnapshotColumns(self.con, "champion", day)
 
     def scored(self, extra: Sequence[str] = (), day: dt.date | None = None) -> pd.DataFrame:
-        """The champion's `ok` rows with their label (NaN until it lands): score, prediction, label and the
-        `extra` columns, in a canonical order (by a hash of the unique prediction_id: cheap to sort, the same
+        """The champion's `ok` rows with their label (NaN until it lands): score, prediction, label, for a
+        multiclass model its `score__<class>` columns (the probability matrix; prediction and label are
+        class indexes), and the `extra` columns, in a canonical order (by a hash of the unique prediction_id: cheap to sort, the same
         in every run) so bootstraps repeat exactly. Rows are
         all of them; the metric decides which are usable. Kept for the run: performance and subgroups
         ask for the same rows."""
@@ -553,11 +583,13 @@ class Snapshot:
         if key not in self._scored:
             labels = self._labels_join()
             key = (tuple(extra), day, self._labels)
+            probabilities = self.model.probability_columns  # multiclass: the probability matrix
             cols = [
                 "score",
                 "CAST(prediction AS DOUBLE) AS prediction",
                 "l.label AS label",
-                *(_q(c) for c in extra),
+                *(_q(c) for c in probabilities),
+                *(_q(c) for c in extra if c not in probabilities),
             ]
             where = "" if day is None else f"WHERE partition_date = DATE '{day.isoformat()}'"
             sql = f"SELECT {', '.join(cols)} FROM champion {labels} {where} ORDER BY hash(prediction_id)"

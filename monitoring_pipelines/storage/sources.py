@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import re
@@ -145,10 +146,56 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def required_columns(model: ModelConfig) -> list[str]:
+SCORES_MAP = "scores"  # multiclass: the per-class probabilities as one map column (class -> probability)
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """A requirement any one of whose column sets meets it: a multiclass model's probabilities come as
+    every `score__<class>` column or as one `scores` map column."""
+
+    options: tuple[tuple[str, ...], ...]
+
+    def met(self, present: Iterable[str]) -> bool:
+        have = set(present)
+        return any(all(c in have for c in option) for option in self.options)
+
+    def missing(self, present: Iterable[str]) -> str:
+        """What is missing, named: the first option's absent columns, then the others."""
+        have = set(present)
+        first, *others = self.options
+        absent = ", ".join(c for c in first if c not in have)
+        return absent + "".join(f" (or {', '.join(o)})" for o in others)
+
+
+Required = str | OneOf
+
+
+def required_columns(model: ModelConfig) -> list[Required]:
     """The columns every prediction file (or table) of the model must have: the contract's required
-    columns, `score`, `prediction` and each configured feature and segment."""
-    return [*REQUIRED_COLUMNS, "score", "prediction", *model.input_columns]
+    columns, each configured feature and segment, and per task: `score` and `prediction` (binary),
+    `score` (regression: the predicted value; a logged decision is optional), `prediction` (the class)
+    and the probabilities as every `score__<class>` column or one `scores` map (multiclass)."""
+    if model.is_regression:
+        task: list[Required] = ["score"]
+    elif model.is_multiclass:
+        task = ["prediction", OneOf((tuple(model.probability_columns), (SCORES_MAP,)))]
+    else:
+        task = ["score", "prediction"]
+    return [*REQUIRED_COLUMNS, *task, *model.input_columns]
+
+
+def missing_required(required: Sequence[Required], present: Iterable[str]) -> list[str]:
+    """The requirements `present` does not meet, each named (a column, or a OneOf's absent columns)."""
+    have = set(present)
+    out = []
+    for need in required:
+        if isinstance(need, OneOf):
+            if not need.met(have):
+                out.append(need.missing(have))
+        elif need not in have:
+            out.append(need)
+    return out
 
 
 def folder_window(model: ModelConfig, start: dt.date, end: dt.date) -> tuple[dt.date, dt.date]:
@@ -517,11 +564,11 @@ def _csv_header(path: Path) -> list[str]:
     return next(pycsv.reader([header]))
 
 
-def _file_problem(path: Path, schema: list[str] | str, required: Sequence[str]) -> str | None:
+def _file_problem(path: Path, schema: list[str] | str, required: Sequence[Required]) -> str | None:
     """Why a prediction file cannot be used: unreadable, or without a required column; None when it can."""
     if isinstance(schema, str):
         return f"{path}: unreadable ({schema})"
-    missing = [c for c in required if c not in schema]
+    missing = missing_required(required, schema)
     return f"missing required column(s) {missing} in {path}" if missing else None
 
 
@@ -568,7 +615,7 @@ def load_files(
     start: dt.date,
     end: dt.date,
     late_days: int | None = None,
-    required: Sequence[str] = (),
+    required: Sequence[Required] = (),
     relation: str = "raw",
 ) -> SourceRead:
     """The prediction rows of [start, end], as the view `relation`.
@@ -929,6 +976,11 @@ class SqlSource:
     def _register(self, con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, name: str) -> None:
         """A frame from the database as a DuckDB view; object columns as text (types vary by driver)."""
         frame = frame.copy()
+        if SCORES_MAP in frame.columns and frame[SCORES_MAP].dtype == object:
+            # a multiclass `scores` map (a JSON/JSONB column) may come back as dicts: JSON text, as in CSV
+            frame[SCORES_MAP] = frame[SCORES_MAP].map(
+                lambda v: json.dumps(v) if isinstance(v, dict) else v, na_action="ignore"
+            )
         for column in frame.columns:
             if frame[column].dtype == object:
                 frame[column] = frame[column].astype("string")  # vectorized; None and NaN are missing
@@ -1064,18 +1116,52 @@ def _missing(value: object) -> bool:
 
 # --------------------------------------------------------------------------- normalized side tables
 
-# Why a label row cannot be used (NULL when it can): no request_id, no label, or a label that is not 0/1.
-LABEL_REASON_SQL = """CASE WHEN request_id IS NULL THEN 'request_id not null'
-    WHEN label IS NULL THEN 'label not null'
-    WHEN coalesce(TRY_CAST(label AS DOUBLE) NOT IN (0, 1), true) THEN 'label in {0, 1}' END"""
+# Why a label row cannot be used, per task: no request_id, no label, or a label the task cannot read: not
+# 0/1 (binary), not a finite number (regression), not one of the classes (multiclass).
+LABEL_RULES = {
+    "binary_classification": "label in {0, 1}",
+    "regression": "label is a finite number",
+    "multiclass_classification": "label in classes",
+}
 
-# Per request, one pass over the label rows: the latest usable label by label_ts and the rows not used.
-# A label_ts that is missing, unparsable or infinite is no time: such a label counts as the oldest and
-# never replaces one with a time; ties on label_ts go to the later row of the input. `{where}` narrows
-# the requests (a semi-join with the day's requests, applied before the aggregation so a large label
-# folder is filtered while it is read).
-LABEL_GROUPS_SQL = (
-    """
+
+def label_value_sql(model: ModelConfig | None) -> str:
+    """SQL: a raw `label` as the DOUBLE the metrics read (NULL when the task cannot read it): the number
+    itself (binary, regression) or the 0-based index of the class in `model.classes` (multiclass; class
+    names are identifiers from config, quoted as literals all the same)."""
+    if model is not None and model.is_multiclass:
+        cases = " ".join(f"WHEN {_lit(c)} THEN {float(i)!r}" for i, c in enumerate(model.classes))
+        return f"CAST(CASE CAST(label AS VARCHAR) {cases} END AS DOUBLE)"
+    return "TRY_CAST(label AS DOUBLE)"
+
+
+def label_reason_sql(model: ModelConfig | None) -> str:
+    """SQL: why a label row cannot be used (NULL when it can), per the model's task (binary for None)."""
+    task = model.task if model is not None else "binary_classification"
+    value = label_value_sql(model)
+    if task == "regression":
+        unusable = f"NOT coalesce(isfinite({value}), false)"
+    elif task == "multiclass_classification":
+        unusable = f"{value} IS NULL"
+    else:
+        unusable = f"coalesce({value} NOT IN (0, 1), true)"
+    return f"""CASE WHEN request_id IS NULL THEN 'request_id not null'
+    WHEN label IS NULL THEN 'label not null'
+    WHEN {unusable} THEN {_lit(LABEL_RULES[task])} END"""
+
+
+def _braces(sql: str) -> str:
+    return sql.replace("{", "{{").replace("}", "}}")
+
+
+def label_groups_sql(model: ModelConfig | None) -> str:
+    """Per request, one pass over the label rows: the latest usable label by label_ts and the rows not
+    used. A label_ts that is missing, unparsable or infinite is no time: such a label counts as the
+    oldest and never replaces one with a time; ties on label_ts go to the later row of the input.
+    A template: `{raw}` the label rows, `{where}` narrows the requests (a semi-join with the day's
+    requests, applied before the aggregation so a large label folder is filtered while it is read)."""
+    return (
+        """
 SELECT request_id,
        arg_max(label, (label_ts IS NOT NULL, coalesce(label_ts, TIMESTAMPTZ '1970-01-01 00:00:00+00'), __order))
            FILTER (WHERE reason IS NULL) AS label,
@@ -1083,41 +1169,55 @@ SELECT request_id,
        count(*) FILTER (WHERE reason IS NOT NULL) AS invalid_labels,
        count(*) FILTER (WHERE reason IS NULL AND label_ts IS NULL) AS labels_without_label_ts
 FROM (
-    SELECT CAST(request_id AS VARCHAR) AS request_id, TRY_CAST(label AS DOUBLE) AS label,
+    SELECT CAST(request_id AS VARCHAR) AS request_id, """
+        + _braces(label_value_sql(model))
+        + """ AS label,
            CASE WHEN isfinite(TRY_CAST(label_ts AS TIMESTAMPTZ)) THEN TRY_CAST(label_ts AS TIMESTAMPTZ) END
                AS label_ts,
            __order, """
-    + LABEL_REASON_SQL.replace("{", "{{").replace("}", "}}")
-    + """ AS reason
+        + _braces(label_reason_sql(model))
+        + """ AS reason
     FROM {raw}
 )
 WHERE {where}
 GROUP BY request_id
 """
-)
+    )
 
-# The latest usable (0/1) label of each request (see LABEL_GROUPS_SQL).
-LABELS_SQL = (
-    "SELECT request_id, label, label_ts FROM ("
-    + LABEL_GROUPS_SQL
-    + ") WHERE request_id IS NOT NULL AND label IS NOT NULL"
-)
 
-# The label rows not used, as read, with the reason (quarantined_labels); `{where}` narrows the requests.
-LABEL_QUARANTINE_SQL = (
-    """
+def labels_sql(model: ModelConfig | None) -> str:
+    """The latest usable label of each request (see label_groups_sql); a template of `{raw}`, `{where}`."""
+    return (
+        "SELECT request_id, label, label_ts FROM ("
+        + label_groups_sql(model)
+        + ") WHERE request_id IS NOT NULL AND label IS NOT NULL"
+    )
+
+
+def label_quarantine_sql(model: ModelConfig | None) -> str:
+    """The label rows not used, as read, with the reason (quarantined_labels); a template of `{raw}` and
+    `{where}` (narrows the requests)."""
+    return (
+        """
 SELECT request_id, label, label_ts, reason, source_file FROM (
     SELECT CAST(request_id AS VARCHAR) AS request_id, CAST(label AS VARCHAR) AS label,
            CAST(label_ts AS VARCHAR) AS label_ts, """
-    + LABEL_REASON_SQL.replace("{", "{{").replace("}", "}}")
-    + f""" AS reason,
+        + _braces(label_reason_sql(model))
+        + f""" AS reason,
            {FILE_COLUMN} AS source_file, {ORDER_COLUMN} AS __order
     FROM {{raw}}
 )
 WHERE reason IS NOT NULL AND {{where}}
 ORDER BY __order
 """
-)
+    )
+
+
+# The binary model's label SQL (0/1 labels); other tasks use the functions above with their model.
+LABEL_REASON_SQL = label_reason_sql(None)
+LABEL_GROUPS_SQL = label_groups_sql(None)
+LABELS_SQL = labels_sql(None)
+LABEL_QUARANTINE_SQL = label_quarantine_sql(None)
 
 # Outcome rows with a finite value; the latest per request and outcome when `latest` is used.
 OUTCOMES_SQL = """
@@ -1134,11 +1234,12 @@ WHERE {where}
 def read_labels(
     source: Source, model: ModelConfig, arrived_from: dt.date, arrived_to: dt.date
 ) -> pd.DataFrame:
-    """request_id, label (0/1), label_ts (UTC); the latest label of a request wins (small reads, sensors, tests)."""
+    """request_id, label, label_ts (UTC); the latest label of a request wins (small reads, sensors, tests).
+    The label as the metrics read it: 0/1, the observed value, or the observed class's index."""
     con = new_connection()
     try:
         raw = source.load_labels(con, model, arrived_from, arrived_to)
-        return con.execute(LABELS_SQL.format(raw=raw, where="true")).df()
+        return con.execute(labels_sql(model).format(raw=raw, where="true")).df()
     finally:
         con.close()
 

@@ -95,6 +95,11 @@ MIGRATIONS: dict[int, tuple[str, tuple[str, ...]]] = {
         "look and check (docs/intraday.md); created empty, nothing to convert",
         (),
     ),
+    5: (
+        "confusion_matrix: a multiclass model-day's counts per observed and predicted class, written by "
+        "performance_metrics (regression and multiclass models, issue #15); created empty, nothing to convert",
+        (),
+    ),
 }
 
 

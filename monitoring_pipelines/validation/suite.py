@@ -7,7 +7,9 @@ broke, and `validation_results` counts come from the same flags, so the results 
 cannot disagree. GX itself validates the day's table-level expectations (row count) on the cleaned
 batch, with result_format SUMMARY. `monitoring_pipelines_tests/validation/test_rules_match_gx.py`
 runs GX's own row-level evaluation (result_format COMPLETE) on adversarial frames and checks that
-the SQL flags exactly the rows GX flags, with the same counts: the SQL is GX's semantics, compiled.
+the SQL flags exactly the rows GX flags, with the same counts: the SQL is GX's semantics, compiled
+(`test_task_rules.py` does the same for regression and multiclass models, whose rules follow their
+task: a finite predicted value; a declared class, probabilities in [0, 1] summing to 1).
 
 Why not GX on every row: GX's pandas engine needs the whole day as a DataFrame and per-row index
 lists to quarantine, minutes and gigabytes at a million rows. Whole-day problems (a missing required
@@ -38,7 +40,9 @@ from monitoring_pipelines.storage.sources import (
     ORDER_COLUMN,
     OUTSIDE_WINDOW,
     READ_REASON_COLUMN,
+    SCORES_MAP,
     TS_COLUMN,
+    missing_required,
     required_columns,
 )
 
@@ -87,6 +91,8 @@ class Rule:
     unexpected: str = ""
     condition: str = ""
     missing_is_unexpected: bool = False
+    # SQL of the values shown for a failing row of a rule without a column (default: the column)
+    sample: str = ""
 
     @cached_property
     def expectation(self) -> Any:
@@ -294,48 +300,14 @@ def build_rules(model: ModelConfig, expected_rows: tuple[int, int] | None = None
             dict(column="status", value_set=list(STATUSES)),
             unexpected=f"status IS NOT NULL AND status NOT IN ({_sql_text(STATUSES)})",
         ),
-        Rule(
-            "score not null for ok rows",
-            "score",
-            True,
-            False,
-            "ExpectColumnValuesToNotBeNull",
-            dict(column="score", **ok),
-            unexpected="score IS NULL",
-            condition=is_ok,
-            missing_is_unexpected=True,
-        ),
-        Rule(
-            "score in [0, 1]",
-            "score",
-            True,
-            False,
-            "ExpectColumnValuesToBeBetween",
-            dict(column="score", min_value=0.0, max_value=1.0, **ok),
-            unexpected="score IS NOT NULL AND NOT (score >= 0 AND score <= 1)",
-            condition=is_ok,
-        ),
-        Rule(
-            "prediction not null for ok rows",
-            "prediction",
-            True,
-            False,
-            "ExpectColumnValuesToNotBeNull",
-            dict(column="prediction", **ok),
-            unexpected="prediction IS NULL",
-            condition=is_ok,
-            missing_is_unexpected=True,
-        ),
-        Rule(
-            "prediction in {0, 1}",
-            "prediction",
-            True,
-            False,
-            "ExpectColumnValuesToBeInSet",
-            dict(column="prediction", value_set=[0, 1], **ok),
-            unexpected="prediction IS NOT NULL AND prediction NOT IN (0, 1)",
-            condition=is_ok,
-        ),
+    ]
+    if model.is_regression:
+        rules += _regression_rules(ok, is_ok)
+    elif model.is_multiclass:
+        rules += _multiclass_rules(model, ok, is_ok)
+    else:
+        rules += _binary_rules(ok, is_ok)
+    rules += [
         Rule(
             "latency_ms >= 0",
             "latency_ms",
@@ -372,6 +344,148 @@ def build_rules(model: ModelConfig, expected_rows: tuple[int, int] | None = None
     return rules
 
 
+def _score_not_null(ok: dict[str, str], is_ok: str) -> Rule:
+    return Rule(
+        "score not null for ok rows",
+        "score",
+        True,
+        False,
+        "ExpectColumnValuesToNotBeNull",
+        dict(column="score", **ok),
+        unexpected="score IS NULL",
+        condition=is_ok,
+        missing_is_unexpected=True,
+    )
+
+
+def _binary_rules(ok: dict[str, str], is_ok: str) -> list[Rule]:
+    """score is the positive class's probability, prediction the 0/1 decision."""
+    return [
+        _score_not_null(ok, is_ok),
+        Rule(
+            "score in [0, 1]",
+            "score",
+            True,
+            False,
+            "ExpectColumnValuesToBeBetween",
+            dict(column="score", min_value=0.0, max_value=1.0, **ok),
+            unexpected="score IS NOT NULL AND NOT (score >= 0 AND score <= 1)",
+            condition=is_ok,
+        ),
+        Rule(
+            "prediction not null for ok rows",
+            "prediction",
+            True,
+            False,
+            "ExpectColumnValuesToNotBeNull",
+            dict(column="prediction", **ok),
+            unexpected="prediction IS NULL",
+            condition=is_ok,
+            missing_is_unexpected=True,
+        ),
+        Rule(
+            "prediction in {0, 1}",
+            "prediction",
+            True,
+            False,
+            "ExpectColumnValuesToBeInSet",
+            dict(column="prediction", value_set=[0, 1], **ok),
+            unexpected="prediction IS NOT NULL AND prediction NOT IN (0, 1)",
+            condition=is_ok,
+        ),
+    ]
+
+
+def _regression_rules(ok: dict[str, str], is_ok: str) -> list[Rule]:
+    """score is the predicted value: any finite number. A logged decision (`prediction`) is optional and
+    has no rule beyond being a number."""
+    return [
+        _score_not_null(ok, is_ok),
+        Rule(
+            "score finite",
+            "score",
+            True,
+            False,
+            "ExpectColumnValuesToBeBetween",
+            dict(column="score", min_value=-FINITE, max_value=FINITE, **ok),
+            unexpected=f"score IS NOT NULL AND NOT (score >= {-FINITE!r} AND score <= {FINITE!r})",
+            condition=is_ok,
+        ),
+    ]
+
+
+PROBABILITY_SUM_TOLERANCE = 0.01  # a row's class probabilities must sum to 1 within this (rounding in logs)
+
+
+def probability_sum_sql(model: ModelConfig) -> str:
+    """SQL (DuckDB and any SQL engine GX runs on) TRUE when a row's class probabilities do not sum to 1
+    within the tolerance, a probability being missing included (NULL sum)."""
+    total = " + ".join(_q(c) for c in model.probability_columns)
+    return f"NOT coalesce(abs({total} - 1) <= {PROBABILITY_SUM_TOLERANCE!r}, false)"
+
+
+def _multiclass_rules(model: ModelConfig, ok: dict[str, str], is_ok: str) -> list[Rule]:
+    """prediction is the class (checked as `predicted_class`, the text as logged), each score__<class> a
+    probability and the row's probabilities a distribution. `score` is derived (the predicted class's
+    probability), so it has no rule of its own."""
+    classes = list(model.classes)
+    rules = [
+        Rule(
+            "prediction not null for ok rows",
+            "predicted_class",
+            True,
+            False,
+            "ExpectColumnValuesToNotBeNull",
+            dict(column="predicted_class", **ok),
+            unexpected="predicted_class IS NULL",
+            condition=is_ok,
+            missing_is_unexpected=True,
+        ),
+        Rule(
+            "prediction in classes",
+            "predicted_class",
+            True,
+            False,
+            "ExpectColumnValuesToBeInSet",
+            dict(column="predicted_class", value_set=classes, **ok),
+            unexpected=f"predicted_class IS NOT NULL AND predicted_class NOT IN ({_sql_text(classes)})",
+            condition=is_ok,
+        ),
+    ]
+    for col in model.probability_columns:
+        rules.append(
+            Rule(
+                f"{col} in [0, 1]",
+                col,
+                True,
+                False,
+                "ExpectColumnValuesToBeBetween",
+                dict(column=col, min_value=0.0, max_value=1.0, **ok),
+                unexpected=f"{_q(col)} IS NOT NULL AND NOT ({_q(col)} >= 0 AND {_q(col)} <= 1)",
+                condition=is_ok,
+            )
+        )
+    breaks = probability_sum_sql(model)
+    rules.append(
+        Rule(
+            "scores sum to 1",
+            None,
+            True,
+            False,
+            "UnexpectedRowsExpectation",
+            dict(
+                unexpected_rows_query=f"SELECT * FROM {{batch}} WHERE {is_ok} AND {breaks}",
+                description=f"the class probabilities of an ok row sum to 1 within {PROBABILITY_SUM_TOLERANCE}",
+            ),
+            unexpected=breaks,
+            condition=is_ok,
+            missing_is_unexpected=True,
+            sample="[" + ", ".join(_q(c) for c in model.probability_columns) + "]",
+        )
+    )
+    return rules
+
+
 # --------------------------------------------------------------------------- the SQL pass
 
 NUMERIC_TYPES = (
@@ -396,7 +510,7 @@ def whole_day_problems(columns: list[str], model: ModelConfig, files: list[str])
     """A missing required column makes the whole day unusable (the file is named). A file source checks
     each file itself (storage.sources.load_files); this catches a table or frame without one."""
     where = _where(files)
-    missing = [c for c in required_columns(model) if c not in columns]
+    missing = missing_required(required_columns(model), columns)
     if missing:
         return [f"missing required column(s) {missing} in {where}"]
     return []
@@ -411,7 +525,11 @@ def _numeric(column: str, kind: str, present: bool) -> tuple[str, str | None]:
     as in pandas; text that does not parse as a finite-or-infinite number is 'not a number'."""
     if not present:
         return "CAST(NULL AS DOUBLE)", None
-    c = _q(column)
+    return _as_number(_q(column), kind)
+
+
+def _as_number(c: str, kind: str) -> tuple[str, str | None]:
+    """_numeric of any SQL expression `c` of DuckDB type `kind`."""
     if kind.split("(")[0] in NUMERIC_TYPES:
         return f"CASE WHEN isnan(CAST({c} AS DOUBLE)) THEN NULL ELSE CAST({c} AS DOUBLE) END", None
     text = f"trim(CAST({c} AS VARCHAR))"
@@ -425,6 +543,46 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _probability_sources(model: ModelConfig, types: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Per `score__<class>` column: (SQL expression, its DuckDB type) of the raw probability. From the
+    columns when every one is there, else from the `scores` map: a MAP or STRUCT (Parquet) keyed by class,
+    or a JSON object as text (CSV, a database's JSON column). A class the map lacks is NULL (missing:
+    the row's probabilities then do not sum to 1, see probability_sum_sql)."""
+    columns = model.probability_columns
+    if all(c in types for c in columns) or SCORES_MAP not in types:
+        return {c: (_q(c), str(types[c]).upper()) if c in types else ("NULL", "DOUBLE") for c in columns}
+    kind = types[SCORES_MAP]
+    name = str(kind).upper()
+    scores = _q(SCORES_MAP)
+    out: dict[str, tuple[str, str]] = {}
+    if name.startswith("MAP("):
+        (_, key), (_, value) = kind.children
+        if str(key).upper() != "VARCHAR":
+            scores = f"CAST({scores} AS MAP(VARCHAR, {value}))"
+        for cls, col in zip(model.classes, columns, strict=True):
+            out[col] = (f"{scores}[{_lit(cls)}]", str(value).upper())
+    elif name.startswith("STRUCT("):
+        fields = {str(n): str(t).upper() for n, t in kind.children}
+        for cls, col in zip(model.classes, columns, strict=True):
+            out[col] = (
+                (f"struct_extract({scores}, {_lit(cls)})", fields[cls])
+                if cls in fields
+                else ("NULL", "DOUBLE")
+            )
+    else:  # JSON text; text that is not JSON gives no probabilities
+        text = f"CAST({scores} AS VARCHAR)"
+        obj = f"CASE WHEN json_valid({text}) THEN {text} END"
+        # one extraction of every class (a list; DuckDB computes the shared expression once per row)
+        paths = "[" + ", ".join(_lit('$."' + cls + '"') for cls in model.classes) + "]"
+        for i, col in enumerate(columns):
+            out[col] = (f"json_extract_string({obj}, {paths})[{i + 1}]", "VARCHAR")
+    return out
+
+
 def check_rows(
     con: duckdb.DuckDBPyConnection, raw: str, model: ModelConfig, rules: list[Rule], table: str = "checked"
 ) -> list[tuple[str, str]]:
@@ -435,6 +593,7 @@ def check_rows(
     a narrow one (ids) for duplicates and, when rows were rejected, one that picks their original values."""
     rel = con.sql(f"SELECT * FROM {raw} LIMIT 0")
     raw_types = {n: str(t).upper() for n, t in zip(rel.columns, rel.types, strict=True)}
+    duck_types = dict(zip(rel.columns, rel.types, strict=True))
     present = set(raw_types)
     cols: list[str] = [ORDER_COLUMN]  # the file a row came from is __order's high bits (storage.sources)
     for name in ("prediction_id", "request_id", "model_name", "model_version"):
@@ -453,7 +612,28 @@ def check_rows(
         else f"'{OK}' AS status"
     )
     type_checks: list[tuple[str, str]] = []
-    for name in ("score", "prediction", "latency_ms", *model.features.numeric):
+    numeric = ["latency_ms", *model.features.numeric]
+    derived = ""  # multiclass: the typed rows' score, derived from their class and probabilities
+    if model.is_multiclass:
+        # prediction is the class as logged (kept as predicted_class) and becomes its index in `classes`
+        # (NULL for a class not declared: `prediction in classes` quarantines the row)
+        logged = (
+            f"CAST({_q('prediction')} AS VARCHAR)" if "prediction" in present else "CAST(NULL AS VARCHAR)"
+        )
+        index = " ".join(f"WHEN {_lit(c)} THEN {float(i)!r}" for i, c in enumerate(model.classes))
+        cols.append(f"{logged} AS predicted_class")
+        cols.append(f"CAST(CASE {logged} {index} END AS DOUBLE) AS prediction")
+        for col, (expr, kind) in _probability_sources(model, duck_types).items():
+            value, bad = ("CAST(NULL AS DOUBLE)", None) if expr == "NULL" else _as_number(expr, kind)
+            cols.append(f"{value} AS {_q(col)}")
+            if bad:
+                type_checks.append((col, bad))
+                cols.append(f"({bad}) AS {_q('__type_' + col)}")
+        top = " ".join(f"WHEN {float(i)!r} THEN {_q(c)}" for i, c in enumerate(model.probability_columns))
+        derived = f", CASE prediction {top} END AS score"
+    else:
+        numeric = ["score", "prediction", *numeric]
+    for name in numeric:
         value, bad = _numeric(name, raw_types.get(name, ""), name in present)
         cols.append(f"{value} AS {_q(name)}")
         if bad:
@@ -487,10 +667,13 @@ def check_rows(
     any_flag = " OR ".join(flagged_by) or "false"
     helpers = ["__first_order", *(f"__rule_{i}" for i in range(len(row_rules)))]
     helpers += [READ_REASON_COLUMN] if read_reason else []
+    typed = f"SELECT {', '.join(cols)} FROM {raw}"
+    if derived:
+        typed = f"SELECT *{derived} FROM ({typed})"
     con.execute(
         f"""
         CREATE OR REPLACE TABLE {table} AS
-        WITH typed AS (SELECT {", ".join(cols)} FROM {raw}),
+        WITH typed AS ({typed}),
         flagged AS (
             SELECT t.*, coalesce(d.__duplicates, 1) AS __duplicates, d.__first_order, {", ".join(flags)}
             FROM typed t LEFT JOIN __duplicates d USING (prediction_id)
@@ -561,7 +744,11 @@ def rule_results(
             if rule.condition
             else pd.Series(True, index=patterns.index)
         )
-        missing_rows = patterns[f"n{columns.index(rule.column)}"].astype(bool)
+        missing_rows = (
+            patterns[f"n{columns.index(rule.column)}"].astype(bool)
+            if rule.column
+            else pd.Series(False, index=patterns.index)
+        )
         element = int(patterns.loc[looked_at, "rows"].sum())
         missing = int(patterns.loc[looked_at & missing_rows, "rows"].sum())
         flagged = (patterns[f"f{i // FLAG_BITS}"].to_numpy(dtype=np.int64) >> (i % FLAG_BITS)) & 1
@@ -571,7 +758,7 @@ def rule_results(
         details: dict[str, Any] = {}
         if unexpected:
             sample = con.execute(
-                f"SELECT {_q(rule.column)} FROM {table} WHERE {rule_flag(i)} ORDER BY {ORDER_COLUMN} "
+                f"SELECT {rule.sample or _q(str(rule.column))} FROM {table} WHERE {rule_flag(i)} ORDER BY {ORDER_COLUMN} "
                 f"LIMIT {PARTIAL_UNEXPECTED}"
             ).fetchall()
             details["partial_unexpected_list"] = [_jsonable(v[0]) for v in sample]
