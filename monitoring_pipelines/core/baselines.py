@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from monitoring_pipelines.schema import columns_of
 
@@ -34,9 +35,23 @@ def summarize_days(daily: pd.DataFrame, keys: list[str], value: str = "value") -
     return out
 
 
-def band_limits(mean: float, std: float, k: float) -> tuple[float, float]:
-    """The band mean ± k·std; with no spread known the band collapses to the mean."""
-    spread = 0.0 if std is None or not np.isfinite(std) else k * float(std)
+def band_multiplier(k: float, n_days: float | None = None) -> float:
+    """The multiplier of σ that gives a band from `n_days` reference days the coverage of mean ± k·σ.
+
+    σ is the sample std of a few dozen days, not the true spread: a new ordinary day falls outside
+    mean ± k·s far more often than Φ(−k) (3·s from 7 days: about 1 day in 70 per side, not 1 in 740).
+    The prediction interval for one new day, t_{n−1} quantile at Φ(k) times sqrt(1 + 1/n), keeps the rate
+    at Φ(−k) per side whatever the window's length (k = 3: 5.24 for 7 days, 3.36 for 28, 3.17 for 56).
+    Without a day count (or fewer than two days) it is k itself."""
+    if n_days is None or not np.isfinite(n_days) or n_days < 2:
+        return float(k)
+    n = float(n_days)
+    return float(stats.t.ppf(stats.norm.cdf(k), n - 1.0) * np.sqrt(1.0 + 1.0 / n))
+
+
+def band_limits(mean: float, std: float, k: float, n_days: float | None = None) -> tuple[float, float]:
+    """The band mean ± band_multiplier(k, n_days)·std; with no spread known the band collapses to the mean."""
+    spread = 0.0 if std is None or not np.isfinite(std) else band_multiplier(k, n_days) * float(std)
     return float(mean) - spread, float(mean) + spread
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import OutcomeThresholds
+from monitoring_pipelines.core.baselines import band_multiplier
 from monitoring_pipelines.core.findings import CheckResult, CheckSpec, Finding
 from monitoring_pipelines.core.formatting import json_float, markdown_table
 from monitoring_pipelines.core.performance import PERFORMANCE_COLUMNS, compare_to_band
@@ -27,7 +28,8 @@ def _check_specs(t: OutcomeThresholds = OutcomeThresholds()) -> tuple[CheckSpec,
         CheckSpec(
             BUSINESS_OUTCOME,
             "warning",
-            f"A business outcome's rate or mean is outside its reference band (mean ± {t.band_k:g}·σ, either "
+            f"A business outcome's rate or mean is outside its reference band (mean ± {t.band_k:g}·σ as a "
+            "prediction interval for the window's day count, either "
             f"side) on at least {t.min_n} requests, with the day's interval excluding the reference mean.",
         ),
     )
@@ -147,7 +149,7 @@ def outcome_checks(
             )
             continue
         mean, std, n_days = float(band["mean"]), float(band["std"]), int(band["n_days"])
-        breach, low, high = compare_to_band(value, lo, hi, mean, std, thresholds.band_k, "two_sided")
+        breach, low, high = compare_to_band(value, lo, hi, mean, std, thresholds.band_k, "two_sided", n_days)
         status = "ok"
         if not np.isfinite(std):
             status = f"not judged: no day-to-day spread ({n_days} reference day)"
@@ -166,7 +168,7 @@ def outcome_checks(
                     threshold=limit,
                     message=(
                         f"{metric} {value:.4g} (95% CI [{lo:.4g}, {hi:.4g}], n={n}) is {side} its reference band "
-                        f"[{low:.4g}, {high:.4g}] (mean {mean:.4g} ± {thresholds.band_k:g}·σ, σ={std:.3g}, "
+                        f"[{low:.4g}, {high:.4g}] (mean {mean:.4g} ± {band_multiplier(thresholds.band_k, n_days):.3g}·σ, σ={std:.3g}, "
                         f"{n_days} reference days)"
                     ),
                     evidence={
@@ -174,7 +176,7 @@ def outcome_checks(
                         "ci": [json_float(lo), json_float(hi)],
                         "band_mean": json_float(mean),
                         "band_std": json_float(std),
-                        "band_k": thresholds.band_k,
+                        "band_k": band_multiplier(thresholds.band_k, n_days),
                         "band": [low, high],
                         "n_days": n_days,
                         "estimated": False,

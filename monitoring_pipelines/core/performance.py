@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from monitoring_pipelines.config import PROBABILITY_PREFIX, ModelConfig, PerformanceThresholds
-from monitoring_pipelines.core.baselines import band_limits
+from monitoring_pipelines.core.baselines import band_limits, band_multiplier
 from monitoring_pipelines.core.estimation import (
     METRIC_COLUMNS,
     METRICS,
@@ -84,7 +84,8 @@ def _check_specs(t: PerformanceThresholds = PerformanceThresholds()) -> tuple[Ch
         CheckSpec(
             PERFORMANCE_DEGRADATION,
             "warning",
-            f"A metric is outside its reference band (mean ± {t.band_k:g}·σ of the reference days) and its 95 % "
+            f"A metric is outside its reference band (mean ± {t.band_k:g}·σ of the reference days, as a prediction "
+            "interval for their count) and its 95 % "
             f"interval excludes the reference mean; measured when the day has at least {t.min_n} labelled rows, "
             "else estimated (CBPE). One alert per model, listing the metrics. Unknown (neither passed nor failed) "
             "on a day whose estimate is untrusted; a warning when a metric has no reference band.",
@@ -535,15 +536,18 @@ def compare_to_band(
     std: float,
     k: float,
     direction: Direction,
+    n_days: float | None = None,
 ) -> tuple[bool, float, float]:
     """Is `value` outside the reference band on its worse side, with its interval excluding the mean?
 
-    Both conditions: outside mean ± k·std (the day-to-day spread of the reference window) and the
-    day's own interval not containing the reference mean (a small day's noise is larger than the
-    spread of the reference days, which had more rows). A missing interval does not block.
-    Returns (breach, band_low, band_high); without a finite std there is no band and no breach.
+    Both conditions: outside mean ± k·std (the day-to-day spread of the reference window; with `n_days`
+    the prediction interval of baselines.band_multiplier, so a short window's underestimated std does
+    not make ordinary days fail) and the day's own interval not containing the reference mean (a small
+    day's noise is larger than the spread of the reference days, which had more rows). A missing
+    interval does not block. Returns (breach, band_low, band_high); without a finite std there is no
+    band and no breach.
     """
-    low, high = band_limits(mean, std, k)
+    low, high = band_limits(mean, std, k, n_days)
     if not (np.isfinite(value) and np.isfinite(mean) and std is not None and np.isfinite(std)):
         return False, low, high
     below = value < low and not (np.isfinite(ci_high) and ci_high >= mean)
@@ -914,6 +918,7 @@ def judge_metric(
     value, lo, hi = float(row["value"]), _f(row["ci_low"]), _f(row["ci_high"])
     mean, std = float(band["mean"]), _f(band["std"])
     trusted = not _is_false(row.get("trusted"))
+    band_k = band_multiplier(band_k, _f(band.get("n_days")))  # the prediction interval's k for these days
     degraded, band_low, band_high = compare_to_band(value, lo, hi, mean, std, band_k, direction)
     if direction == "two_sided":
         low_side = value < mean
@@ -1245,7 +1250,7 @@ def _describe(j: MetricJudgement) -> str:
 def _band_text(j: MetricJudgement) -> str:
     std_text = f"{j.band_std:.3g}" if np.isfinite(j.band_std) else "n/a"
     return (
-        f"[{j.band_low:.4g}, {j.band_high:.4g}] (mean {j.band_mean:.4g} ± {j.band_k:g}·σ, σ={std_text}, "
+        f"[{j.band_low:.4g}, {j.band_high:.4g}] (mean {j.band_mean:.4g} ± {j.band_k:.3g}·σ, σ={std_text}, "
         f"{j.n_days} reference days)"
     )
 

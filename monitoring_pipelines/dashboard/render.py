@@ -27,6 +27,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from monitoring_pipelines.config import ModelConfig, MonitoringConfig
+from monitoring_pipelines.core.baselines import band_limits
 from monitoring_pipelines.core.formatting import fmt, is_missing
 from monitoring_pipelines.dashboard import charts
 from monitoring_pipelines.oncall import alert_ids, evidence_words
@@ -780,17 +781,16 @@ def _item_refs(warehouse: Warehouse, names: list[str]) -> pd.DataFrame:
 
 
 def _bands(warehouse: Warehouse, model: ModelConfig) -> pd.DataFrame:
-    """The reference period's usual range (mean ± band_k·σ) of each measured metric and outcome, from the
-    model's newest reference version, with the k of the check that judges it."""
+    """The reference period's usual range of each measured metric and outcome, from the model's newest
+    reference version: mean ± k·σ as the check that judges it draws it (core.baselines.band_limits, the
+    prediction interval for the window's day count)."""
     k_perf, k_out = model.thresholds.performance.band_k, model.thresholds.outcomes.band_k
     sql = f"""
         WITH newest AS (
             SELECT profile_version FROM {_t("reference_profiles")} WHERE model_name = ?
             GROUP BY profile_version ORDER BY max(created_at) DESC NULLS LAST, profile_version LIMIT 1
         )
-        SELECT metric,
-               mean - (CASE domain WHEN 'outcome' THEN ? ELSE ? END) * std AS band_low,
-               mean + (CASE domain WHEN 'outcome' THEN ? ELSE ? END) * std AS band_high
+        SELECT metric, domain, mean, std, n_days
         FROM {_t("reference_baselines")}
         WHERE model_name = ? AND domain IN ('performance', 'outcome') AND NOT coalesce(estimated, false)
           AND std IS NOT NULL AND isfinite(std)
@@ -799,11 +799,18 @@ def _bands(warehouse: Warehouse, model: ModelConfig) -> pd.DataFrame:
         QUALIFY row_number() OVER (PARTITION BY metric ORDER BY profile_version) = 1
         ORDER BY metric
     """
-    return _query(
-        warehouse,
-        sql,
-        [model.name, k_out, k_perf, k_out, k_perf, model.name],
-        ["metric", "band_low", "band_high"],
+    raw = _query(warehouse, sql, [model.name, model.name], ["metric", "domain", "mean", "std", "n_days"])
+    limits = [
+        band_limits(r.mean, r.std, k_out if r.domain == "outcome" else k_perf, r.n_days)
+        for r in raw.itertuples(index=False)
+    ]
+    return pd.DataFrame(
+        {
+            "metric": raw["metric"].tolist(),
+            "band_low": [low for low, _ in limits],
+            "band_high": [high for _, high in limits],
+        },
+        columns=["metric", "band_low", "band_high"],
     )
 
 

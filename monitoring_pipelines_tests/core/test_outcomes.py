@@ -243,7 +243,9 @@ def test_outcome_outside_band_warns_either_side() -> None:
         assert outcome.check_name == "business_outcome" and not outcome.passed
         [finding] = outcome.findings
         assert finding.severity == "warning" and finding.subject == "outcome:repaid"
-        assert finding.evidence["n"] == 2000 and finding.evidence["band"] == pytest.approx([0.87, 0.93])
+        k_28 = 3.3615  # t_27 at Φ(3) times sqrt(1 + 1/28): the band of 28 reference days
+        band = [0.9 - k_28 * 0.01, 0.9 + k_28 * 0.01]
+        assert finding.evidence["n"] == 2000 and finding.evidence["band"] == pytest.approx(band, abs=1e-5)
         assert "outcome:repaid" in finding.message and "band" in finding.message and "CI" in finding.message
 
 

@@ -9,9 +9,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from monitoring_pipelines.config import ModelConfig, PerformanceThresholds
-from monitoring_pipelines.core.baselines import summarize_days
+from monitoring_pipelines.core.baselines import band_limits, summarize_days
 from monitoring_pipelines.core.performance import (
     HIGHER_IS_BETTER,
     METRICS,
@@ -533,6 +534,26 @@ def test_judgements_carry_the_decision_and_its_numbers() -> None:
     auc, log_loss = judged["auc"], judged["log_loss"]
     assert auc is not None and auc.degraded and auc.critical and auc.basis == "measured on 279 labelled rows"
     assert auc.worse_by == pytest.approx(0.154) and auc.critical_limit == pytest.approx(0.724)
-    assert auc.band_limit == pytest.approx(0.774 - 3 * 0.0331)
+    # the prediction interval for a new day from 28 reference days: t_27 at Φ(3), times sqrt(1 + 1/28)
+    k_28 = stats.t.ppf(stats.norm.cdf(3), 27) * math.sqrt(1 + 1 / 28)
+    assert auc.band_limit == pytest.approx(0.774 - k_28 * 0.0331) and auc.band_k == pytest.approx(k_28)
     assert log_loss is not None and not log_loss.degraded and not log_loss.critical  # lower is better
     assert judged["brier"] is None  # no row and no band
+
+
+@pytest.mark.parametrize("n_days", [7, 28])
+def test_band_from_few_reference_days_keeps_the_nominal_false_alarm_rate(n_days):
+    """Ordinary days are as noisy as the reference days. With the band mean ± 3·s from the sample std of a
+    short window, a new ordinary day falls outside far more often than Φ(−3) = 0.135 % per side; the
+    prediction interval keeps it there (simulated: 40,000 windows, one new day each)."""
+    rng = np.random.default_rng(5)
+    windows = rng.normal(size=(40_000, n_days))
+    new_day = rng.normal(size=40_000)
+    mean, std = windows.mean(axis=1), windows.std(axis=1, ddof=1)
+    naive = np.mean(new_day < mean - 3 * std)
+    low = np.array([band_limits(m, s, 3.0, n_days)[0] for m, s in zip(mean[:4000], std[:4000], strict=True)])
+    k = (mean[:4000] - low) / std[:4000]
+    assert np.allclose(k, k[0])  # one multiplier per window length
+    fixed = np.mean(new_day < mean - k[0] * std)
+    assert naive > 1.8 * stats.norm.cdf(-3)  # 3·s is too narrow: 7 days ~1.4 %, 28 days ~0.29 %
+    assert fixed == pytest.approx(stats.norm.cdf(-3), abs=0.0006)

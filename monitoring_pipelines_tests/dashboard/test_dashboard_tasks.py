@@ -252,10 +252,10 @@ def test_quality_card_shows_the_tasks_headline_metric_against_its_band(site) -> 
     # MAE is lower-is-better: above its band is bad (red), in the label's unit
     assert '<div class="kpi kpi-bad"><div class="kpi-label">Model quality</div>' in reg
     assert re.search(r"mean absolute error \(label&#39;s unit; lower is better\): 6\.\d+</div>", reg)
-    assert "above its usual range (3.7 to 4.3), on 23 Jun 2026" in reg
+    assert "above its usual range (3.664 to 4.336), on 23 Jun 2026" in reg  # 4.0 ± 3.3615·0.1 (28 days)
     mc = _card(index, MC)
     assert re.search(r'<div class="kpi-value">accuracy: 0\.80\d+</div>', mc)
-    assert "below its usual range (0.835 to 0.865)" in mc
+    assert "below its usual range (0.8332 to 0.8668)" in mc
     assert re.search(r"macro F1 \(every class counts the same\): 0\.(69|70)\d*, below its usual range", mc)
     assert "kpi-also-bad" in mc
 
@@ -279,7 +279,7 @@ def test_regression_page_draws_mae_with_its_estimate_and_bias(site) -> None:
     assert kinds == {("measured (from labels)", True), ("estimated (labels not in yet)", True),
                      ("estimate not trusted", False)}  # fmt: skip
     assert [r["band_low"] for r in mae if r["kind"].startswith("measured")] == [
-        pytest.approx(3.7)
+        pytest.approx(4.0 - 3.3615 * 0.1, abs=1e-4)  # 28 reference days: the checks' prediction interval
     ] * LABELLED_UNTIL
     assert "the day's predicted values fell outside the range" in perf
     assert "2 days, 2026-06-29 to 2026-06-30" in perf
