@@ -84,8 +84,18 @@ LOGGED = (
     _c("model_version", "VARCHAR", "as logged", nullable=False),
     _c("role", "VARCHAR", "`champion` or `shadow`", nullable=False),
     _c("ts", "TIMESTAMPTZ", "when the request was scored (UTC)", nullable=False),
-    _c("score", "DOUBLE", "probability of the positive class; NULL on error rows"),
-    _c("prediction", "INTEGER", "the decision, 0 or 1; NULL on error rows"),
+    _c(
+        "score",
+        "DOUBLE",
+        "binary: probability of the positive class; regression: the predicted value; multiclass: the "
+        "probability of the predicted class (from `score__<class>`); NULL on error rows",
+    ),
+    _c(
+        "prediction",
+        "INTEGER",
+        "binary: the decision, 0 or 1; regression: the logged decision if any, else NULL; multiclass: the "
+        "0-based index of `predicted_class` in the config's `classes`; NULL on error rows",
+    ),
     _c("latency_ms", "DOUBLE", "serving latency"),
     _c("status", "VARCHAR", "`ok` or `error`", nullable=False),
 )
@@ -131,7 +141,12 @@ _TABLES: tuple[Table, ...] = (
             _c("role", "VARCHAR", "as read, lower-cased"),
             _c("ts", "TIMESTAMPTZ", "as read, NULL when unparsable"),
             _c("score", "DOUBLE", "as read"),
-            _c("prediction", "DOUBLE", "as read (a rejected decision may be any number)"),
+            _c(
+                "prediction",
+                "DOUBLE",
+                "as read (a rejected decision may be any number); multiclass: the class index, NULL for a "
+                "class outside `classes` (`raw` has the class as logged)",
+            ),
             _c("latency_ms", "DOUBLE", "as read"),
             _c("status", "VARCHAR", "as read, lower-cased"),
             _c("reason", "VARCHAR", "every rule the row broke, joined by `; `", nullable=False),
@@ -142,7 +157,8 @@ _TABLES: tuple[Table, ...] = (
     ),
     Table(
         "quarantined_labels",
-        "label row of a model-day's requests that was not used (a label that is not 0/1, or none)",
+        "label row of a model-day's requests that was not used (a label that is not 0/1, not a finite "
+        "number for regression, not a declared class for multiclass, or none)",
         "performance_metrics",
         (
             MODEL,
@@ -150,7 +166,12 @@ _TABLES: tuple[Table, ...] = (
             _c("request_id", "VARCHAR", "as read"),
             _c("label", "VARCHAR", "as read, as text"),
             _c("label_ts", "VARCHAR", "as read, as text"),
-            _c("reason", "VARCHAR", "`label in {0, 1}` or `label not null`", nullable=False),
+            _c(
+                "reason",
+                "VARCHAR",
+                "`label not null`, or per task `label in {0, 1}`, `label is a finite number`, `label in classes`",
+                nullable=False,
+            ),
             SOURCE_FILE,
         ),
         partitioned=True,
