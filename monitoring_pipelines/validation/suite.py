@@ -553,8 +553,30 @@ def _probability_sources(model: ModelConfig, types: dict[str, Any]) -> dict[str,
     or a JSON object as text (CSV, a database's JSON column). A class the map lacks is NULL (missing:
     the row's probabilities then do not sum to 1, see probability_sum_sql)."""
     columns = model.probability_columns
-    if all(c in types for c in columns) or SCORES_MAP not in types:
+    if SCORES_MAP not in types:
         return {c: (_q(c), str(types[c]).upper()) if c in types else ("NULL", "DOUBLE") for c in columns}
+    from_map = _map_sources(model, types)
+    # A day read over several files may have both forms (read by name, one file with the columns, one with
+    # the map): each row takes its value from the form it has.
+    out: dict[str, tuple[str, str]] = {}
+    for col in columns:
+        if col not in types:
+            out[col] = from_map[col]
+            continue
+        own, own_kind = _q(col), str(types[col]).upper()
+        expr, kind = from_map[col]
+        if expr == "NULL":
+            out[col] = (own, own_kind)
+        elif own_kind.split("(")[0] in NUMERIC_TYPES and kind.split("(")[0] in NUMERIC_TYPES:
+            out[col] = (f"coalesce(CAST({own} AS DOUBLE), CAST({expr} AS DOUBLE))", "DOUBLE")
+        else:
+            out[col] = (f"coalesce(CAST({own} AS VARCHAR), CAST({expr} AS VARCHAR))", "VARCHAR")
+    return out
+
+
+def _map_sources(model: ModelConfig, types: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Per `score__<class>` column: the expression reading it from the `scores` map and its type."""
+    columns = model.probability_columns
     kind = types[SCORES_MAP]
     name = str(kind).upper()
     scores = _q(SCORES_MAP)

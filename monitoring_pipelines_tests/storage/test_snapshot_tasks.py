@@ -273,6 +273,28 @@ def test_scores_map_forms_give_the_same_snapshot_as_the_columns(config, multicla
             snap.close()
 
 
+def test_a_day_whose_files_mix_the_columns_and_the_map_keeps_every_row(config, multiclass):
+    """Files of one day read by name: one with score__<class> columns, one with a `scores` map. Each row
+    takes its probabilities from the form it has (a row of the map file is not 'missing' its columns)."""
+    raw = multiclass_day(40, seed=4)
+    expected_snap, _ = Snapshot.from_frame(multiclass, raw, DAY)
+    expected = _snapshot_rows(expected_snap)
+    expected_snap.close()
+    folder = config.data_dir / "incoming" / multiclass.name / "predictions" / f"date={DAY}"
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(raw.iloc[:20], preserve_index=False), folder / "part-0.parquet")
+    mapped = _with_scores_map(raw.iloc[20:])
+    maps = pa.array([list(d.items()) for d in mapped["scores"]], type=pa.map_(pa.string(), pa.float64()))
+    table = pa.Table.from_pandas(mapped.drop(columns=["scores"]), preserve_index=False)
+    pq.write_table(table.append_column("scores", maps), folder / "part-1.parquet")
+    snap, validation = _from_source(config, multiclass)
+    try:
+        assert validation.usable and validation.quarantined_rows == 0, validation.problems
+        pd.testing.assert_frame_equal(_snapshot_rows(snap), expected, check_dtype=False)
+    finally:
+        snap.close()
+
+
 def test_a_class_missing_from_the_map_or_json_that_is_not_an_object_is_quarantined(multiclass):
     raw = _with_scores_map(multiclass_day(6))
     raw["scores"] = [json.dumps(d) for d in raw["scores"]]
