@@ -764,7 +764,9 @@ def target_drift_check(
     that could not be looked at."""
     today = _usable_today(today)
     labelled = _labelled_rows(today)
-    rows = today[today["metric"].astype(str).map(is_label_metric) & ~today["estimated"].astype(bool)]
+    rows = today[
+        today["metric"].astype(str).map(is_label_metric).astype(bool) & ~today["estimated"].astype(bool)
+    ]
     findings: list[Finding] = []
     fine: list[MetricJudgement] = []
     table: list[dict[str, Any]] = []

@@ -411,3 +411,19 @@ def test_drift_features_per_task(regression_reference, multiclass_reference) -> 
         for f in r.findings
         if f.severity == "critical"
     )
+
+
+def test_target_drift_on_a_day_without_rows_is_unknown_not_an_error() -> None:
+    """A model-day with no scored rows gives an empty metrics frame (string metric column): the check
+    must say it could not judge, not fail on the empty column's dtype (pandas 3 keeps `str` after map)."""
+    from monitoring_pipelines.config import PerformanceThresholds
+    from monitoring_pipelines.core.performance import PERFORMANCE_TABLE_COLUMNS, task_metrics
+
+    empty = pd.DataFrame(
+        {c: pd.Series([], dtype="str" if c == "metric" else "float") for c in PERFORMANCE_TABLE_COLUMNS}
+    )
+    empty["estimated"] = empty["estimated"].astype(bool)
+    result = target_drift_check(
+        empty, pd.DataFrame(), PerformanceThresholds(), task_metrics(regression_model())
+    )
+    assert result.status == "unknown" and "n=0 labelled rows" in result.unknown_reason
