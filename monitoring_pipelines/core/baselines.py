@@ -129,7 +129,6 @@ def reference_estimator(
     if model.is_binary:
         raise ValueError("reference_estimator is for regression and multiclass models")
     classes = list(model.classes)
-    names = np.asarray(classes, dtype=object)
     parts: list[tuple[dt.date, tuple[np.ndarray, ...]]] = []
     for day, frame in days.items():
         if "label" not in frame or "score" not in frame or frame.empty:
@@ -158,7 +157,7 @@ def reference_estimator(
         y = np.concatenate([c[0] for c in chosen])
         p = np.concatenate([c[1] for c in chosen])
         proba = np.concatenate([c[2] for c in chosen])
-        return fit_multiclass_calibration(proba, names[y], names[p], classes)
+        return fit_multiclass_calibration(proba, y, p, classes)
 
     full = fit([arrays for _, arrays in parts])
     if len(parts) < 2:

@@ -42,7 +42,14 @@ def multiclass_metric_names(classes: Sequence[str], with_proba: bool = True) -> 
 
 
 def encode(values: Any, classes: Sequence[str]) -> np.ndarray:
-    """Class index of each value (-1 for a value outside `classes` or missing)."""
+    """Class index of each value (-1 for a value outside `classes` or missing). Values that are already
+    indices (an integer or float array, as the snapshot holds them) are kept when in [0, len(classes)):
+    class names are identifiers, never numbers, and a million names cost a second to look up."""
+    array = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    if array.dtype.kind in "iuf":
+        index = array.astype(np.float64, copy=False)
+        ok = np.isfinite(index) & (index >= 0) & (index < len(classes)) & (index == np.floor(index))
+        return np.where(ok, index, -1).astype(np.int64)
     lookup = pd.Index(list(classes))
     codes = lookup.get_indexer(
         pd.Series(values, dtype=object).astype("string").fillna("\0").to_numpy(dtype=object)

@@ -419,7 +419,6 @@ def multiclass_performance(
     than MAX_OUTSIDE_SUPPORT of the top-label probabilities lie outside the reference's (`support`)."""
     classes = list(classes)
     k = len(classes)
-    names = np.asarray(classes, dtype=object)
     rows = len(day)
     predicted = class_indices(day["prediction"], k) if "prediction" in day else np.full(rows, -1)
     observed = class_indices(day["label"], k) if "label" in day else np.full(rows, -1)
@@ -434,8 +433,8 @@ def multiclass_performance(
     frames = []
     if n_labelled:
         measured = multiclass_metrics(
-            names[observed[has_label]],
-            names[predicted[has_label]],
+            observed[has_label],  # class indices: encode keeps them (no name round trip)
+            predicted[has_label],
             classes,
             proba[has_label] if proba is not None else None,
         )
@@ -467,7 +466,7 @@ def multiclass_performance(
         if p
     )
     if proba is not None:
-        estimated = estimate_multiclass_metrics(proba, names[predicted], classes, calibration)
+        estimated = estimate_multiclass_metrics(proba, predicted, classes, calibration)
         frames.append(estimated.assign(estimated=True))
     else:
         note = "no estimate: the day has no score__<class> probabilities"
@@ -494,8 +493,7 @@ def confusion_matrix_rows(day: pd.DataFrame, classes: Sequence[str]) -> pd.DataF
     keep = (predicted >= 0) & (observed >= 0)
     if not keep.any():
         return pd.DataFrame(columns=result_columns("confusion_matrix")).astype({"n": "int64"})
-    names = np.asarray(classes, dtype=object)
-    out = confusion_long(names[observed[keep]], names[predicted[keep]], classes)
+    out = confusion_long(observed[keep], predicted[keep], classes)
     return out.reindex(columns=result_columns("confusion_matrix"))
 
 

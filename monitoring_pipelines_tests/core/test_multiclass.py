@@ -105,3 +105,19 @@ def test_calibrated_cbpe_lands_on_the_realized_metrics(n):
         assert est.loc[f"recall:{c}", "value"] == pytest.approx(oracle.loc[f"recall:{c}", "value"], abs=0.01)
     again = type(calibration).from_json(calibration.to_json())
     assert estimate_multiclass_metrics(proba, pred, CLASSES, again).equals(est.reset_index())
+
+
+def test_class_indices_are_taken_as_they_are_and_match_the_names() -> None:
+    """The snapshot holds class indices; the metrics take them without a round trip through the names."""
+    import pandas as pd
+
+    from monitoring_pipelines.core.multiclass import encode, multiclass_metrics
+
+    classes = ["a", "b", "c"]
+    assert encode(np.array([0, 1.0, 2, 3, -1, np.nan, 1.5]), classes).tolist() == [0, 1, 2, -1, -1, -1, -1]
+    rng = np.random.default_rng(2)
+    y, p = rng.integers(0, 3, 500), rng.integers(0, 3, 500)
+    names = np.asarray(classes, dtype=object)
+    by_index = multiclass_metrics(y.astype(float), p, classes)
+    by_name = multiclass_metrics(names[y], names[p], classes)
+    pd.testing.assert_frame_equal(by_index, by_name)
