@@ -169,6 +169,7 @@ def chi2_homogeneity(reference_counts: np.ndarray, current_counts: np.ndarray) -
 
 
 KS_TAIL = 1e-2  # below this, the limiting distribution's p-value is used (see ks_pvalue)
+KS_LIMIT_EN = 100_000  # from this effective size on, the limit is used throughout (see ks_pvalue)
 
 
 def ks_pvalue(statistic: float, n_reference: int, n_current: int) -> float:
@@ -180,12 +181,14 @@ def ks_pvalue(statistic: float, n_reference: int, n_current: int) -> float:
     (a decision can only become more conservative). Down to p = 1e-6 it exceeds the exact value by at
     most 22 % at en = 250 (the smallest day judged) and 0.3 % at en = 500 000; further out the ratio grows,
     but such a p-value is significant either way. For discrete data the test is conservative too.
+    From an effective size of KS_LIMIT_EN on the limit is used at every p: there it is within 0.3 % of the
+    exact value, and scipy's exact tail still took 0.6 s per feature for p in [0.01, 0.025].
     """
     if not np.isfinite(statistic) or n_reference <= 0 or n_current <= 0:
         return float("nan")
     en = np.round(n_reference * n_current / (n_reference + n_current))
     limit = float(special.kolmogorov(np.sqrt(en) * statistic))
-    if limit < KS_TAIL:
+    if limit < KS_TAIL or en >= KS_LIMIT_EN:
         return limit
     return float(np.clip(stats.kstwo.sf(statistic, en), 0.0, 1.0))
 
