@@ -93,6 +93,10 @@ def distributed_case(root: Path, days: int = 4, requests: int = 2000) -> dict[st
             str(requests),
             "--out",
             str(data),
+            "--model",
+            "credit_default",
+            "--model",
+            "churn_propensity",
         ],  # fmt: skip
         env=_env(),
         cwd=ROOT,

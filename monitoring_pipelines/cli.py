@@ -48,8 +48,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else _demo_data_dir(args.config)
     if getattr(args, "live", False):
         return _simulate_live(args, out)
+    unknown = sorted(set(args.model or []) - set(sim.MODEL_NAMES))
+    if unknown:
+        print(f"error: unknown demo model(s) {unknown} (known: {', '.join(sim.MODEL_NAMES)})")
+        return 2
     summary = sim.simulate(
-        out, days=args.days, requests=args.requests, seed=args.seed, start=_sim_start(args)
+        out,
+        days=args.days,
+        requests=args.requests,
+        seed=args.seed,
+        start=_sim_start(args),
+        models=args.model or None,
+        reference_days=args.reference_days,
     )
     print(summary.describe())
     return 0
@@ -65,6 +75,10 @@ def _simulate_live(args: argparse.Namespace, out: Path) -> int:
     manifest = sim.read_manifest(out)
     if manifest is None:
         print(f"error: no simulation under {out}: run `make demo` (or `monitoring-pipelines simulate`) first")
+        return 2
+    models = args.model or ["credit_default"]
+    if any(m in sim.TASK_MODELS for m in models):
+        print("error: --live plays binary_classification models only (the intraday watch is for them)")
         return 2
     day = manifest["end"] + dt.timedelta(days=1)
     print(
@@ -82,7 +96,7 @@ def _simulate_live(args: argparse.Namespace, out: Path) -> int:
             out,
             day,
             manifest["start"],
-            models=args.model or ["credit_default"],
+            models=models,
             speed=args.speed,
             step_minutes=args.step_minutes,
             from_time=args.from_time,
@@ -128,7 +142,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = _demo_data_dir(args.config)
     manifest = sim.read_manifest(out)
     if manifest is None or not (out / "incoming").is_dir() or not Path(args.config).exists():
-        summary = sim.simulate(out, days=args.days, requests=args.requests, start=_sim_start(args))
+        summary = sim.simulate(
+            out, days=args.days, requests=args.requests, start=_sim_start(args), models=args.model or None
+        )
         print(summary.describe())
         manifest = sim.read_manifest(out)
         if summary.config_path and summary.config_path.resolve() != Path(args.config).resolve():
@@ -399,7 +415,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=dt.time(9, 0),
         help="--live: simulated time the clock starts at; earlier rows are written at once (09:00)",
     )
-    sim.add_argument("--model", action="append", help="--live: model to play (default credit_default)")
+    sim.add_argument(
+        "--model",
+        action="append",
+        help="a demo model to simulate, repeatable (default: all four; --live: credit_default)",
+    )
+    sim.add_argument(
+        "--reference-days",
+        type=int,
+        default=28,
+        help="days at the start that are the config's reference window and stay clean (default 28)",
+    )
     sim.set_defaults(func=cmd_simulate)
 
     demo = sub.add_parser(
@@ -410,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     _simulated_range(demo)
     demo.add_argument("--requests", type=int, default=5000, help="champion requests per day (credit_default)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    demo.add_argument(
+        "--model", action="append", help="a demo model to simulate, repeatable (default: all four)"
+    )
     demo.set_defaults(func=cmd_demo)
 
     status = sub.add_parser(

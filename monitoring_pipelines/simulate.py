@@ -1,9 +1,11 @@
-"""Demo traffic for the two demo models, with documented incidents the monitoring must catch.
+"""Demo traffic for the demo models, with documented incidents the monitoring must catch.
 
 `simulate` writes the input layout of contract §1 (Hive-partitioned Parquet under
 `<out>/incoming/<model>/{predictions,labels,outcomes}/date=YYYY-MM-DD/part-0.parquet`) for
-`credit_default` (champion v3 + shadow v4 on every request, incidents injected) and
-`churn_propensity` (champion v1 only, never touched: the false-alarm control).
+`credit_default` (champion v3 + shadow v4 on every request, incidents injected),
+`churn_propensity` (champion v1 only, never touched: the false-alarm control), and two models of
+the other tasks: `delivery_time` (regression, minutes to the door) and `ticket_routing`
+(multiclass, champion v7 + shadow v8), each with its own incidents after the reference window.
 
 Why a latent model instead of random noise: every metric the product computes (drift, AUC with
 delayed labels, subgroup gaps, shadow deltas, latency) must have a known right answer on each
@@ -188,16 +190,111 @@ _PLAN: tuple[Incident, ...] = (
 )
 
 
-def incidents(days: int = DEFAULT_DAYS) -> tuple[Incident, ...]:
-    """The incidents a run of `days` days contains, in day order.
+# The regression and multiclass demo models (issue #15). Their incidents sit at day offsets AFTER the
+# reference window (day `reference_days + offset`), so a test can shorten the reference and still see
+# them; with the default 28-day reference they land in the demo's 90 days like the binary ones.
+REGRESSION_MODEL = "delivery_time"
+MULTICLASS_MODEL = "ticket_routing"
+FEATURE_SHIFT = "feature_shift"
+CLASS_DEGRADATION = "class_degradation"
+TICKET_CLASSES = ("billing", "technical", "account", "shipping")
+LOAD_SHIFT_FACTOR = 1.6  # courier_load x 1.6 (a courier shortage): mean 1.5 -> 2.4 active orders
+LOAD_KNEE = 2.5  # above this many active orders per courier each extra order costs more and more minutes
+LATE_DELIVERY_MINUTES = 10.0  # outcome late_delivery: delivered more than this after the promised time
+SHIPPING_AS_ACCOUNT = 0.4  # share of a shipping ticket's signal that looks like `account` after the change
+TASK_DIRTY_PREDICTIONS = 20  # ok champion rows with an invalid prediction (non-finite value, unknown class)
+TASK_DIRTY_DUPLICATES = 10
+TASK_DIRTY_LABELS = 5  # labels that are not a finite number / not a declared class
+UNKNOWN_CLASS = "refund"  # a predicted class the config does not declare
+UNKNOWN_LABEL_CLASS = "other"
+SCORES_MAP_OFFSET = 1  # ticket_routing logs the `scores` map instead of score__<class> on this day
 
-    Incidents sit at fixed day offsets from the start (the reference window, days 0-27, is fixed
-    by the demo config), so a short run simply has fewer of them; open-ended incidents last until
-    the final day and incidents running past the end are cut there.
+
+def _map_day(reference_days: int) -> int:
+    """The day ticket_routing's log carries a `scores` map column (both contract forms in one demo)."""
+    return reference_days + SCORES_MAP_OFFSET
+
+
+_TASK_PLAN: tuple[Incident, ...] = (  # start_day / end_day: offsets from the first day after the reference
+    Incident(
+        REGRESSION_MODEL,
+        DIRTY_ROWS,
+        3,
+        3,
+        f"{TASK_DIRTY_PREDICTIONS} champion rows with a non-finite predicted value (+/-inf), "
+        f"{TASK_DIRTY_DUPLICATES} rows logged twice, {TASK_DIRTY_LABELS} labels of the day's requests "
+        "that are not a number (NaN)",
+        "quarantined_predictions (score finite, prediction_id unique) and the validation check "
+        "(warning); the NaN labels in quarantined_labels",
+    ),
+    Incident(
+        REGRESSION_MODEL,
+        FEATURE_SHIFT,
+        7,
+        20,
+        f"courier_load x{LOAD_SHIFT_FACTOR:g} (a courier shortage: mean 1.5 -> 2.4 active orders); above "
+        f"{LOAD_KNEE:g} orders the true minutes grow quadratically while the model's load term is linear, "
+        "so it under-predicts: MAE about +45 %, RMSE about +90 %, bias about -2.3 min",
+        "drift_scores: courier_load and __score__ drifted (critical) on the first day; performance_metrics: "
+        "mae / rmse above their bands and more than error_critical_increase (25 %) worse once labels "
+        "land (1-2 days later); business_outcome late_delivery 5 % -> 13 %",
+    ),
+    Incident(
+        MULTICLASS_MODEL,
+        DIRTY_ROWS,
+        3,
+        3,
+        f"{TASK_DIRTY_PREDICTIONS} champion rows predicting the undeclared class '{UNKNOWN_CLASS}', "
+        f"{TASK_DIRTY_DUPLICATES} rows logged twice, {TASK_DIRTY_LABELS} labels with the undeclared class "
+        f"'{UNKNOWN_LABEL_CLASS}'",
+        "quarantined_predictions (prediction in classes, prediction_id unique) and the validation check "
+        "(warning); the labels in quarantined_labels (label in classes)",
+    ),
+    Incident(
+        MULTICLASS_MODEL,
+        CLASS_DEGRADATION,
+        9,
+        OPEN_ENDED,
+        f"a product change: shipping tickets now read like account tickets ({SHIPPING_AS_ACCOUNT:.0%} of "
+        "their signal moves to `account`) for champion and shadow; features and true class shares are "
+        "unchanged, recall:shipping falls about 0.74 -> 0.44, accuracy about -0.06",
+        "performance_metrics: recall:shipping (and macro_f1, precision:account) below the reference band "
+        "once labels land (1-3 days later); the CBPE recall:shipping estimate falls only part of the way "
+        "(top-label confidence barely moves); business_outcome reassigned rises; target_drift stays quiet",
+    ),
+)
+
+
+def _plan(reference_days: int = REFERENCE_DAYS) -> tuple[Incident, ...]:
+    """Every planned incident with day indexes: the binary models' fixed ones, then the task models'
+    placed after a reference of `reference_days` days."""
+    placed = tuple(
+        replace(
+            i,
+            start_day=reference_days + i.start_day,
+            end_day=OPEN_ENDED if i.end_day == OPEN_ENDED else reference_days + i.end_day,
+        )
+        for i in _TASK_PLAN
+    )
+    return _PLAN + placed
+
+
+def incidents(
+    days: int = DEFAULT_DAYS,
+    reference_days: int = REFERENCE_DAYS,
+    models: Iterable[str] | None = None,
+) -> tuple[Incident, ...]:
+    """The incidents a run of `days` days contains, in plan order (binary models first).
+
+    The binary models' incidents sit at fixed day offsets from the start (the reference window,
+    days 0-27, is fixed by the demo config); the task models' sit at offsets after the reference
+    window. A short run simply has fewer of them; open-ended incidents last until the final day and
+    incidents running past the end are cut there. `models` limits them to the models simulated.
     """
+    chosen = None if models is None else set(models)
     out = []
-    for incident in _PLAN:
-        if incident.start_day >= days:
+    for incident in _plan(reference_days):
+        if incident.start_day >= days or (chosen is not None and incident.model_name not in chosen):
             continue
         end = days - 1 if incident.end_day == OPEN_ENDED else min(incident.end_day, days - 1)
         out.append(replace(incident, end_day=end))
@@ -220,6 +317,7 @@ class SimulationSummary:
     rows: dict[str, dict[str, int]]  # model -> {"predictions": n, "labels": n, "outcomes": n}
     incidents: tuple[Incident, ...]
     config_path: Path | None = None
+    reference_days: int = REFERENCE_DAYS
 
     @property
     def end(self) -> dt.date:
@@ -231,7 +329,7 @@ class SimulationSummary:
             f"wrote {len(self.files)} files under {self.out_dir / 'incoming'} ({self.start} .. {self.end})"
         ]
         if self.config_path:
-            ref_end = self.start + dt.timedelta(days=min(REFERENCE_DAYS, self.days) - 1)
+            ref_end = self.start + dt.timedelta(days=min(self.reference_days, self.days) - 1)
             lines.append(
                 f"  config for this traffic (reference {self.start} .. {ref_end}): {self.config_path}"
             )
@@ -500,11 +598,11 @@ def _calibration(model_name: str) -> dict[str, tuple[float, float]]:
 # --------------------------------------------------------------------------- one model-day
 
 
-def _active(model_name: str, day: int) -> frozenset[str]:
+def _active(model_name: str, day: int, reference_days: int = REFERENCE_DAYS) -> frozenset[str]:
     """Incident kinds affecting a model on a day; independent of the run length."""
     return frozenset(
         i.kind
-        for i in _PLAN
+        for i in _plan(reference_days)
         if i.model_name == model_name and i.start_day <= day and (i.end_day == OPEN_ENDED or day <= i.end_day)
     )
 
@@ -680,13 +778,20 @@ def simulate_day(
     seed: int = DEFAULT_SEED,
     start: dt.date = DEFAULT_START,
     inject: Iterable[str] | None = None,
+    reference_days: int = REFERENCE_DAYS,
 ) -> DayTraffic:
     """Generate one model-day in memory: requests, every version's prediction row, labels, outcomes.
 
     The generator is seeded by (seed, model, day) alone, so a day looks the same in any run length.
     `inject` limits the planned incidents to these kinds (None: all of them); random draws do not
     depend on it, so `inject=()` gives the same day without its incidents, for paired comparisons.
+    `reference_days` places the regression and multiclass models' incidents (after the reference).
     """
+    if model_name in TASK_MODELS:
+        task_active = _active(model_name, day, reference_days)
+        if inject is not None:
+            task_active = task_active & frozenset(inject)
+        return _simulate_task_day(model_name, day, requests, seed, start, task_active)
     traffic = MODELS[model_name]
     model_index = list(MODELS).index(model_name)
     rng = np.random.default_rng(np.random.SeedSequence([seed, model_index, day]))
@@ -714,6 +819,443 @@ def simulate_day(
     return DayTraffic(
         predictions=predictions, late=rows["late"] & ~rows["dirty"], labels=labels, outcomes=outcomes
     )
+
+
+# --------------------------------------------------------------------------- regression and multiclass models
+
+
+class _TaskTraffic:
+    """A regression or multiclass demo model: requests, the truth, and what each version predicts.
+
+    As for the binary models the truth is known on every row, so every metric has a right answer:
+    delivery minutes come from a known formula with lognormal noise, ticket classes from known
+    priors with Gaussian evidence the model turns into exact (calibrated) posteriors.
+    """
+
+    name: str
+    code: str
+    task: str
+    volume: float
+    versions: dict[str, tuple[str, float]]  # version -> (role, quality parameter)
+    latency: dict[str, tuple[float, float]]
+    error_rate: float
+    outcome: str
+    label_share: float
+    label_delay_days: tuple[float, float]
+    outcome_delay_days: tuple[float, float]
+    columns: tuple[_Column, ...]
+    classes: tuple[str, ...] = ()
+
+    def features(
+        self, rng: np.random.Generator, n: int, ts: np.ndarray, active: frozenset[str]
+    ) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def truth(self, rng: np.random.Generator, f: dict[str, np.ndarray], active: frozenset[str]) -> np.ndarray:
+        """The label per request: observed minutes (regression) or the true class index (multiclass)."""
+        raise NotImplementedError
+
+    def predict(
+        self, rng: np.random.Generator, f: dict[str, np.ndarray], truth: np.ndarray, active: frozenset[str]
+    ) -> dict[str, np.ndarray]:
+        """Per version: predicted values (n,) or class probabilities (n, k)."""
+        raise NotImplementedError
+
+    def outcome_value(self, rng: np.random.Generator, truth: np.ndarray, champion: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+VEHICLES = ("bike", "scooter", "car")
+VEHICLE_P = (0.35, 0.40, 0.25)
+RUSH_HOURS = (12, 13, 18, 19, 20)
+
+
+class _Delivery(_TaskTraffic):
+    """delivery_time: minutes from order to door, predicted at order time (regression)."""
+
+    name = REGRESSION_MODEL
+    code = "dt"
+    task = "regression"
+    volume = 0.5
+    versions = {"v2": (CHAMPION, 2.0)}  # model noise sd in minutes
+    latency = {CHAMPION: (30.0, 0.5)}
+    error_rate = 0.003
+    outcome = "late_delivery"
+    label_share = 0.97  # cancelled orders are never delivered
+    label_delay_days = (1.0, 2.0)  # the courier app's delivery log lands in the warehouse 1-2 days later
+    outcome_delay_days = (0.0, 0.5)
+    columns = (
+        _Column("distance_km", pa.float64()),
+        _Column("items", pa.int64()),
+        _Column("hour", pa.int64()),
+        _Column("courier_load", pa.float64()),
+        _Column("region", pa.string(), REGIONS),
+        _Column("vehicle", pa.string(), VEHICLES),
+    )
+    MIN_PER_KM = np.array([4.0, 3.0, 2.6])  # by vehicle
+    REGION_MIN = np.array([0.0, 1.5, 0.5, -1.0])
+    LOAD_SHAPE, LOAD_SCALE = 6.0, 0.25  # gamma: mean 1.5, sd 0.61 active orders per courier
+    NOISE_SIGMA = 0.18  # lognormal: actual = mean x exp(N(-s^2/2, s))
+
+    def features(
+        self, rng: np.random.Generator, n: int, ts: np.ndarray, active: frozenset[str]
+    ) -> dict[str, np.ndarray]:
+        u = rng.random((2, n))
+        load = rng.gamma(self.LOAD_SHAPE, self.LOAD_SCALE, n)
+        if FEATURE_SHIFT in active:
+            load = load * LOAD_SHIFT_FACTOR
+        return {
+            "distance_km": np.round(np.minimum(np.exp(np.log(3.5) + 0.55 * rng.standard_normal(n)), 25.0), 2),
+            "items": 1 + rng.poisson(1.8, n),
+            "hour": (ts % US_PER_DAY) // US_PER_HOUR,
+            "courier_load": np.round(load, 2),
+            "region": _pick(u[0], REGION_P),
+            "vehicle": _pick(u[1], VEHICLE_P),
+        }
+
+    def base_minutes(self, f: dict[str, np.ndarray]) -> np.ndarray:
+        """Everything but the load: preparation, travel, rush hours, region."""
+        return (
+            8.0
+            + 1.2 * f["items"]
+            + f["distance_km"] * self.MIN_PER_KM[f["vehicle"]]
+            + np.where(np.isin(f["hour"], RUSH_HOURS), 4.0, 0.0)
+            + self.REGION_MIN[f["region"]]
+        )
+
+    @staticmethod
+    def load_minutes(load: np.ndarray) -> np.ndarray:
+        """The true cost of courier load: linear, then quadratic beyond the knee."""
+        return 2.5 * load + 6.0 * np.maximum(load - LOAD_KNEE, 0.0) ** 2
+
+    def expected(self, f: dict[str, np.ndarray]) -> np.ndarray:
+        return self.base_minutes(f) + self.load_minutes(f["courier_load"])
+
+    def truth(self, rng: np.random.Generator, f: dict[str, np.ndarray], active: frozenset[str]) -> np.ndarray:
+        s = self.NOISE_SIGMA
+        noise = np.exp(s * rng.standard_normal(len(f["items"])) - s * s / 2)
+        return np.round(self.expected(f) * noise, 2)
+
+    def predict(
+        self, rng: np.random.Generator, f: dict[str, np.ndarray], truth: np.ndarray, active: frozenset[str]
+    ) -> dict[str, np.ndarray]:
+        a, b = _load_fit()
+        out = {}
+        for version, (_, noise) in self.versions.items():
+            mean = self.base_minutes(f) + a + b * f["courier_load"]
+            out[version] = np.round(mean + rng.normal(0.0, noise, len(mean)), 2)
+        return out
+
+    def outcome_value(self, rng: np.random.Generator, truth: np.ndarray, champion: np.ndarray) -> np.ndarray:
+        return (truth > champion + LATE_DELIVERY_MINUTES).astype(np.float64)
+
+
+@cache
+def _load_fit() -> tuple[float, float]:
+    """The deployed model's load term: a least-squares line through the true load cost on reference
+    traffic, where loads past the knee are rare. Fitted once, whatever the traffic seed."""
+    rng = np.random.default_rng(CALIBRATION_SEED)
+    load = rng.gamma(_Delivery.LOAD_SHAPE, _Delivery.LOAD_SCALE, CALIBRATION_ROWS)
+    design = np.column_stack([np.ones_like(load), load])
+    coef = np.linalg.lstsq(design, _Delivery.load_minutes(load), rcond=None)[0]
+    return float(coef[0]), float(coef[1])
+
+
+CHANNELS = ("email", "chat", "phone")
+LANGUAGES = ("en", "de", "fr", "es")
+
+
+class _Tickets(_TaskTraffic):
+    """ticket_routing: which queue a support ticket goes to (multiclass), champion v7 + shadow v8."""
+
+    name = MULTICLASS_MODEL
+    code = "tr"
+    task = "multiclass_classification"
+    volume = 0.25
+    versions = {"v7": (CHAMPION, 1.8), "v8": (SHADOW, 2.0)}  # evidence strength: accuracy ~0.79 / ~0.83
+    latency = {CHAMPION: (60.0, 0.5), SHADOW: (70.0, 0.5)}
+    error_rate = 0.003
+    outcome = "reassigned"
+    label_share = 0.90  # some tickets are abandoned before an agent files them
+    label_delay_days = (1.0, 3.0)  # the resolving agent's queue lands 1-3 days later
+    outcome_delay_days = (0.0, 0.5)
+    classes = TICKET_CLASSES
+    columns = (
+        _Column("message_words", pa.int64()),
+        _Column("attachments", pa.int64()),
+        _Column("account_age_days", pa.int64()),
+        _Column("channel", pa.string(), CHANNELS),
+        _Column("language", pa.string(), LANGUAGES),
+    )
+    BASE_PRIOR = np.log(np.array([0.30, 0.30, 0.20, 0.20]))
+
+    def features(
+        self, rng: np.random.Generator, n: int, ts: np.ndarray, active: frozenset[str]
+    ) -> dict[str, np.ndarray]:
+        u = rng.random((2, n))
+        return {
+            "message_words": np.maximum(
+                1, np.round(np.exp(np.log(60.0) + 0.6 * rng.standard_normal(n)))
+            ).astype(np.int64),
+            "attachments": rng.poisson(0.4, n),
+            "account_age_days": np.floor(rng.exponential(400.0, n)).astype(np.int64),
+            "channel": _pick(u[0], (0.50, 0.35, 0.15)),
+            "language": _pick(u[1], (0.55, 0.20, 0.15, 0.10)),
+        }
+
+    def log_prior(self, f: dict[str, np.ndarray]) -> np.ndarray:
+        """Class log-priors given the request (the same for the truth and the models)."""
+        n = len(f["attachments"])
+        lp = np.tile(self.BASE_PRIOR, (n, 1))
+        lp[:, 1] += 0.6 * (f["attachments"] > 0) + 0.3 * (np.log(f["message_words"]) - np.log(60.0))
+        lp[:, 2] += 0.4 * (f["channel"] == 2) + 0.5 * (f["account_age_days"] < 30)
+        lp[:, 3] += 0.2 * (f["channel"] == 1)
+        return lp
+
+    def truth(self, rng: np.random.Generator, f: dict[str, np.ndarray], active: frozenset[str]) -> np.ndarray:
+        lp = self.log_prior(f)
+        p = np.exp(lp - lp.max(axis=1, keepdims=True))
+        cdf = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
+        return np.minimum((rng.random(len(cdf))[:, None] > cdf).sum(axis=1), len(self.classes) - 1)
+
+    def predict(
+        self, rng: np.random.Generator, f: dict[str, np.ndarray], truth: np.ndarray, active: frozenset[str]
+    ) -> dict[str, np.ndarray]:
+        """Evidence x = mu * e_true + N(0, I); the model's posterior softmax(log prior + mu x) is exact,
+        so the probabilities are calibrated until the evidence stops meaning what it meant."""
+        n, k = len(truth), len(self.classes)
+        lp = self.log_prior(f)
+        shipping, account = self.classes.index("shipping"), self.classes.index("account")
+        out = {}
+        for version, (_, mu) in self.versions.items():
+            signal = np.zeros((n, k))
+            signal[np.arange(n), truth] = mu
+            if CLASS_DEGRADATION in active:
+                moved = truth == shipping
+                signal[moved, shipping] = mu * (1.0 - SHIPPING_AS_ACCOUNT)
+                signal[moved, account] = mu * SHIPPING_AS_ACCOUNT
+            z = lp + mu * (signal + rng.standard_normal((n, k)))
+            p = np.exp(z - z.max(axis=1, keepdims=True))
+            out[version] = np.round(p / p.sum(axis=1, keepdims=True), 6)
+        return out
+
+    def outcome_value(self, rng: np.random.Generator, truth: np.ndarray, champion: np.ndarray) -> np.ndarray:
+        wrong = champion.argmax(axis=1) != truth
+        flip = rng.random(len(truth)) < OUTCOME_NOISE
+        return (wrong ^ flip).astype(np.float64)
+
+
+TASK_MODELS: dict[str, _TaskTraffic] = {m.name: m for m in (_Delivery(), _Tickets())}
+MODEL_NAMES: tuple[str, ...] = (*MODELS, *TASK_MODELS)  # every demo model, in seed order
+
+
+def task_prediction_schema(model_name: str) -> pa.Schema:
+    """The prediction log of a task model: regression without `prediction` (it may be absent);
+    multiclass with the predicted class and one `score__<class>` column per class, no `score`."""
+    traffic = TASK_MODELS[model_name]
+    head = [
+        ("prediction_id", pa.string()),
+        ("request_id", pa.string()),
+        ("model_name", pa.string()),
+        ("model_version", pa.string()),
+        ("role", pa.string()),
+        ("ts", TS_TYPE),
+        *[(c.name, c.type) for c in traffic.columns],
+    ]
+    if traffic.classes:
+        outputs = [("prediction", pa.string()), *[(f"score__{c}", pa.float64()) for c in traffic.classes]]
+    else:
+        outputs = [("score", pa.float64())]
+    return pa.schema([*head, *outputs, ("latency_ms", pa.float64()), ("status", pa.string())])
+
+
+def label_schema(model_name: str) -> pa.Schema:
+    """Labels: 0/1 for the binary models, observed minutes for regression, the class name for multiclass."""
+    traffic = TASK_MODELS.get(model_name)
+    if traffic is None:
+        return LABEL_SCHEMA
+    kind = pa.string() if traffic.classes else pa.float64()
+    return pa.schema([("request_id", pa.string()), ("label", kind), ("label_ts", TS_TYPE)])
+
+
+def _task_rows(
+    rng: np.random.Generator, traffic: _TaskTraffic, predicted: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """One row per request and version, each request's versions adjacent (champion first)."""
+    n = len(next(iter(predicted.values())))
+    latencies, errors = [], []
+    for _, (role, _) in traffic.versions.items():
+        median, sigma = traffic.latency[role]
+        latencies.append(np.round(median * np.exp(sigma * rng.standard_normal(n)), 3))
+        errors.append(rng.random(n) < traffic.error_rate)
+    k = len(traffic.versions)
+    values = np.stack([predicted[v] for v in traffic.versions], axis=1)  # (n, k) or (n, k, classes)
+    return {
+        "request": np.repeat(np.arange(n), k),
+        "model_version": np.tile(np.array(list(traffic.versions), dtype=object), n),
+        "role": np.tile(np.array([role for role, _ in traffic.versions.values()], dtype=object), n),
+        "value": values.reshape(n * k, *values.shape[2:]),
+        "latency_ms": np.column_stack(latencies).ravel(),
+        "error": np.column_stack(errors).ravel(),
+        "dirty": np.zeros(n * k, dtype=bool),
+        "unknown_class": np.zeros(n * k, dtype=bool),
+    }
+
+
+def _add_task_dirty_rows(
+    rng: np.random.Generator, traffic: _TaskTraffic, rows: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Quarantine material: invalid predictions in place (non-finite value, undeclared class) and
+    duplicated rows appended next to their originals."""
+    champion = np.flatnonzero(rows["role"] == CHAMPION)
+    ok = champion[~rows["error"][champion]]
+    bad = rng.choice(ok, size=min(TASK_DIRTY_PREDICTIONS, len(ok)), replace=False)
+    rows = {key: value.copy() for key, value in rows.items()}
+    if traffic.classes:
+        rows["unknown_class"][bad] = True
+    else:
+        rows["value"][bad] = np.where(rng.random(len(bad)) < 0.5, np.inf, -np.inf)
+    rest = np.setdiff1d(ok, bad)
+    dup = rng.choice(rest, size=min(TASK_DIRTY_DUPLICATES, len(rest)), replace=False)
+    rows["dirty"][np.concatenate([bad, dup])] = True
+    copies = {key: value[dup] for key, value in rows.items()}
+    merged = {key: np.concatenate([rows[key], copies[key]]) for key in rows}
+    order = np.argsort(merged["request"], kind="stable")
+    return {key: value[order] for key, value in merged.items()}
+
+
+def _task_prediction_table(
+    traffic: _TaskTraffic,
+    rows: dict[str, np.ndarray],
+    request_id: np.ndarray,
+    ts: np.ndarray,
+    f: dict[str, np.ndarray],
+) -> pa.Table:
+    req, error = rows["request"], rows["error"]
+    prediction_id = np.strings.add(np.strings.add(request_id[req], "-"), rows["model_version"].astype(str))
+    columns: list[pa.Array] = [
+        pa.array(prediction_id, pa.string()),
+        pa.array(request_id[req], pa.string()),
+        pa.array(np.full(len(req), traffic.name), pa.string()),
+        pa.array(rows["model_version"], pa.string()),
+        pa.array(rows["role"], pa.string()),
+        pa.array(ts[req], pa.int64()).cast(TS_TYPE),
+    ]
+    for column in traffic.columns:
+        values = f[column.name][req]
+        if column.categories:
+            columns.append(pa.array(np.asarray(column.categories)[values], pa.string()))
+        else:
+            columns.append(pa.array(values, column.type))
+    if traffic.classes:
+        proba = rows["value"]
+        names = np.asarray(traffic.classes, dtype=object)[proba.argmax(axis=1)]
+        names = np.where(rows["unknown_class"], UNKNOWN_CLASS, names)
+        columns.append(pa.array(names, pa.string(), mask=error))
+        columns += [pa.array(proba[:, j], pa.float64(), mask=error) for j in range(len(traffic.classes))]
+    else:
+        columns.append(pa.array(rows["value"], pa.float64(), mask=error))
+    columns += [
+        pa.array(rows["latency_ms"], pa.float64()),
+        pa.array(np.where(error, "error", "ok"), pa.string()),
+    ]
+    return pa.Table.from_arrays(columns, schema=task_prediction_schema(traffic.name))
+
+
+def _task_arrivals(
+    rng: np.random.Generator,
+    traffic: _TaskTraffic,
+    request_id: np.ndarray,
+    ts: np.ndarray,
+    label: np.ndarray,
+    outcome: np.ndarray,
+) -> tuple[pa.Table, pa.Table]:
+    """Labels for `label_share` of requests after the model's delay; each labelled request's outcome
+    follows its label."""
+    n = len(ts)
+    arrives = rng.random(n) < traffic.label_share
+    label_ts = ts + np.floor(rng.uniform(*traffic.label_delay_days, n) * US_PER_DAY).astype(np.int64)
+    outcome_ts = label_ts + np.floor(rng.uniform(*traffic.outcome_delay_days, n) * US_PER_DAY).astype(
+        np.int64
+    )
+    ids = pa.array(request_id[arrives], pa.string())
+    schema = label_schema(traffic.name)
+    labels = pa.Table.from_arrays(
+        [
+            ids,
+            pa.array(label[arrives], schema.field("label").type),
+            pa.array(label_ts[arrives]).cast(TS_TYPE),
+        ],
+        schema=schema,
+    )
+    outcomes = pa.Table.from_arrays(
+        [
+            ids,
+            pa.array(np.full(len(ids), traffic.outcome), pa.string()),
+            pa.array(outcome[arrives], pa.float64()),
+            pa.array(outcome_ts[arrives]).cast(TS_TYPE),
+        ],
+        schema=OUTCOME_SCHEMA,
+    )
+    return labels, outcomes
+
+
+def _simulate_task_day(
+    model_name: str, day: int, requests: int, seed: int, start: dt.date, active: frozenset[str]
+) -> DayTraffic:
+    """One model-day of a regression or multiclass model (see `simulate_day`)."""
+    traffic = TASK_MODELS[model_name]
+    model_index = MODEL_NAMES.index(model_name)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, model_index, day]))
+    date = start + dt.timedelta(days=day)
+    n = max(1, int(rng.poisson(day_volume(requests, date, traffic.volume))))
+    ts = _timestamps(rng, n, date)
+    request_id = np.strings.mod(f"{traffic.code}-{date:%Y%m%d}-%06d", np.arange(n))
+    f = traffic.features(rng, n, ts, active)
+    truth = traffic.truth(rng, f, active)
+    predicted = traffic.predict(rng, f, truth, active)
+    rows = _task_rows(rng, traffic, predicted)
+    rows["late"] = rng.random(len(rows["request"])) < LATE_SHARE
+    outcome = traffic.outcome_value(rng, truth, predicted[next(iter(traffic.versions))])
+    label = np.asarray(traffic.classes, dtype=object)[truth] if traffic.classes else truth
+    labels, outcomes = _task_arrivals(rng, traffic, request_id, ts, label, outcome)
+    if DIRTY_ROWS in active:
+        # Own generator: the rest of the day draws the same numbers with or without this incident.
+        dirty_rng = np.random.default_rng(np.random.SeedSequence([seed, model_index, day, 1]))
+        rows = _add_task_dirty_rows(dirty_rng, traffic, rows)
+        broken = dirty_rng.choice(
+            labels.num_rows, size=min(TASK_DIRTY_LABELS, labels.num_rows), replace=False
+        )
+        values = labels.column("label").to_numpy(zero_copy_only=False).copy()
+        values[broken] = UNKNOWN_LABEL_CLASS if traffic.classes else np.nan
+        labels = labels.set_column(1, "label", pa.array(values, labels.schema.field("label").type))
+    predictions = _task_prediction_table(traffic, rows, request_id, ts, f)
+    return DayTraffic(
+        predictions=predictions, late=rows["late"] & ~rows["dirty"], labels=labels, outcomes=outcomes
+    )
+
+
+def to_scores_map(table: pa.Table, classes: Iterable[str]) -> pa.Table:
+    """The same log with the `score__<class>` columns folded into one `scores` MAP<string, double>
+    column (the contract's other form); error rows get a null map."""
+    classes = list(classes)
+    names = [f"score__{c}" for c in classes]
+    proba = np.column_stack([table.column(n).to_numpy(zero_copy_only=False) for n in names]).astype(float)
+    valid = table.column("status").to_numpy(zero_copy_only=False) == "ok"
+    valid &= ~np.isnan(proba).any(axis=1)
+    k = len(classes)
+    lengths = np.where(valid, k, 0)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+    keys = np.tile(np.asarray(classes, dtype=object), int(valid.sum()))
+    scores = pa.MapArray.from_arrays(
+        pa.array(offsets, pa.int32()),
+        pa.array(keys, pa.string()),
+        pa.array(proba[valid].ravel(), pa.float64()),
+        mask=pa.array(~valid),
+    )
+    at = table.column_names.index(names[0])
+    out = table.drop_columns(names)
+    return out.add_column(at, pa.field("scores", pa.map_(pa.string(), pa.float64())), scores)
 
 
 # --------------------------------------------------------------------------- writing
@@ -762,35 +1304,49 @@ def simulate(
     requests: int = DEFAULT_REQUESTS,
     seed: int = DEFAULT_SEED,
     start: dt.date = DEFAULT_START,
+    models: Iterable[str] | None = None,
+    reference_days: int = REFERENCE_DAYS,
 ) -> SimulationSummary:
-    """Write `days` days of demo traffic for both demo models under `out_dir/incoming`.
+    """Write `days` days of demo traffic for the demo models under `out_dir/incoming`.
 
-    Each model's old `incoming/<model>` directory is deleted first, so a re-run with the same
-    arguments leaves byte-identical files. `requests` is credit_default's weekday volume
-    (weekends ~30 % lower; churn_propensity gets ~40 % of it). About 0.5 % of each day's
-    prediction rows are written into the next day's folder with their original ts (not on the
-    last day: there is no next folder yet). Labels and outcomes are partitioned by the day they
-    arrive; those arriving after the last day have not arrived yet and are not written.
+    `models` picks some of MODEL_NAMES (default: all four). Every demo model's old
+    `incoming/<model>` directory is deleted first, so a re-run with the same arguments leaves
+    byte-identical files and nothing of an earlier run. `requests` is credit_default's weekday
+    volume (weekends ~30 % lower; churn_propensity gets ~40 % of it, delivery_time ~50 %,
+    ticket_routing ~25 %). About 0.5 % of each day's prediction rows are written into the next
+    day's folder with their original ts (not on the last day: there is no next folder yet). Labels
+    and outcomes are partitioned by the day they arrive; those arriving after the last day have not
+    arrived yet and are not written. `reference_days` is the config's reference window (the first
+    days, fewer in a shorter run); the task models' incidents follow it (`incidents`).
     """
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
     if requests < 1:
         raise ValueError(f"requests must be at least 1, got {requests}")
+    if reference_days < 1:
+        raise ValueError(f"reference_days must be at least 1, got {reference_days}")
+    chosen = tuple(MODEL_NAMES if models is None else dict.fromkeys(models))
+    unknown = [m for m in chosen if m not in MODEL_NAMES]
+    if unknown or not chosen:
+        raise ValueError(f"models must be some of {list(MODEL_NAMES)}, got {list(chosen)}")
     out_dir = Path(out_dir)
     files: list[Path] = []
     rows: dict[str, dict[str, int]] = {}
-    for model_name in MODELS:
+    for model_name in MODEL_NAMES:
         shutil.rmtree(out_dir / "incoming" / model_name, ignore_errors=True)
+    for model_name in (m for m in MODEL_NAMES if m in chosen):
         carried: pa.Table | None = None  # yesterday's late rows
         labels, outcomes = [], []
         n_predictions = 0
         for d in range(days):
-            traffic = simulate_day(model_name, d, requests, seed, start)
+            traffic = simulate_day(model_name, d, requests, seed, start, reference_days=reference_days)
             late = traffic.late if d < days - 1 else np.zeros_like(traffic.late)
             own = traffic.predictions.filter(pa.array(~late))
             table = own if carried is None else pa.concat_tables([own, carried])
             carried = traffic.predictions.filter(pa.array(late))
             date = start + dt.timedelta(days=d)
+            if model_name == MULTICLASS_MODEL and d == _map_day(reference_days):
+                table = to_scores_map(table, TASK_MODELS[model_name].classes)
             files.append(_write(table, partition_path(out_dir, model_name, "predictions", date)))
             n_predictions += table.num_rows
             labels.append(traffic.labels)
@@ -811,8 +1367,9 @@ def simulate(
         seed=seed,
         files=tuple(files),
         rows=rows,
-        incidents=incidents(days),
-        config_path=write_demo_config(out_dir, start, days),
+        incidents=incidents(days, reference_days, chosen),
+        config_path=write_demo_config(out_dir, start, days, chosen, reference_days),
+        reference_days=reference_days,
     )
     _write_manifest(summary)
     return summary
@@ -823,21 +1380,80 @@ def default_end(today: dt.date | None = None) -> dt.date:
     return (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=1)
 
 
-def write_demo_config(out_dir: Path, start: dt.date, days: int = DEFAULT_DAYS) -> Path:
-    """`<out>/demo_config.yaml`: the packaged demo config with its reference window moved to the first
-    REFERENCE_DAYS simulated days (fewer in a shorter run). The template is the config of a run from
-    DEFAULT_START; only the reference dates change, so comments and layout stay as shipped."""
-    end = start + dt.timedelta(days=min(REFERENCE_DAYS, days) - 1)
+# The task models' config blocks, appended to the packaged template (which describes the binary models
+# and which the tests load as the two-model config). Same layout; the reference dates are moved below.
+TASK_MODELS_CONFIG = """\
+  - name: delivery_time
+    task: regression
+    features:
+      numeric: [distance_km, items, hour, courier_load]
+      categorical: [region, vehicle]
+    segments: [region]
+    label_delay_days: 2
+    reference:
+      start: 2026-06-01
+      end: 2026-06-28
+    outcomes: [late_delivery]
+    owner: logistics-ml
+    thresholds: {}
+  - name: ticket_routing
+    task: multiclass_classification
+    classes: [billing, technical, account, shipping]
+    features:
+      numeric: [message_words, attachments, account_age_days]
+      categorical: [channel, language]
+    segments: [language, channel]
+    label_delay_days: 3
+    reference:
+      start: 2026-06-01
+      end: 2026-06-28
+    outcomes: [reassigned]
+    owner: support-ml
+    thresholds: {}
+"""
+_MODEL_BLOCK = re.compile(r"^  - name: (\S+)\n(?:(?!  - name: |\S).*\n|\n)*", re.MULTILINE)
+
+
+def demo_config_text(
+    start: dt.date,
+    days: int = DEFAULT_DAYS,
+    models: Iterable[str] | None = None,
+    reference_days: int = REFERENCE_DAYS,
+) -> str:
+    """The demo config for a run: the packaged template plus the task models' blocks, only the models
+    simulated, with every reference window moved to the first `reference_days` simulated days (fewer in
+    a shorter run). Only the reference dates and the model list differ from what is shipped, so
+    comments and layout stay as they are."""
+    chosen = set(MODEL_NAMES if models is None else models)
+    end = start + dt.timedelta(days=min(reference_days, days) - 1)
     text = DEMO_CONFIG_TEMPLATE.read_text()
+    head, sep, tail = text.partition("\nalerting:")
+    if not sep:
+        raise ValueError(f"{DEMO_CONFIG_TEMPLATE}: no top-level `alerting:` after the models")
+    head = head.rstrip("\n") + "\n" + TASK_MODELS_CONFIG.rstrip("\n")
+    head = _MODEL_BLOCK.sub(lambda m: m.group(0) if m.group(1) in chosen else "", head + "\n")
+    text = head.rstrip("\n") + sep + tail
+    text = text.replace("Demo config: two models", f"Demo config: {len(chosen)} model(s)", 1)
     pattern = re.compile(r"^(\s+reference:\s*\n\s+start:\s*)\S+(\s*\n\s+end:\s*)\S+", re.MULTILINE)
     text, count = pattern.subn(
         lambda m: f"{m.group(1)}{start.isoformat()}{m.group(2)}{end.isoformat()}", text
     )
     if count == 0:
         raise ValueError(f"{DEMO_CONFIG_TEMPLATE}: no `reference: start/end` block to move")
+    return text
+
+
+def write_demo_config(
+    out_dir: Path,
+    start: dt.date,
+    days: int = DEFAULT_DAYS,
+    models: Iterable[str] | None = None,
+    reference_days: int = REFERENCE_DAYS,
+) -> Path:
+    """`<out>/demo_config.yaml`: `demo_config_text` for the models and dates simulated."""
     path = Path(out_dir) / DEMO_CONFIG_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    path.write_text(demo_config_text(start, days, models, reference_days))
     return path
 
 
@@ -849,6 +1465,8 @@ def _write_manifest(summary: SimulationSummary) -> Path:
         "days": summary.days,
         "requests": summary.requests,
         "seed": summary.seed,
+        "models": list(summary.rows),
+        "reference_days": summary.reference_days,
         "config": summary.config_path.name if summary.config_path else None,
         "incidents": [
             {"model_name": i.model_name, "kind": i.kind, "first": a.isoformat(), "last": b.isoformat()}
@@ -964,6 +1582,10 @@ def simulate_live(
     Re-running rewrites the same files (earlier live files of the day are removed first)."""
     if speed <= 0 or step_minutes < 1:
         raise ValueError("speed must be > 0 and step_minutes >= 1")
+    models = list(models)
+    not_binary = [m for m in models if m not in MODELS]
+    if not_binary:  # the intraday watch is for binary models (docs/intraday.md)
+        raise ValueError(f"--live plays the binary demo models {list(MODELS)}, not {not_binary}")
     out_dir = Path(out_dir)
     tables = {m: live_table(m, day, start, requests, seed) for m in models}
     for model_name in tables:

@@ -44,3 +44,19 @@ def test_missing_demo_config_says_how_to_get_it(monkeypatch):
     monkeypatch.setattr(cfg, "DEFAULT_CONFIG_PATH", cfg.PROJECT_ROOT / "data" / "no-such-demo.yaml")
     with pytest.raises(cfg.ConfigError, match="make demo"):
         cfg.load_config(cfg.DEFAULT_CONFIG_PATH)
+
+
+def test_simulate_picks_models_and_refuses_live_task_models(tmp_path, capsys):
+    """`simulate --model` writes only the chosen demo models (and a config with only them); the live day is
+    for binary models, the intraday watch's only task; an unknown model is an error naming the known ones."""
+    out = tmp_path / "data"
+    args = ["simulate", "--start", "2026-06-01", "--days", "2", "--requests", "200", "--out", str(out)]
+    assert main([*args, "--model", "delivery_time", "--reference-days", "1"]) == 0
+    assert sorted(p.name for p in (out / "incoming").iterdir()) == ["delivery_time"]
+    config = (out / "demo_config.yaml").read_text()
+    assert "task: regression" in config and "credit_default" not in config
+    assert "start: 2026-06-01" in config and "end: 2026-06-01" in config  # one reference day
+    assert main([*args, "--model", "nope"]) == 2
+    assert "unknown demo model(s) ['nope']" in capsys.readouterr().out
+    assert main(["simulate", "--live", "--model", "delivery_time", "--out", str(out)]) == 2
+    assert "binary_classification models only" in capsys.readouterr().out

@@ -170,16 +170,21 @@ def test_layout_and_columns_follow_the_contract(full_run: tuple[Path, sim.Simula
         assert outcomes.schema == sim.OUTCOME_SCHEMA
         assert set(outcomes.column("outcome").to_pylist()) == set(model.outcomes)
         assert summary.rows[model.name]["predictions"] > 0
+    written = load_config(summary.config_path)
     for path in summary.files:
         rel = path.relative_to(out / "incoming").parts
-        assert rel[0] in config.model_names and rel[1] in {"predictions", "labels", "outcomes"}
+        assert rel[0] in written.model_names and rel[1] in {"predictions", "labels", "outcomes"}
         assert rel[2].startswith("date=") and rel[3] == "part-0.parquet"
 
 
-def test_demo_config_matches_the_simulated_window() -> None:
+def test_demo_config_matches_the_simulated_window(tmp_path: Path) -> None:
     config = load_config(sim.DEMO_CONFIG_TEMPLATE)
-    assert set(config.model_names) == set(sim.MODELS)
-    for model in config.models:
+    assert set(config.model_names) == set(sim.MODELS)  # the packaged template: the binary models
+    path = tmp_path / "demo_config.yaml"
+    path.write_text(sim.demo_config_text(START))
+    written = load_config(path)
+    assert written.model_names == list(sim.MODEL_NAMES)
+    for model in written.models:
         assert model.reference.start == START
         assert (model.reference.end - model.reference.start).days + 1 == sim.REFERENCE_DAYS
 
@@ -274,7 +279,7 @@ def test_late_rows_land_in_the_next_days_folder_with_their_own_ts(credit: pd.Dat
 
 
 def test_incidents_sit_at_documented_days_and_scale_with_the_run() -> None:
-    documented = {i.kind: i.dates(START) for i in sim.INCIDENTS}
+    documented = {i.kind: i.dates(START) for i in sim.INCIDENTS if i.model_name == "credit_default"}
     assert documented == {
         "dirty_rows": (dt.date(2026, 7, 1), dt.date(2026, 7, 1)),
         "unit_bug": (dt.date(2026, 7, 6), dt.date(2026, 7, 6)),
@@ -286,9 +291,9 @@ def test_incidents_sit_at_documented_days_and_scale_with_the_run() -> None:
         "latency_regression": (dt.date(2026, 8, 16), dt.date(2026, 8, 18)),
     }
     assert all(i.start_day >= sim.REFERENCE_DAYS for i in sim.INCIDENTS)
-    assert all(i.model_name == "credit_default" for i in sim.INCIDENTS)
+    assert {i.model_name for i in sim.INCIDENTS} == {"credit_default", "delivery_time", "ticket_routing"}
     assert sim.incidents(10) == ()
-    short = {i.kind: (i.start_day, i.end_day) for i in sim.incidents(60)}
+    short = {i.kind: (i.start_day, i.end_day) for i in sim.incidents(60, models=["credit_default"])}
     assert short == {
         "dirty_rows": (30, 30),
         "unit_bug": (35, 35),
@@ -448,12 +453,18 @@ def test_simulate_writes_the_config_and_manifest_of_its_own_dates(tmp_path: Path
     assert (manifest["start"], manifest["end"]) == (start, dt.date(2026, 10, 2))
     dirty = next(i for i in manifest["incidents"] if i["kind"] == sim.DIRTY_ROWS)
     assert dirty["first"] == dirty["last"] == "2026-10-02"  # day 30 of the plan
-    # Only the reference dates differ from the packaged config.
-    template = sim.DEMO_CONFIG_TEMPLATE.read_text().splitlines()
+    # Only the reference dates (and the header's model count) differ from the packaged config plus the
+    # task models' blocks.
+    template = (
+        sim.DEMO_CONFIG_TEMPLATE.read_text().replace(
+            "\nalerting:", "\n" + sim.TASK_MODELS_CONFIG.rstrip() + "\nalerting:"
+        )
+    ).splitlines()
     written = summary.config_path.read_text().splitlines()
     changed = [(a, b) for a, b in zip(template, written, strict=True) if a != b]
-    assert {a.split(":")[0].strip() for a, _ in changed} == {"start", "end"}
-    assert len(changed) == 2 * len(config.models)
+    assert {a.split(":")[0].strip() for a, _ in changed[1:]} == {"start", "end"}
+    assert changed[0][1].startswith("# Demo config: 4 model(s)")
+    assert len(changed) == 1 + 2 * len(config.models)
 
 
 def test_a_short_run_has_a_reference_inside_it(tmp_path: Path) -> None:
@@ -619,3 +630,242 @@ def test_simulate_live_stopped_by_a_signal_removes_its_clock(tmp_path: Path) -> 
             "part-live-*"
         )
     )
+
+
+# --------------------------------------------------------------------------- regression and multiclass models
+
+TASKS = ("delivery_time", "ticket_routing")
+SHORT_REF = 7  # reference days of the task-model runs below: their incidents follow it
+
+
+@pytest.fixture(scope="module")
+def task_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, sim.SimulationSummary]:
+    out = tmp_path_factory.mktemp("tasks")
+    return out, sim.simulate(out, days=24, requests=1000, models=TASKS, reference_days=SHORT_REF)
+
+
+def task_day(
+    model: str, day: int, requests: int = 5000, inject: tuple[str, ...] | None = None
+) -> pd.DataFrame:
+    """One task-model day in memory (demo reference), ok rows joined to every label and outcome."""
+    traffic = sim.simulate_day(model, day, requests, inject=inject)
+    rows = traffic.predictions.to_pandas()
+    rows = rows[rows["status"] == "ok"]
+    outcomes = traffic.outcomes.to_pandas()[["request_id", "value"]]
+    return rows.merge(traffic.labels.to_pandas(), on="request_id").merge(outcomes, on="request_id")
+
+
+def test_task_models_are_picked_and_their_config_declares_them(
+    task_run: tuple[Path, sim.SimulationSummary],
+) -> None:
+    out, summary = task_run
+    assert sorted(p.name for p in (out / "incoming").iterdir()) == sorted(TASKS)
+    config = load_config(summary.config_path)
+    assert config.model_names == list(TASKS)
+    delivery, tickets = config.model("delivery_time"), config.model("ticket_routing")
+    assert (
+        delivery.is_regression and delivery.outcomes == ["late_delivery"] and delivery.segments == ["region"]
+    )
+    assert tickets.is_multiclass and tickets.classes == list(sim.TICKET_CLASSES)
+    assert tickets.outcomes == ["reassigned"] and tickets.segments == ["language", "channel"]
+    for model in config.models:
+        assert (model.reference.start, model.reference.end) == (
+            START,
+            START + dt.timedelta(days=SHORT_REF - 1),
+        )
+    manifest = sim.read_manifest(out)
+    assert manifest["models"] == list(TASKS) and manifest["reference_days"] == SHORT_REF
+    kinds = {(i["model_name"], i["kind"]): i["first"] for i in manifest["incidents"]}
+    assert kinds == {
+        ("delivery_time", "dirty_rows"): "2026-06-11",
+        ("delivery_time", "feature_shift"): "2026-06-15",
+        ("ticket_routing", "dirty_rows"): "2026-06-11",
+        ("ticket_routing", "class_degradation"): "2026-06-17",
+    }
+    with pytest.raises(ValueError, match="models"):
+        sim.simulate(out / "x", days=2, models=["fraud"])
+
+
+def test_adding_the_task_models_leaves_the_binary_traffic_untouched(tmp_path: Path) -> None:
+    sim.simulate(tmp_path / "binary", days=4, requests=SMALL, models=["credit_default", "churn_propensity"])
+    sim.simulate(tmp_path / "all", days=4, requests=SMALL)
+    binary, everything = digests(tmp_path / "binary"), digests(tmp_path / "all")
+    assert binary and all(everything[key] == value for key, value in binary.items())
+    assert {key.split("/")[1] for key in everything} == set(sim.MODEL_NAMES)
+
+
+def test_task_logs_follow_the_contract(task_run: tuple[Path, sim.SimulationSummary]) -> None:
+    out, summary = task_run
+    config = load_config(summary.config_path)
+    delivery = read_kind(out, "delivery_time", "predictions")
+    assert "prediction" not in delivery.columns  # regression: the decision column may be absent
+    assert list(delivery.columns[:-1]) == [
+        *sim.task_prediction_schema("delivery_time").names[:6],
+        *config.model("delivery_time").input_columns,
+        "score",
+        "latency_ms",
+        "status",
+    ]
+    ok = delivery[(delivery["status"] == "ok")]
+    finite = ok[np.isfinite(ok["score"])]
+    assert len(ok) - len(finite) == sim.TASK_DIRTY_PREDICTIONS  # the dirty day's, nothing else
+    assert finite["score"].between(5, 200).mean() > 0.999
+    assert delivery.loc[delivery["status"] == "error", "score"].isna().all()
+    assert set(delivery["hour"]) <= set(range(24))
+    assert (delivery["hour"] == delivery["ts"].dt.hour).all()
+    tickets = read_kind(out, "ticket_routing", "predictions")
+    columns = [f"score__{c}" for c in sim.TICKET_CLASSES]
+    assert "score" not in tickets.columns
+    assert set(tickets["role"]) == {"champion", "shadow"} and set(tickets["model_version"]) == {"v7", "v8"}
+    ok = tickets[(tickets["status"] == "ok") & tickets[columns].notna().all(axis=1)]
+    assert np.abs(ok[columns].sum(axis=1) - 1).max() < 1e-4
+    assert (
+        ok["prediction"] == np.asarray(sim.TICKET_CLASSES)[ok[columns].to_numpy().argmax(axis=1)]
+    ).mean() > 0.99
+
+
+def test_one_ticket_day_logs_the_scores_map_instead(task_run: tuple[Path, sim.SimulationSummary]) -> None:
+    out, _ = task_run
+    map_day = START + dt.timedelta(days=SHORT_REF + sim.SCORES_MAP_OFFSET)
+    for day in range(24):
+        date = START + dt.timedelta(days=day)
+        schema = pq.read_schema(sim.partition_path(out, "ticket_routing", "predictions", date))
+        assert ("scores" in schema.names) == (date == map_day)
+        assert ("score__shipping" in schema.names) == (date != map_day)
+    table = pq.read_table(sim.partition_path(out, "ticket_routing", "predictions", map_day))
+    assert table.schema.field("scores").type == pa.map_(pa.string(), pa.float64())
+    frame = table.to_pandas()
+    ok = frame[frame["status"] == "ok"]
+    maps = [dict(m) for m in ok["scores"]]
+    assert all(list(m) == list(sim.TICKET_CLASSES) for m in maps)
+    assert max(abs(sum(m.values()) - 1) for m in maps) < 1e-4
+    assert frame.loc[frame["status"] == "error", "scores"].isna().all()
+    # the same numbers as the column form of that day
+    day = sim.simulate_day(
+        "ticket_routing", SHORT_REF + 1, 1000, reference_days=SHORT_REF
+    ).predictions.to_pandas()
+    first = day.set_index("prediction_id").loc[ok["prediction_id"].iloc[0]]
+    assert [first[f"score__{c}"] for c in sim.TICKET_CLASSES] == list(maps[0].values())
+
+
+def test_task_labels_and_outcomes_arrive_after_their_delay(
+    task_run: tuple[Path, sim.SimulationSummary],
+) -> None:
+    out, _ = task_run
+    for model, delay, kind in (
+        ("delivery_time", (1, 2), pa.float64()),
+        ("ticket_routing", (1, 3), pa.string()),
+    ):
+        predictions = read_kind(out, model, "predictions").drop_duplicates("request_id")
+        labels = read_kind(out, model, "labels")
+        assert (
+            pq.read_schema(next((out / "incoming" / model / "labels").rglob("*.parquet"))).field("label").type
+            == kind
+        )
+        joined = labels.merge(predictions[["request_id", "ts"]], on="request_id")
+        assert len(joined) == len(labels)
+        lag = (joined["label_ts"] - joined["ts"]).dt.total_seconds() / 86_400
+        assert delay[0] <= lag.min() and lag.max() <= delay[1]
+        assert (joined["label_ts"].dt.date == joined["folder"]).all()
+        outcomes = read_kind(out, model, "outcomes")
+        assert set(outcomes["outcome"]) == set(load_config(out / "demo_config.yaml").model(model).outcomes)
+        assert set(outcomes["value"]) == {0.0, 1.0}
+        assert set(outcomes["request_id"]) <= set(labels["request_id"])
+
+
+def test_task_dirty_rows_sit_on_their_day_only(task_run: tuple[Path, sim.SimulationSummary]) -> None:
+    out, _ = task_run
+    dirty_day = SHORT_REF + 3
+    delivery = read_kind(out, "delivery_time", "predictions")
+    delivery["day"] = day_index(delivery["ts"])
+    infinite = delivery[np.isinf(delivery["score"])]
+    assert len(infinite) == sim.TASK_DIRTY_PREDICTIONS and set(infinite["day"]) == {dirty_day}
+    assert set(infinite["role"]) == {"champion"} and set(infinite["status"]) == {"ok"}
+    tickets = read_kind(out, "ticket_routing", "predictions")
+    tickets["day"] = day_index(tickets["ts"])
+    unknown = tickets[~tickets["prediction"].isin([*sim.TICKET_CLASSES, None])]
+    assert set(unknown["prediction"]) == {sim.UNKNOWN_CLASS} and set(unknown["day"]) == {dirty_day}
+    assert len(unknown) == sim.TASK_DIRTY_PREDICTIONS
+    for frame in (delivery, tickets):
+        duplicated = frame[frame["prediction_id"].duplicated()]
+        assert len(duplicated) == sim.TASK_DIRTY_DUPLICATES and set(duplicated["day"]) == {dirty_day}
+    labels = read_kind(out, "delivery_time", "labels")
+    assert labels["label"].isna().sum() == sim.TASK_DIRTY_LABELS
+    assert (read_kind(out, "ticket_routing", "labels")["label"] == sim.UNKNOWN_LABEL_CLASS).sum() == (
+        sim.TASK_DIRTY_LABELS
+    )
+
+
+def test_delivery_model_is_accurate_until_couriers_run_short() -> None:
+    quiet = pd.concat([task_day("delivery_time", d) for d in (10, 11, 12)])
+    shifted = pd.concat([task_day("delivery_time", d) for d in (36, 37, 38)])
+    counterfactual = pd.concat([task_day("delivery_time", d, inject=(sim.DIRTY_ROWS,)) for d in (36, 37, 38)])
+    from sklearn.metrics import mean_absolute_error, root_mean_squared_error
+
+    def errors(frame: pd.DataFrame) -> tuple[float, float, float]:
+        return (
+            mean_absolute_error(frame["label"], frame["score"]),
+            root_mean_squared_error(frame["label"], frame["score"]),
+            float((frame["score"] - frame["label"]).mean()),
+        )
+
+    mae, rmse, bias = errors(quiet)
+    assert 4.0 < mae < 5.3 and 5.3 < rmse < 7.0 and abs(bias) < 0.3
+    assert 0.03 < quiet["value"].mean() < 0.08  # late_delivery
+    shifted_mae, shifted_rmse, shifted_bias = errors(shifted)
+    assert shifted_mae > 1.3 * mae and shifted_rmse > 1.6 * rmse and shifted_bias < -1.5
+    assert shifted["value"].mean() > 2 * quiet["value"].mean()
+    assert shifted["courier_load"].mean() == pytest.approx(
+        sim.LOAD_SHIFT_FACTOR * quiet["courier_load"].mean(), rel=0.05
+    )
+    assert errors(counterfactual)[0] == pytest.approx(mae, rel=0.08)  # the same days without the shift
+    assert (counterfactual["distance_km"].to_numpy() == shifted["distance_km"].to_numpy()).all()
+    after = pd.concat([task_day("delivery_time", d) for d in (50, 51)])
+    assert errors(after)[0] == pytest.approx(mae, rel=0.08)  # the incident ends on day 48
+
+
+def test_ticket_router_is_calibrated_shadow_better_until_shipping_changes() -> None:
+    from sklearn.metrics import accuracy_score, recall_score
+
+    classes = list(sim.TICKET_CLASSES)
+    columns = [f"score__{c}" for c in classes]
+    quiet = pd.concat([task_day("ticket_routing", d) for d in (10, 11, 12)])
+    changed = pd.concat([task_day("ticket_routing", d) for d in (40, 41, 42)])
+
+    def scores(frame: pd.DataFrame, version: str) -> tuple[float, np.ndarray, float]:
+        rows = frame[frame["model_version"] == version]
+        recall = recall_score(rows["label"], rows["prediction"], labels=classes, average=None)
+        return (
+            accuracy_score(rows["label"], rows["prediction"]),
+            recall,
+            float(rows[columns].max(axis=1).mean()),
+        )
+
+    accuracy, recall, confidence = scores(quiet, "v7")
+    shadow_accuracy, shadow_recall, _ = scores(quiet, "v8")
+    assert 0.75 < accuracy < 0.83 and confidence == pytest.approx(accuracy, abs=0.02)  # calibrated
+    assert 0.02 < shadow_accuracy - accuracy < 0.07 and (shadow_recall >= recall - 0.02).all()
+    shares = quiet[quiet["model_version"] == "v7"]["label"].value_counts(normalize=True)
+    assert shares.min() > 0.15 and shares.max() < 0.4
+    changed_accuracy, changed_recall, changed_confidence = scores(changed, "v7")
+    shipping = classes.index("shipping")
+    assert recall[shipping] - changed_recall[shipping] > 0.2
+    others = [i for i in range(len(classes)) if i != shipping]
+    before = pd.concat([task_day("ticket_routing", d, inject=()) for d in (40, 41, 42)])
+    _, before_recall, _ = scores(before, "v7")  # the same days without the change
+    assert (changed_recall[others] == before_recall[others]).all()  # other classes' tickets are untouched
+    assert before_recall[shipping] - changed_recall[shipping] > 0.2
+    assert accuracy - changed_accuracy > 0.04
+    assert abs(changed_confidence - confidence) < 0.03  # CBPE cannot see a concept change
+    assert scores(changed, "v8")[1][shipping] < shadow_recall[shipping] - 0.2  # the shadow suffers too
+    new_shares = changed[changed["model_version"] == "v7"]["label"].value_counts(normalize=True)
+    assert (new_shares - shares).abs().max() < 0.03  # the true class mix does not move
+    reassigned = quiet[quiet["model_version"] == "v7"]["value"].mean()
+    assert reassigned == pytest.approx(1 - accuracy, abs=0.03)
+    assert changed[changed["model_version"] == "v7"]["value"].mean() > reassigned + 0.03
+
+
+def test_live_days_are_for_the_binary_models(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="binary"):
+        sim.simulate_live(tmp_path, START, START, models=["delivery_time"], sleep=lambda s: None)
+    assert not (tmp_path / sim.LIVE_CLOCK_NAME).exists()

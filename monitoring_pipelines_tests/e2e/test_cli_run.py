@@ -43,7 +43,10 @@ def demo_run(tmp_path_factory):
     env = {**os.environ, "DAGSTER_HOME": str(home), "MONITORING_CONFIG": str(config)}
     for name in ("MONITORING_WEBHOOK_URL", "MONITORING_DATA_DIR", "MONITORING_WAREHOUSE"):
         env.pop(name, None)
-    done = _cli(["demo", "--start", "2026-06-01", "--days", "36", "--requests", "700", "--quiet"], env)
+    binary = ["--model", "credit_default", "--model", "churn_propensity"]  # the task models: test_tasks_e2e
+    done = _cli(
+        ["demo", "--start", "2026-06-01", "--days", "36", "--requests", "700", "--quiet", *binary], env
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return {
         "env": env,

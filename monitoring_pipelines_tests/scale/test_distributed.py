@@ -97,7 +97,9 @@ def runs(tmp_path_factory) -> Iterator[dict]:
     data = root / "data"
     env = _base_env()
     simulated = _cli(
-        ["simulate", "--start", START, "--days", "3", "--requests", "300", "--out", str(data)], env
+        ["simulate", "--start", START, "--days", "3", "--requests", "300", "--out", str(data)]
+        + ["--model", "credit_default", "--model", "churn_propensity"],
+        env,
     )
     assert simulated.returncode == 0, simulated.stdout + simulated.stderr
     single_config = data / "demo_config.yaml"
