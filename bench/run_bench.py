@@ -1,6 +1,6 @@
 """The production-speed bench: whole `monitoring-pipelines` processes, timed end to end.
 
-    .venv/bin/python bench/run_bench.py            # every case (about 25 minutes on 2 cores)
+    .venv/bin/python bench/run_bench.py            # every case (about 30 minutes on 2 cores)
     .venv/bin/python bench/run_bench.py --only day_1m,backfill
 
 Each case writes its own workload (bench/workload.py, or the demo simulator for the backfill) into a
@@ -44,6 +44,11 @@ TARGETS = {
     "day_1m_warm_s": 10.0,
     "day_1m_peak_rss_mb": 1536.0,
     "day_1m_shadow_warm_s": 15.0,
+    # issue #15: the same model-day for a regression and a 4-class multiclass model, the same targets
+    "day_1m_regression_warm_s": 10.0,
+    "day_1m_regression_peak_rss_mb": 1536.0,
+    "day_1m_multiclass_warm_s": 10.0,
+    "day_1m_multiclass_peak_rss_mb": 1536.0,
     "day_10m_warm_s": 90.0,
     "day_10m_peak_rss_mb": 2048.0,
     "reference_7m_s": 30.0,
@@ -162,11 +167,18 @@ class Case:
             return {"error": done.stderr[-300:]}
 
 
-def day_case(root: Path, name: str, rows: int, reference_rows: int, shadow: bool = False) -> dict[str, Any]:
+def day_case(
+    root: Path,
+    name: str,
+    rows: int,
+    reference_rows: int,
+    shadow: bool = False,
+    task: str = workload.BINARY,
+) -> dict[str, Any]:
     case = Case(root, name)
     if not (case.dir / "config.yaml").exists():
-        print(f"[{name}] generating {rows:,} rows (+{reference_rows:,} reference)", flush=True)
-        workload.generate(case.dir, rows, reference_rows, days=1, shadow=shadow)
+        print(f"[{name}] generating {rows:,} {task} rows (+{reference_rows:,} reference)", flush=True)
+        workload.generate(case.dir, rows, reference_rows, days=1, shadow=shadow, task=task)
     case.fresh()
     args = ("run", "--start", DAY.isoformat(), "--end", DAY.isoformat(), "--quiet")
     cold = case.cli(*args, "--no-dashboard")
@@ -179,6 +191,7 @@ def day_case(root: Path, name: str, rows: int, reference_rows: int, shadow: bool
     steps = case.step_seconds()
     with_dashboard = case.cli(*args)
     result = {
+        "task": task,
         "rows": rows,
         "shadow_rows": rows if shadow else 0,
         "reference_rows": reference_rows,
@@ -308,6 +321,10 @@ def check(results: dict[str, Any]) -> dict[str, Any]:
         "day_1m_warm_s": ("day_1m", "warm", "wall_s"),
         "day_1m_peak_rss_mb": ("day_1m", "warm", "peak_rss_mb"),
         "day_1m_shadow_warm_s": ("day_1m_shadow", "warm", "wall_s"),
+        "day_1m_regression_warm_s": ("day_1m_regression", "warm", "wall_s"),
+        "day_1m_regression_peak_rss_mb": ("day_1m_regression", "warm", "peak_rss_mb"),
+        "day_1m_multiclass_warm_s": ("day_1m_multiclass", "warm", "wall_s"),
+        "day_1m_multiclass_peak_rss_mb": ("day_1m_multiclass", "warm", "peak_rss_mb"),
         "day_10m_warm_s": ("day_10m", "warm", "wall_s"),
         "day_10m_peak_rss_mb": ("day_10m", "warm", "peak_rss_mb"),
         "reference_7m_s": ("reference_7m", "build", "wall_s"),
@@ -329,6 +346,8 @@ CASES = (
     "day_100k",
     "day_1m",
     "day_1m_shadow",
+    "day_1m_regression",
+    "day_1m_multiclass",
     "day_10m",
     "reference_7m",
     "fixed_cost",
@@ -357,6 +376,12 @@ def main() -> int:
         "day_100k": lambda: day_case(args.work, "day_100k", 100_000, 1_000_000),
         "day_1m": lambda: day_case(args.work, "day_1m", 1_000_000, 1_000_000),
         "day_1m_shadow": lambda: day_case(args.work, "day_1m_shadow", 1_000_000, 1_000_000, shadow=True),
+        "day_1m_regression": lambda: day_case(
+            args.work, "day_1m_regression", 1_000_000, 1_000_000, task=workload.REGRESSION
+        ),
+        "day_1m_multiclass": lambda: day_case(
+            args.work, "day_1m_multiclass", 1_000_000, 1_000_000, task=workload.MULTICLASS
+        ),
         "day_10m": lambda: day_case(args.work, "day_10m", 10_000_000, 1_000_000),
         "reference_7m": lambda: reference_case(args.work, 7_000_000),
         "fixed_cost": lambda: fixed_cost_case(args.work),

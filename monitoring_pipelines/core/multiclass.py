@@ -312,7 +312,12 @@ def _drawn_confusions(probs: np.ndarray, p_idx: np.ndarray, k: int, samples: int
             continue
         mean = column.sum(axis=0)
         cov = np.diag(mean) - column.T @ column
-        out[:, :, j] = np.clip(rng.multivariate_normal(mean, cov, size=samples, method="eigh"), 0, None)
+        # singular by construction (each row's probabilities sum to 1): a tiny negative eigenvalue from
+        # rounding is not an invalid covariance, so numpy's warning about it is not raised
+        draws = rng.multivariate_normal(
+            mean, (cov + cov.T) / 2, size=samples, method="eigh", check_valid="ignore"
+        )
+        out[:, :, j] = np.clip(draws, 0, None)
     return out
 
 
