@@ -93,8 +93,9 @@ def test_index_shows_the_business_outcome_beside_model_quality(site) -> None:
     side = card[card.index('<div class="side-by-side">') :]
     quality, outcome = side.index("Model quality"), side.index("Business outcome")
     assert quality < outcome
+    # the band of 28 reference days: mean ± 3.36·σ (the checks' prediction interval)
     assert re.search(r"AUC \(ranking quality\): 0\.8\d+</div><div class=\"kpi-note\">within its usual range "
-                     r"\(0\.7864 to 0\.8536\), on 23 Jun 2026", side)  # fmt: skip (28 days: ± 3.36·σ)
+                     r"\(0\.7864 to 0\.8536\), on 23 Jun 2026", side)  # fmt: skip
     assert re.search(r"repaid rate: 9\d\.\d%</div><div class=\"kpi-note\">within its usual range \(87\.6% to "
                      r"94\.4%\), on 30 Jun 2026", side)  # fmt: skip
     assert side.count('class="chart"') == 2  # a small trend of each, with the usual range
