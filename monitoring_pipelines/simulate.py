@@ -710,6 +710,37 @@ def _add_dirty_rows(rng: np.random.Generator, rows: dict[str, np.ndarray]) -> di
     return {key: np.concatenate([rows[key], copies[key]]) for key in rows}
 
 
+def _logged_columns(
+    model_name: str,
+    features: Iterable[_Column],
+    rows: dict[str, np.ndarray],
+    request_id: np.ndarray,
+    ts: np.ndarray,
+    values_of: dict[str, np.ndarray],
+) -> list[pa.Array]:
+    """The keys of every logged row (prediction_id, request_id, model_name, model_version, role, ts) and
+    its feature columns (a category's index as its name; a NaN float as null), in the log's order."""
+    req = rows["request"]
+    prediction_id = np.strings.add(np.strings.add(request_id[req], "-"), rows["model_version"].astype(str))
+    columns: list[pa.Array] = [
+        pa.array(prediction_id, pa.string()),
+        pa.array(request_id[req], pa.string()),
+        pa.array(np.full(len(req), model_name), pa.string()),
+        pa.array(rows["model_version"], pa.string()),
+        pa.array(rows["role"], pa.string()),
+        pa.array(ts[req], pa.int64()).cast(TS_TYPE),
+    ]
+    for column in features:
+        values = values_of[column.name][req]
+        if column.categories:
+            columns.append(pa.array(np.asarray(column.categories)[values], pa.string()))
+        elif pa.types.is_floating(column.type):
+            columns.append(pa.array(values, column.type, mask=np.isnan(values)))
+        else:
+            columns.append(pa.array(values, column.type))
+    return columns
+
+
 def _prediction_table(
     traffic: _Traffic,
     rows: dict[str, np.ndarray],
@@ -718,24 +749,8 @@ def _prediction_table(
     logged: dict[str, np.ndarray],
 ) -> pa.Table:
     """The prediction log (contract §1): error rows have null score and prediction."""
-    req, error = rows["request"], rows["error"]
-    prediction_id = np.strings.add(np.strings.add(request_id[req], "-"), rows["model_version"].astype(str))
-    columns: list[pa.Array] = [
-        pa.array(prediction_id, pa.string()),
-        pa.array(request_id[req], pa.string()),
-        pa.array(np.full(len(req), traffic.name), pa.string()),
-        pa.array(rows["model_version"], pa.string()),
-        pa.array(rows["role"], pa.string()),
-        pa.array(ts[req], pa.int64()).cast(TS_TYPE),
-    ]
-    for column in traffic.columns:
-        values = logged[column.name][req]
-        if column.categories:
-            columns.append(pa.array(np.asarray(column.categories)[values], pa.string()))
-        elif pa.types.is_floating(column.type):
-            columns.append(pa.array(values, column.type, mask=np.isnan(values)))
-        else:
-            columns.append(pa.array(values, column.type))
+    error = rows["error"]
+    columns = _logged_columns(traffic.name, traffic.columns, rows, request_id, ts, logged)
     columns += [
         pa.array(rows["score"], pa.float64(), mask=error),
         pa.array((rows["score"] >= traffic.threshold).astype(np.int64), pa.int64(), mask=error),
@@ -1131,22 +1146,8 @@ def _task_prediction_table(
     ts: np.ndarray,
     f: dict[str, np.ndarray],
 ) -> pa.Table:
-    req, error = rows["request"], rows["error"]
-    prediction_id = np.strings.add(np.strings.add(request_id[req], "-"), rows["model_version"].astype(str))
-    columns: list[pa.Array] = [
-        pa.array(prediction_id, pa.string()),
-        pa.array(request_id[req], pa.string()),
-        pa.array(np.full(len(req), traffic.name), pa.string()),
-        pa.array(rows["model_version"], pa.string()),
-        pa.array(rows["role"], pa.string()),
-        pa.array(ts[req], pa.int64()).cast(TS_TYPE),
-    ]
-    for column in traffic.columns:
-        values = f[column.name][req]
-        if column.categories:
-            columns.append(pa.array(np.asarray(column.categories)[values], pa.string()))
-        else:
-            columns.append(pa.array(values, column.type))
+    error = rows["error"]
+    columns = _logged_columns(traffic.name, traffic.columns, rows, request_id, ts, f)
     if traffic.classes:
         proba = rows["value"]
         names = np.asarray(traffic.classes, dtype=object)[proba.argmax(axis=1)]

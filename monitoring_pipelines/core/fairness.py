@@ -223,21 +223,7 @@ def _group_metrics(
         half = z_value(confidence) * np.sqrt(np.clip(var, 0, None) / n_lab)
     results["calibration_gap"] = (mean, mean - half, mean + half, n_lab)
 
-    # value-major layout: every metric of the first value, then the next value, ...
-    k = len(VALUE_METRICS)
-    stacked = np.stack([np.stack(results[m]) for m in VALUE_METRICS], axis=2)  # (4, groups, k)
-    return pd.DataFrame(
-        {
-            "segment_value": np.repeat(np.asarray(uniques, dtype=object), k),
-            "metric": np.tile(np.array(VALUE_METRICS, dtype=object), groups),
-            "value": stacked[0].ravel(),
-            "ci_low": stacked[1].ravel(),
-            "ci_high": stacked[2].ravel(),
-            "n": stacked[3].ravel().astype("int64"),
-            "rows": np.repeat(rows, k).astype("int64"),
-            "labelled": np.repeat(n_lab, k).astype("int64"),
-        }
-    )
+    return task_subgroups.long_rows(uniques, {m: results[m] for m in VALUE_METRICS}, rows, n_lab)
 
 
 def overall_metrics(day: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:

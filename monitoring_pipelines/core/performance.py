@@ -278,7 +278,6 @@ def daily_performance(
     has_label = np.isin(label, (0.0, 1.0))
     n_scored = int(scored.sum())
     n_labelled = int(has_label.sum())
-    fraction = n_labelled / n_scored if n_scored else float("nan")
 
     frames = []
     if n_labelled:
@@ -292,31 +291,29 @@ def daily_performance(
     calibration = calibration or UNCALIBRATED
     trust = estimate_trust(score, support)
     note = estimate_note(calibration, trust)
-    estimated = estimate_metrics(score, prediction, calibration=calibration)
-    frames.append(estimated.assign(estimated=True, trusted=trust.trusted, estimate_note=note))
-    out = pd.concat(frames, ignore_index=True).assign(labelled_fraction=fraction)
-    out = out.reindex(columns=PERFORMANCE_TABLE_COLUMNS)
-    is_estimate = out["estimated"].to_numpy(dtype=bool)
-    out["trusted"] = pd.array(np.where(is_estimate, trust.trusted, None), dtype="boolean")
-    out["estimate_note"] = pd.Series(np.where(is_estimate, note, None), dtype=object)
-    out = out.astype({"n": "int64", "estimated": bool, "labelled_fraction": float})
-    out.attrs = {
+    frames.append(estimate_metrics(score, prediction, calibration=calibration).assign(estimated=True))
+    counts = _counts(rows, n_scored, n_labelled, trust.outside_share, invalid_labels)
+    return _finish(frames, trust.trusted, note, counts)
+
+
+def _counts(
+    rows: int, scored: int, labelled: int, outside_support: float, invalid_labels: int = 0
+) -> dict[str, Any]:
+    """The counts a day's metrics carry in `.attrs` (every task the same)."""
+    return {
         "rows": rows,
-        "scored": n_scored,
-        "dropped_scores": int(rows - n_scored),
-        "labelled": n_labelled,
+        "scored": scored,
+        "dropped_scores": int(rows - scored),
+        "labelled": labelled,
         "invalid_labels": invalid_labels,
-        "trusted": trust.trusted,
-        "outside_support": trust.outside_share,
-        "estimate_note": note,
+        "outside_support": outside_support,
     }
-    return out
 
 
-def _finish(
-    frames: list[pd.DataFrame], fraction: float, trusted: bool, note: str, attrs: dict[str, Any]
-) -> pd.DataFrame:
-    """The day's rows in table layout: estimate columns set on estimated rows only, `.attrs` the counts."""
+def _finish(frames: list[pd.DataFrame], trusted: bool, note: str, attrs: dict[str, Any]) -> pd.DataFrame:
+    """The day's rows in table layout: labelled_fraction from the counts, estimate columns set on estimated
+    rows only, `.attrs` the counts with the trust."""
+    fraction = attrs["labelled"] / attrs["scored"] if attrs["scored"] else float("nan")
     frames = [f for f in frames if len(f)]
     out = (
         pd.concat(frames, ignore_index=True)
@@ -373,16 +370,7 @@ def regression_performance(
     else:
         trusted, outside = True, float("nan")
         note = "no estimate: the reference has too few labelled rows for direct loss estimation"
-    fraction = n_labelled / n_scored if n_scored else float("nan")
-    attrs = {
-        "rows": rows,
-        "scored": n_scored,
-        "dropped_scores": rows - n_scored,
-        "labelled": n_labelled,
-        "invalid_labels": 0,
-        "outside_support": outside,
-    }
-    return _finish(frames, fraction, trusted, note, attrs)
+    return _finish(frames, trusted, note, _counts(rows, n_scored, n_labelled, outside))
 
 
 def class_indices(values: Any, k: int) -> np.ndarray:
@@ -470,16 +458,7 @@ def multiclass_performance(
         frames.append(estimated.assign(estimated=True))
     else:
         note = "no estimate: the day has no score__<class> probabilities"
-    fraction = n_labelled / n_scored if n_scored else float("nan")
-    attrs = {
-        "rows": rows,
-        "scored": n_scored,
-        "dropped_scores": rows - n_scored,
-        "labelled": n_labelled,
-        "invalid_labels": 0,
-        "outside_support": trust.outside_share,
-    }
-    return _finish(frames, fraction, trust.trusted, note, attrs)
+    return _finish(frames, trust.trusted, note, _counts(rows, n_scored, n_labelled, trust.outside_share))
 
 
 def confusion_matrix_rows(day: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:

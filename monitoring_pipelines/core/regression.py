@@ -27,7 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from monitoring_pipelines.core.estimation import METRIC_COLUMNS, ScoreSupport, estimate_trust
-from monitoring_pipelines.core.stats import mean_interval, to_float_array, z_value
+from monitoring_pipelines.core.stats import bootstrap_means, mean_interval, to_float_array, z_value
 
 REGRESSION_METRICS: tuple[str, ...] = ("mae", "rmse", "median_ae", "mape", "smape", "r2", "bias")
 REGRESSION_ESTIMATED_METRICS: tuple[str, ...] = ("mae", "rmse")
@@ -246,12 +246,7 @@ def paired_error_comparison(
     if n < 2:
         return out
     out["delta_mae"] = float(d.mean())
-    rng = np.random.default_rng(seed)
-    means = np.empty(samples)
-    block = max(1, 2_000_000 // n)
-    for start in range(0, samples, block):
-        stop = min(samples, start + block)
-        means[start:stop] = d[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    means = bootstrap_means(d[None, :], samples, np.random.default_rng(seed))[:, 0]
     alpha = 1.0 - confidence
     out["ci_low"], out["ci_high"] = (float(v) for v in np.quantile(means, [alpha / 2, 1 - alpha / 2]))
     if np.any(d != 0):

@@ -48,6 +48,7 @@ from monitoring_pipelines.core.formatting import fmt, json_float
 from monitoring_pipelines.core.performance import HIGHER_IS_BETTER
 from monitoring_pipelines.core.regression import REGRESSION_HIGHER_IS_BETTER, paired_error_comparison
 from monitoring_pipelines.core.stats import (
+    bootstrap_means,
     delong_covariance,
     log_loss_terms,
     midranks,
@@ -335,6 +336,25 @@ def _rate(metric: str, successes: int, n: int, confidence: float) -> dict[str, A
     return _row(metric, math.nan, math.nan, math.nan, float(low), float(high), math.nan, n, float(value))
 
 
+def _mean_score_row(cs: np.ndarray, ss: np.ndarray, conf: float) -> dict[str, Any]:
+    """`mean_score`: the shift of the mean score (probability, predicted value or top-label confidence), paired t."""
+    return _row("mean_score", cs.mean(), ss.mean(), *paired_mean_difference(ss - cs, conf), cs.size)
+
+
+def _spearman_row(cs: np.ndarray, ss: np.ndarray, conf: float) -> dict[str, Any]:
+    """`score_spearman`: how alike the two sides rank the requests."""
+    r, r_low, r_high = spearman_interval(cs, ss, conf)
+    return _row("score_spearman", math.nan, math.nan, math.nan, r_low, r_high, math.nan, cs.size, r)
+
+
+def _correctness_row(metric: str, right_c: np.ndarray, right_s: np.ndarray, conf: float) -> dict[str, Any]:
+    """A share of rows each side got right (accuracy, or recall over one class's rows): the paired
+    difference with McNemar on the rows where exactly one side is right."""
+    better, worse = int(np.sum(right_s & ~right_c)), int(np.sum(right_c & ~right_s))
+    diff = paired_proportion_difference(better, worse, right_c.size, conf)
+    return _row(metric, right_c.mean(), right_s.mean(), *diff, right_c.size)
+
+
 def _quality_rows(
     arrays: dict[str, np.ndarray],
     thresholds: ShadowThresholds,
@@ -366,10 +386,9 @@ def _quality_rows(
         diff = paired_proportion_difference(up, down, n, conf)
         out.append(_row("positive_rate", cp.mean(), sp.mean(), *diff, n))
     if want("mean_score"):
-        out.append(_row("mean_score", cs.mean(), ss.mean(), *paired_mean_difference(ss - cs, conf), n))
+        out.append(_mean_score_row(cs, ss, conf))
     if want("score_spearman"):
-        r, r_low, r_high = spearman_interval(cs, ss, conf)
-        out.append(_row("score_spearman", math.nan, math.nan, math.nan, r_low, r_high, math.nan, n, r))
+        out.append(_spearman_row(cs, ss, conf))
 
     lab = np.isfinite(y)
     m = int(lab.sum())
@@ -388,17 +407,11 @@ def _quality_rows(
             diff = paired_mean_difference(loss_s - loss_c, conf)
             out.append(_row(metric, loss_c.mean(), loss_s.mean(), *diff, m))
     if want("accuracy"):
-        right_c, right_s = cp == y, sp == y
-        better, worse = int(np.sum(right_s & ~right_c)), int(np.sum(right_c & ~right_s))
-        diff = paired_proportion_difference(better, worse, m, conf)
-        out.append(_row("accuracy", right_c.mean(), right_s.mean(), *diff, m))
+        out.append(_correctness_row("accuracy", cp == y, sp == y, conf))
     pos = y == 1
     n_pos = int(pos.sum())
     if n_pos and want("recall"):
-        gain = int(np.sum(pos & (sp == 1) & (cp == 0)))
-        loss_n = int(np.sum(pos & (cp == 1) & (sp == 0)))
-        diff = paired_proportion_difference(gain, loss_n, n_pos, conf)
-        out.append(_row("recall", cp[pos].mean(), sp[pos].mean(), *diff, n_pos))
+        out.append(_correctness_row("recall", cp[pos] == 1, sp[pos] == 1, conf))
     if want("precision"):  # the only user of the group's generator: the draws do not depend on `metrics`
         prec = paired_precision_bootstrap(y, cp, sp, thresholds.bootstrap_samples, rng, conf)
         if np.isfinite(prec[2]):
@@ -425,10 +438,9 @@ def _regression_quality_rows(
     if n == 0:
         return out
     if want("mean_score"):
-        out.append(_row("mean_score", cs.mean(), ss.mean(), *paired_mean_difference(ss - cs, conf), n))
+        out.append(_mean_score_row(cs, ss, conf))
     if want("score_spearman"):
-        r, r_low, r_high = spearman_interval(cs, ss, conf)
-        out.append(_row("score_spearman", math.nan, math.nan, math.nan, r_low, r_high, math.nan, n, r))
+        out.append(_spearman_row(cs, ss, conf))
     lab = np.isfinite(y)
     m = int(lab.sum())
     if m == 0:
@@ -457,13 +469,8 @@ def paired_rmse_difference(
     n = y.size
     if n < 2:
         return rc, rs, rs - rc, math.nan, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    deltas = np.empty(samples)
-    block = max(1, 2_000_000 // n)
-    for start in range(0, samples, block):
-        stop = min(samples, start + block)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        deltas[start:stop] = np.sqrt(sq_s[idx].mean(axis=1)) - np.sqrt(sq_c[idx].mean(axis=1))
+    mse = bootstrap_means(np.vstack([sq_c, sq_s]), samples, np.random.default_rng(seed))
+    deltas = np.sqrt(mse[:, 1]) - np.sqrt(mse[:, 0])
     alpha = 1 - confidence
     low, high = np.quantile(deltas, [alpha / 2, 1 - alpha / 2])
     p = paired_mean_difference(sq_s - sq_c, confidence)[3]
@@ -492,7 +499,7 @@ def _multiclass_quality_rows(
     if want("agreement_rate"):
         out.append(_rate("agreement_rate", int(np.sum(cp == sp)), n, conf))
     if want("mean_score"):
-        out.append(_row("mean_score", cs.mean(), ss.mean(), *paired_mean_difference(ss - cs, conf), n))
+        out.append(_mean_score_row(cs, ss, conf))
     lab = np.isfinite(y)
     m = int(lab.sum())
     if m == 0:
@@ -500,9 +507,7 @@ def _multiclass_quality_rows(
     y, cp, sp = y[lab], cp[lab], sp[lab]
     right_c, right_s = cp == y, sp == y
     if want("accuracy"):
-        better, worse = int(np.sum(right_s & ~right_c)), int(np.sum(right_c & ~right_s))
-        diff = paired_proportion_difference(better, worse, m, conf)
-        out.append(_row("accuracy", right_c.mean(), right_s.mean(), *diff, m))
+        out.append(_correctness_row("accuracy", right_c, right_s, conf))
     if want("log_loss") and "cprob" in arrays and "sprob" in arrays:
         rows = np.arange(m)
         idx = y.astype(np.intp)
@@ -513,13 +518,8 @@ def _multiclass_quality_rows(
     for j, name in enumerate(classes):
         metric = f"recall:{name}"
         of_class = y == j
-        n_c = int(of_class.sum())
-        if n_c == 0 or not want(metric):
-            continue
-        gain = int(np.sum(of_class & right_s & ~right_c))
-        loss_n = int(np.sum(of_class & right_c & ~right_s))
-        diff = paired_proportion_difference(gain, loss_n, n_c, conf)
-        out.append(_row(metric, right_c[of_class].mean(), right_s[of_class].mean(), *diff, n_c))
+        if of_class.any() and want(metric):
+            out.append(_correctness_row(metric, right_c[of_class], right_s[of_class], conf))
     return out
 
 

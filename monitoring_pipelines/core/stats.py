@@ -161,6 +161,23 @@ def mean_interval(
     return mean, max(low, ci_low), min(high, ci_high)
 
 
+BOOTSTRAP_BLOCK_CELLS = 2_000_000  # resampled positions held in memory at once
+
+
+def bootstrap_means(columns: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of each row of `columns` (k × n) over `samples` bootstrap resamples of the n positions, the
+    same resample for every row (paired statistics): samples × k. Resamples are drawn in blocks so at most
+    BOOTSTRAP_BLOCK_CELLS positions are held at once."""
+    k, n = columns.shape
+    out = np.empty((samples, k))
+    block = max(1, BOOTSTRAP_BLOCK_CELLS // n)
+    for start in range(0, samples, block):
+        stop = min(samples, start + block)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        out[start:stop] = columns[:, idx].mean(axis=2).T
+    return out
+
+
 def log_loss_terms(y: np.ndarray, score: np.ndarray) -> np.ndarray:
     """Per-row log loss −(y·log s + (1 − y)·log(1 − s)) in nats, scores clipped to [EPS, 1 − EPS].
 

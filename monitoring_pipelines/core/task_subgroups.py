@@ -57,8 +57,11 @@ def prepare(day: pd.DataFrame, columns: Sequence[str], task: str, n_classes: int
     return kept.assign(_score=score[keep], _pred=pred[keep], _label=label[keep])
 
 
-def _long(uniques: np.ndarray, metrics: dict[str, tuple[np.ndarray, ...]], rows, labelled) -> pd.DataFrame:
-    """Value-major long rows from per-metric (value, low, high, n) arrays over the groups."""
+def long_rows(
+    uniques: np.ndarray, metrics: dict[str, tuple[np.ndarray, ...]], rows, labelled
+) -> pd.DataFrame:
+    """Value-major long rows (every metric of the first value, then the next value, ...) from per-metric
+    (value, low, high, n) arrays over the groups; `rows` and `labelled` per group. Every task's layout."""
     names = list(metrics)
     groups, k = len(uniques), len(names)
     stacked = np.stack([np.stack([np.asarray(a, dtype=float) for a in metrics[m]]) for m in names], axis=2)
@@ -149,12 +152,12 @@ def regression_group_rows(
     if len(uniques) == 0:
         return pd.DataFrame(columns=LONG_COLUMNS), pd.DataFrame(columns=LONG_COLUMNS)
     sums = _ErrorSums(base, codes, len(uniques))
-    values = _long(uniques, sums.value_metrics(confidence), sums.rows, sums.n)
+    values = long_rows(uniques, sums.value_metrics(confidence), sums.rows, sums.n)
     if min_n is None:
         return values, pd.DataFrame(columns=LONG_COLUMNS)
     ratio, low, high, n, n_rest = sums.ratio_to_rest(confidence)
     keep = (n >= min_n) & (n_rest >= min_n) & np.isfinite(ratio)
-    rows = _long(
+    rows = long_rows(
         np.asarray(uniques, dtype=object)[keep],
         {ERROR_RATIO_METRIC: (ratio[keep], low[keep], high[keep], n[keep])},
         sums.rows[keep],
@@ -195,7 +198,7 @@ def multiclass_group_rows(
     metrics = {"accuracy": (*acc, n)}
     for j, name in enumerate(classes):
         metrics[f"recall:{name}"] = (rec[0][:, j], rec[1][:, j], rec[2][:, j], per_class[:, j])
-    values = _long(uniques, metrics, rows, n)
+    values = long_rows(uniques, metrics, rows, n)
     floor = 1 if min_n is None else min_n
     values = values[(values["metric"] == "accuracy") | (values["n"] >= floor)].reset_index(drop=True)
     if min_n is None:
@@ -204,7 +207,7 @@ def multiclass_group_rows(
     rest = proportion_interval(correct_rest, n_rest, confidence)
     d, low, high = newcombe_difference(rest[0], rest[1], rest[2], acc[0], acc[1], acc[2])
     keep = (n >= min_n) & (n_rest >= min_n)
-    shortfall = _long(
+    shortfall = long_rows(
         np.asarray(uniques, dtype=object)[keep],
         {SHORTFALL_METRIC: (d[keep], low[keep], high[keep], n[keep])},
         rows[keep],
