@@ -192,7 +192,8 @@ def outcome_checks(
             check_name=BUSINESS_OUTCOME,
             findings=findings,
             metadata={"summary": markdown_table(table, ["metric", "value", "band", "n", "status"])},
-            description=f"Business outcomes inside their reference band (mean ± {thresholds.band_k:g}·σ)",
+            description=f"Business outcomes inside their reference band (mean ± {thresholds.band_k:g}·σ as a prediction "
+            "interval for the reference's day count)",
         )
     ]
 

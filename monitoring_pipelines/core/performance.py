@@ -713,7 +713,8 @@ def performance_checks(
             check_name=PERFORMANCE_DEGRADATION,
             findings=degradations,
             metadata={"summary": summary},
-            description=f"Metrics outside their reference band (mean ± {thresholds.band_k:g}·σ), CI excluding the mean",
+            description=f"Metrics outside their reference band (mean ± {thresholds.band_k:g}·σ as a prediction interval "
+            "for the reference's day count), their interval at the same k excluding the mean",
             unknown=_unknown_reason(degradations),
         ),
         CheckResult(
@@ -818,7 +819,8 @@ def target_drift_check(
         check_name=TARGET_DRIFT,
         findings=findings,
         metadata={"summary": markdown_table(table, ["metric", "value", "ci", "band", "n", "status"])},
-        description=f"Label distribution inside its reference band (mean ± {thresholds.band_k:g}·σ, either side)",
+        description=f"Label distribution inside its reference band (mean ± {thresholds.band_k:g}·σ as a prediction "
+        "interval for the reference's day count, either side)",
         unknown=unknown,
     )
 
