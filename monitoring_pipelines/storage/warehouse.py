@@ -363,11 +363,15 @@ class Warehouse:
             with self.connect() as con:
                 existing = _columns(con, table)
                 for name, sql_type in columns.items():
-                    if name not in existing:
-                        con.execute(
-                            f"ALTER TABLE {qualified(table)} ADD COLUMN {quote_ident(name)} {sql_type}"
-                        )
+                    if name in existing:
+                        continue
+                    con.execute(
+                        f"ALTER TABLE {qualified(table)} ADD COLUMN IF NOT EXISTS {quote_ident(name)} {sql_type}"
+                    )
                 self._columns[table] = _columns(con, table)
+            missing = set(columns) - self._columns[table]
+            if missing:  # our view predates a concurrent writer's commit: look again
+                raise duckdb.TransactionException(f"concurrent column add: {sorted(missing)} not seen yet")
 
         self._retrying(write)
 
@@ -636,6 +640,10 @@ def _conflict(exc: BaseException) -> bool:
     """A transaction that lost to a concurrent commit: worth running again (DuckLake reports it as a
     TransactionException naming a conflict; the catalog's own serialization failures read alike)."""
     text = str(exc).lower()
+    if isinstance(exc, duckdb.CatalogException):
+        # two writers adding the same column or table (a new model's first runs on two workers): the
+        # loser's view predates the winner's commit; run again, it finds the column there
+        return "already exists" in text
     return isinstance(exc, duckdb.Error) and (
         "conflict" in text or "could not serialize" in text or "concurrent" in text
     )

@@ -251,3 +251,31 @@ def test_a_lake_password_is_never_shown():
     assert "s3cr3t-value" not in repr(lake) and "password=***" in repr(lake)
     assert shown("ducklake:postgres:password='two words' host=db") == "ducklake:postgres:password=*** host=db"
     assert shown("/data/warehouse.duckdb") == "/data/warehouse.duckdb"
+
+
+def _add_columns(catalog: str, data_path: str, start: float, columns: dict[str, str]) -> set[str]:
+    """A writer process that, at `start` (epoch seconds), adds a model's columns, as every Celery worker's
+    first run of a new model does."""
+    import time
+
+    warehouse = Warehouse(catalog, data_path=data_path)
+    warehouse.ensure_schema()
+    time.sleep(max(0.0, start - time.time()))
+    warehouse.ensure_columns("prediction_snapshots", columns)
+    return set(warehouse.table("prediction_snapshots").columns)
+
+
+def test_writers_adding_the_same_columns_at_once_all_succeed(lake):
+    """Two workers' first runs of one model both add its feature columns: the loser of the race finds them
+    added and goes on (it used to fail the run with "Column with name region already exists")."""
+    import time
+
+    lake.ensure_schema()
+    columns = {f"feature_{i}": "DOUBLE" for i in range(6)} | {"region": "VARCHAR"}
+    for round_ in range(3):
+        added = {f"{name}_{round_}": sql_type for name, sql_type in columns.items()}
+        start = time.time() + 3.0  # every process has attached the lake by then
+        with mp.get_context("spawn").Pool(4) as pool:
+            seen = pool.starmap(_add_columns, [(lake.catalog, lake.data_path, start, added)] * 4)
+        assert all(set(added) <= s for s in seen)
+    assert set(columns) <= {c.rsplit("_", 1)[0] for c in lake.table("prediction_snapshots").columns}
