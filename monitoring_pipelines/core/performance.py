@@ -678,7 +678,9 @@ def performance_checks(
     found nothing on the trusted rows is unknown for the day (`CheckResult.unknown`), not passed.
     A metric with a row but no band to judge it against (above all, labelled rows without a measured
     band: the reference was built before its labels landed) gives one warning finding, subject
-    `reference_band`, instead of passing silently.
+    `reference_band`, instead of passing silently. A day with nothing to judge at all (no labelled rows
+    and no estimate: a regression model whose reference had no labels to fit DLE on) is unknown for
+    both checks.
     """
     judgements = judge_metrics(today, bands, thresholds, metrics)
     judged = [j for j in judgements.values() if j is not None]
@@ -708,6 +710,18 @@ def performance_checks(
         for j in fine
         if j.critical_drop is not None and not j.critical
     ]
+    if not judged and not gaps:  # no labels and no estimate (a regression reference built before labels)
+        labelled = _labelled_rows(_usable_today(today))
+        for findings, check in (
+            (degradations, PERFORMANCE_DEGRADATION),
+            (criticals, PERFORMANCE_CRITICAL_DROP),
+        ):
+            entry = not_enough_data(
+                check, "model", metrics.checked[0], labelled, thresholds.min_n, "labelled rows"
+            )
+            findings.append(
+                replace(entry, message=f"{entry.message}; no label-free estimate with a reference band")
+            )
     return [
         CheckResult(
             check_name=PERFORMANCE_DEGRADATION,

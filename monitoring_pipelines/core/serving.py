@@ -46,6 +46,18 @@ CHECKS = _check_specs()
 SERVING_COLUMNS = result_columns("serving_metrics")
 
 
+def slo_value(metric: str, value: float, errors: int, requests: int, min_n: int) -> float | None:
+    """What an SLO holds `metric` to, or None when it cannot be judged: the error rate by its 95 % Wilson
+    lower bound, so a breach is more than sampling noise (3 errors in 255 requests is 1.2 % but says
+    nothing about a 1 % SLO); p99 latency as is, from `min_n` requests (a p99 of a few dozen requests is
+    its slowest request, not a percentile). `serving_slo` and the shadow's promotion rule both use it."""
+    if not np.isfinite(value) or requests <= 0:
+        return None
+    if metric == "error_rate":
+        return float(wilson_interval(int(errors), int(requests))[0])
+    return value if requests >= min_n else None
+
+
 def serving_checks(metrics: pd.DataFrame, thresholds: ServingThresholds) -> list[CheckResult]:
     """`serving_slo`: p99 latency and error rate of each role:version against the SLOs.
 
@@ -70,14 +82,9 @@ def serving_checks(metrics: pd.DataFrame, thresholds: ServingThresholds) -> list
         )
         for metric, warning, critical, unit in checks:
             value = float(row[metric])
-            requests = int(row["requests"])
-            if not np.isfinite(value) or requests == 0:
+            judged = slo_value(metric, value, int(row["errors"]), int(row["requests"]), thresholds.min_n)
+            if judged is None:
                 continue
-            if metric == "latency_p99_ms" and requests < thresholds.min_n:
-                continue  # a p99 of a few dozen requests is its slowest request, not a percentile
-            # An error-rate breach must be more than sampling noise: the rate's 95 % Wilson lower bound
-            # has to clear the SLO (3 errors in 255 requests is 1.2 % but says nothing about a 1 % SLO).
-            judged = value if unit else float(wilson_interval(int(row["errors"]), requests)[0])
             if judged > critical:
                 severity: Severity = "critical"
                 limit = critical

@@ -47,6 +47,7 @@ from monitoring_pipelines.core.findings import CheckResult, CheckSpec, Finding
 from monitoring_pipelines.core.formatting import fmt, json_float
 from monitoring_pipelines.core.performance import HIGHER_IS_BETTER
 from monitoring_pipelines.core.regression import REGRESSION_HIGHER_IS_BETTER, paired_error_comparison
+from monitoring_pipelines.core.serving import slo_value
 from monitoring_pipelines.core.stats import (
     bootstrap_means,
     delong_covariance,
@@ -971,14 +972,20 @@ def _harmed_segments(
 
 
 def _slo_breaches(overall: pd.DataFrame, serving: ServingThresholds) -> list[SloBreach]:
-    """Rule 3, serving: the shadow's p99 latency or error rate above the warning thresholds."""
+    """Rule 3, serving: the shadow's p99 latency or error rate above the warning thresholds, judged as
+    `serving_slo` judges them (serving.slo_value: the error rate by its Wilson lower bound, p99 latency
+    from min_n requests), so a few errors on a small pool do not block a promotion."""
     breaches: list[SloBreach] = []
     for name, limit in (
         ("latency_p99_ms", serving.p99_latency_warning_ms),
         ("error_rate", serving.error_rate_warning),
     ):
         value = json_float(overall.loc[name, "shadow_value"]) if name in overall.index else None
-        if value is not None and value > limit:
+        if value is None:
+            continue
+        n = int(overall.loc[name, "n"])
+        judged = slo_value(name, value, round(value * n), n, serving.min_n)
+        if judged is not None and judged > limit:
             champion = json_float(overall.loc[name, "champion_value"])
             breaches.append(SloBreach(metric=name, value=value, threshold=limit, champion_value=champion))
     return breaches

@@ -15,6 +15,7 @@ from scipy import stats
 
 from monitoring_pipelines.config import ModelConfig, ServingThresholds, ShadowThresholds
 from monitoring_pipelines.core import shadow
+from monitoring_pipelines.core.serving import serving_checks
 from monitoring_pipelines.core.shadow import COVERAGE_COLUMNS, PAIR_KEYS, SIDE_COLUMNS
 from monitoring_pipelines.core.stats import to_float_array
 from monitoring_pipelines.storage.snapshot import Snapshot
@@ -89,9 +90,10 @@ def traffic(
     harmed_auc: float | None = None,
     identical: bool = False,
     shadow_latency_ms: float = 50.0,
+    shadow_errors: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One day (START + `day`) of prediction-log rows for champion v1 and shadow v2 on the same requests,
-    and its labels.
+    and its labels. The shadow's first `shadow_errors` requests end in an error status.
 
     Both scores share a latent noise (correlation 0.7), as two models of the same problem do.
     `harmed_auc` sets the shadow's AUC in the 65+ segment.
@@ -122,7 +124,7 @@ def traffic(
             "score": np.concatenate([score_c, score_s]),
             "prediction": np.concatenate([score_c > 0.4, score_s > 0.4]).astype(int),
             "latency_ms": latency,
-            "status": "ok",
+            "status": ["ok"] * n + ["error"] * shadow_errors + ["ok"] * (n - shadow_errors),
             # the shadow scores the request a few milliseconds after the champion
             "ts": np.concatenate([ts, ts + pd.Timedelta(milliseconds=5)]),
         }
@@ -668,6 +670,33 @@ def test_slow_shadow_breaks_serving_slo() -> None:
         o.check_name: o for o in shadow.shadow_checks(pd.DataFrame(columns=shadow.COLUMNS), [rec], THRESHOLDS)
     }
     assert [f.metric for f in outcomes["shadow_harm"].findings] == ["latency_p99_ms"]
+
+
+@pytest.mark.parametrize(("n", "errors", "breached"), [(255, 3, False), (1000, 30, True)])
+def test_shadow_error_rate_is_judged_like_serving_slo(n: int, errors: int, breached: bool) -> None:
+    """3 errors in 255 requests is 1.2 %, over the 1 % SLO by its point value but not by its Wilson lower
+    bound: `serving_slo` does not warn, so the promotion rule must not call it harm either. 30 in 1000
+    clears the SLO by its lower bound: both say so."""
+    rng = np.random.default_rng(21)
+    frame, labels = traffic(rng, n, shadow_errors=errors)
+    paired, coverage = pairs_of(frame, labels)
+    [rec] = shadow.pooled_recommendations(paired, coverage, ["age_band"], THRESHOLDS, SERVING)
+    assert ("error_rate" in [b["metric"] for b in rec.slo_breaches]) is breached
+    rate = errors / n
+    serving = pd.DataFrame(
+        [
+            {
+                "role": "shadow",
+                "model_version": "v2",
+                "requests": n,
+                "errors": errors,
+                "error_rate": rate,
+                "latency_p99_ms": 60.0,
+            }
+        ]
+    )
+    [slo] = serving_checks(serving, SERVING)
+    assert (not slo.passed) is breached
 
 
 def test_undecided_shadow_keeps_collecting_with_days_needed() -> None:

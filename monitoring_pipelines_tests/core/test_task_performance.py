@@ -427,3 +427,20 @@ def test_target_drift_on_a_day_without_rows_is_unknown_not_an_error() -> None:
         empty, pd.DataFrame(), PerformanceThresholds(), task_metrics(regression_model())
     )
     assert result.status == "unknown" and "n=0 labelled rows" in result.unknown_reason
+
+
+def test_a_regression_day_nobody_could_judge_is_unknown_not_passed() -> None:
+    """Reference built before any label landed (no DLE profile, no band) and no label on the day: there
+    is nothing to judge quality on. The checks must say so; a silent pass would resolve an open quality
+    alert on a day nobody looked at (binary models always have their score-based CBPE to judge)."""
+    model = regression_model()
+    profile, bands = reference_of(model, lambda n, rng: regression_day(n, rng, labelled=0.0), seed=5)
+    assert bands.empty or not bands["estimated"].any()
+    today, results = _checks(
+        model, profile, bands, regression_day(1500, np.random.default_rng(6), labelled=0.0)
+    )
+    by_name = {r.check_name: r for r in results}
+    for name in ("performance_degradation", "performance_critical_drop", "target_drift"):
+        assert by_name[name].status == "unknown", (name, by_name[name].findings)
+    assert "n=0 labelled rows" in by_name["performance_degradation"].unknown_reason
+    assert "no label-free estimate" in by_name["performance_degradation"].unknown_reason
