@@ -23,13 +23,21 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import isotonic_regression
 
-from monitoring_pipelines.core.stats import EPS, sorted_midranks, to_float_array, wilson_interval, z_value
+from monitoring_pipelines.core.stats import (
+    EPS,
+    PiecewiseLinear,
+    sorted_midranks,
+    to_float_array,
+    wilson_interval,
+    z_value,
+)
 
 # The metrics of performance_metrics, in table order, and the columns of one metric row. Defined here
 # because performance.py imports this module (for estimate_metrics) and takes both from it.
@@ -86,7 +94,12 @@ class Calibration:
 
     def apply(self, score: np.ndarray) -> np.ndarray:
         """P(y = 1) for each (finite) score; the scores themselves when the map is not applied."""
-        return np.interp(score, self.x, self.y) if self.applied else score
+        return self._map(score) if self.applied else score
+
+    @cached_property
+    def _map(self) -> PiecewiseLinear:
+        """np.interp over the knots, built once per map (a day applies it to every row)."""
+        return PiecewiseLinear(self.x, self.y)
 
     @classmethod
     def raw(cls, note: str, n_labels: int = 0, n_positive: int = 0) -> Calibration:

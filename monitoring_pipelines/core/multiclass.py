@@ -273,8 +273,9 @@ def estimate_multiclass_metrics(
     k = len(classes)
     p_idx = encode(predicted, classes)
     probs = np.asarray(proba, dtype=float)
-    keep = (p_idx >= 0) & np.all(np.isfinite(probs), axis=1)
-    probs, p_idx = probs[keep], p_idx[keep]
+    keep = (p_idx >= 0) & np.isfinite(probs.sum(axis=1))
+    if not keep.all():  # a copy of the day's matrix only when a row has to go
+        probs, p_idx = probs[keep], p_idx[keep]
     if calibration is not None:
         probs = calibration.apply(probs, p_idx)
     probs = probs / np.clip(probs.sum(axis=1, keepdims=True), EPS, None)

@@ -18,6 +18,58 @@ EPS = float(np.finfo(np.float64).eps)
 scikit-learn does for float64."""
 
 
+# --------------------------------------------------------------------------- piecewise-linear maps
+
+LOOKUP_BINS = 1 << 16  # 64k int32 knot indexes per map (256 kB): a few knots per bin even where they crowd
+
+
+class PiecewiseLinear:
+    """`np.interp(values, x, y)`, same numbers, for a map with few knots applied to a million unsorted
+    values: np.interp binary-searches every value, and on unsorted input each search misses the cache
+    (60 ms per million against 6 ms sorted). Here a table over LOOKUP_BINS equal bins of [x[0], x[-1]]
+    gives each value its knot directly; only values in a bin that holds a knot are searched. Knots that
+    are not strictly increasing and finite fall back to np.interp."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        m = self.x.size
+        self.fast = bool(
+            m >= 2
+            and np.isfinite(self.x).all()
+            and np.isfinite(self.y).all()
+            and (np.diff(self.x) > 0).all()
+            and self.x[-1] > self.x[0]
+        )
+        if not self.fast:
+            return
+        self.scale = LOOKUP_BINS / (self.x[-1] - self.x[0])
+        edges = self.x[0] + np.arange(LOOKUP_BINS + 1) / self.scale
+        at_edge = (np.searchsorted(self.x, edges, side="right") - 1).astype(np.int32)
+        # A value's computed bin may be one off its true bin by rounding: each bin's range of possible
+        # knots is widened by one bin either way, and a value whose range holds more than one is searched.
+        self.low = at_edge[np.clip(np.arange(LOOKUP_BINS) - 1, 0, LOOKUP_BINS)]
+        self.high = at_edge[np.clip(np.arange(LOOKUP_BINS) + 2, 0, LOOKUP_BINS)]
+        self.slope = np.diff(self.y) / np.diff(self.x)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        v = np.asarray(values, dtype=np.float64)
+        if not self.fast or v.size < 1024:
+            return np.interp(v, self.x, self.y)
+        x, y = self.x, self.y
+        with np.errstate(invalid="ignore"):  # NaN values cast to some index; their result stays NaN
+            b = ((v - x[0]) * self.scale).astype(np.intp)
+        np.clip(b, 0, LOOKUP_BINS - 1, out=b)
+        j = self.low[b].astype(np.intp)
+        unsure = np.flatnonzero(j != self.high[b])
+        if unsure.size:
+            j[unsure] = np.searchsorted(x, v[unsure], side="right") - 1
+        np.clip(j, 0, x.size - 2, out=j)
+        out = self.slope[j] * (v - x[j]) + y[j]
+        out[v >= x[-1]] = y[-1]
+        out[v < x[0]] = y[0]
+        return out
+
+
 # --------------------------------------------------------------------------- inputs
 
 

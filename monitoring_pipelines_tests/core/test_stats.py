@@ -12,6 +12,8 @@ from scipy import stats
 
 from monitoring_pipelines.core.stats import (
     EPS,
+    LOOKUP_BINS,
+    PiecewiseLinear,
     auc_ci,
     delong_covariance,
     finite_pairs,
@@ -274,3 +276,46 @@ def test_midranks_equal_scipy_rankdata(distinct: int) -> None:
     values = np.random.default_rng(distinct).integers(0, distinct, 20_000).astype(np.float64)
     np.testing.assert_array_equal(midranks(values), stats.rankdata(values))
     assert midranks(np.array([])).size == 0 and midranks(np.array([2.5])).tolist() == [1.0]
+
+
+# --------------------------------------------------------------------------- piecewise-linear maps
+
+
+def _knot_sets(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Maps like the isotonic ones CBPE fits, and the hard cases of the lookup table: knots crowded into
+    one bin, knots on the table's bin edges, two knots, a wide range, and knots that are not strictly
+    increasing (np.interp takes those as they are)."""
+    iso = np.sort(rng.random(300))
+    crowded = np.concatenate([np.sort(rng.uniform(0.5, 0.5 + 1e-9, 50)), [0.0, 1.0]])
+    crowded.sort()
+    on_edges = np.arange(0, LOOKUP_BINS + 1, 997) / LOOKUP_BINS
+    wide = np.sort(rng.normal(0, 1e6, 40))
+    repeated = np.array([0.1, 0.2, 0.2, 0.7])
+    return [
+        (iso, np.maximum.accumulate(rng.random(300))),
+        (crowded, np.linspace(0, 1, crowded.size)),
+        (on_edges, rng.random(on_edges.size)),
+        (np.array([0.25, 0.75]), np.array([0.1, 0.9])),
+        (wide, np.cumsum(rng.random(40))),
+        (repeated, np.array([0.0, 0.3, 0.6, 1.0])),
+    ]
+
+
+def test_piecewise_linear_gives_np_interp_numbers_bit_for_bit() -> None:
+    rng = np.random.default_rng(17)
+    for x, y in _knot_sets(rng):
+        f = PiecewiseLinear(x, y)
+        span = x[-1] - x[0]
+        values = np.concatenate(
+            [
+                rng.uniform(x[0] - 0.1 * span, x[-1] + 0.1 * span, 200_000),
+                x,  # every knot exactly
+                np.nextafter(x, np.inf),
+                np.nextafter(x, -np.inf),
+                x[0] + np.arange(LOOKUP_BINS + 1) / (LOOKUP_BINS / span),  # the table's bin edges
+                [np.nan, np.inf, -np.inf, x[0], x[-1]],
+            ]
+        )
+        rng.shuffle(values)
+        np.testing.assert_array_equal(f(values), np.interp(values, x, y))
+        np.testing.assert_array_equal(f(values[:10]), np.interp(values[:10], x, y))  # short input
