@@ -151,6 +151,8 @@ class SubgroupThresholds(StrictModel):
     absolute_min_ratio: float | None = Field(None, gt=0, le=1)
     absolute_max_parity_difference: float | None = Field(None, gt=0, le=1)
     absolute_max_equalized_odds_difference: float | None = Field(None, gt=0, le=1)
+    absolute_max_mae_ratio: float | None = Field(None, gt=1)  # regression
+    absolute_max_accuracy_shortfall: float | None = Field(None, gt=0, le=1)  # multiclass
 
 
 class ShadowThresholds(StrictModel):

@@ -527,8 +527,20 @@ GAP_RULES: dict[str, GapRule] = {
             "equalized-odds difference",
         ),
         # regression and multiclass (core.task_subgroups): a value against the rest of its segment
-        GapRule(ERROR_RATIO_METRIC, 1, "disparity_high", None, "MAE ratio to the rest of the segment"),
-        GapRule(SHORTFALL_METRIC, 1, "parity_gap", None, "accuracy shortfall to the rest of the segment"),
+        GapRule(
+            ERROR_RATIO_METRIC,
+            1,
+            "disparity_high",
+            "absolute_max_mae_ratio",
+            "MAE ratio to the rest of the segment",
+        ),
+        GapRule(
+            SHORTFALL_METRIC,
+            1,
+            "parity_gap",
+            "absolute_max_accuracy_shortfall",
+            "accuracy shortfall to the rest of the segment",
+        ),
     )
 }
 # Per-value gap metrics whose reference level is the window's mean of the daily values (no max − min).

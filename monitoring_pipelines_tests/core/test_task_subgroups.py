@@ -328,3 +328,42 @@ def test_multiclass_accuracy_shortfall_standing_and_emerging():
     assert [(f.subject, f.metric, f.severity) for f in gaps] == [
         ("region=d", "accuracy_shortfall", "warning")
     ]
+
+
+def test_owner_limits_page_on_a_standing_task_gap(standing_reference):
+    """The owner's own hard limits make a standing gap page: region d's MAE is 30 % over the rest's all
+    along (info by default); with `absolute_max_mae_ratio: 1.15` its ratio interval lies above the limit:
+    critical. A limit the interval does not clear (1.4) leaves it standing. The same for a multiclass
+    shortfall of 0.15 against `absolute_max_accuracy_shortfall`."""
+    rng, ref = standing_reference["rng"], standing_reference["ref"]
+    day = regression_day(rng, REQUESTS, {"d": 1.3})
+    for limit, expected in ((1.15, ("critical", "absolute_limit")), (1.4, ("info", "standing"))):
+        t = SubgroupThresholds(absolute_max_mae_ratio=limit)
+        [gap] = [
+            f for f in _check(day, ref, "regression", t)["fairness_gap"].findings if f.subject == "region=d"
+        ]
+        assert (gap.severity, gap.evidence["kind"]) == expected
+        if expected[0] == "critical":
+            assert gap.metric == "mae_ratio" and "absolute_max_mae_ratio" in gap.message
+    mc = np.random.default_rng(4)
+
+    def shortfall_day() -> pd.DataFrame:
+        frame = multiclass_day(mc, REQUESTS)
+        d = (frame["region"] == "d").to_numpy()
+        redo = multiclass_day(mc, int(d.sum()), recall=0.65)
+        frame.loc[d, ["prediction", "label"]] = redo[["prediction", "label"]].to_numpy()
+        return frame
+
+    mc_ref = _bands([shortfall_day() for _ in range(REFERENCE_DAYS)], "multiclass_classification", CLASSES)
+    t = SubgroupThresholds(absolute_max_accuracy_shortfall=0.05)
+    results = _check(shortfall_day(), mc_ref, "multiclass_classification", t, CLASSES)
+    assert [(f.subject, f.metric, f.severity) for f in _alerting(results["fairness_gap"])] == [
+        ("region=d", "accuracy_shortfall", "critical")
+    ]
+
+
+def test_owner_limits_are_validated():
+    with pytest.raises(ValueError, match="absolute_max_mae_ratio"):
+        SubgroupThresholds(absolute_max_mae_ratio=0.9)  # a ratio limit below 1 would page every group
+    with pytest.raises(ValueError, match="absolute_max_accuracy_shortfall"):
+        SubgroupThresholds(absolute_max_accuracy_shortfall=1.5)
