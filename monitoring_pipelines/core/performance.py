@@ -385,11 +385,10 @@ def probability_matrix(day: pd.DataFrame, classes: Sequence[str]) -> np.ndarray 
     columns = [f"{PROBABILITY_PREFIX}{c}" for c in classes]
     if not all(c in day for c in columns):
         return None
-    return (
-        np.column_stack([to_float_array(day[c]) for c in columns])
-        if len(day)
-        else np.empty((0, len(columns)))
-    )
+    out = np.empty((len(day), len(columns)))
+    for i, c in enumerate(columns):
+        out[:, i] = to_float_array(day[c])
+    return out
 
 
 def multiclass_performance(
@@ -413,9 +412,10 @@ def multiclass_performance(
     proba = probability_matrix(day, classes)
     scored = predicted >= 0
     if proba is not None:
-        scored &= np.all(np.isfinite(proba), axis=1)
-    predicted, observed = predicted[scored], observed[scored]
-    proba = proba[scored] if proba is not None else None
+        scored &= np.isfinite(proba.sum(axis=1))  # probabilities are in [0, 1]: a sum is finite iff each is
+    if not scored.all():  # copies of the day's arrays only when a row has to go
+        predicted, observed = predicted[scored], observed[scored]
+        proba = proba[scored] if proba is not None else None
     has_label = observed >= 0
     n_scored, n_labelled = int(scored.sum()), int(has_label.sum())
     frames = []
