@@ -283,22 +283,25 @@ def estimate_multiclass_metrics(
     if n == 0:
         return _frame(_rows_from_confusion(np.zeros((k, k), dtype=np.int64), classes, confidence))
     # Expected confusion: E[cm[i, j]] = sum over rows predicted j of P(label = i).
-    expected = np.zeros((k, k))
-    for j in range(k):
-        expected[:, j] = probs[p_idx == j].sum(axis=0)
-    draws = _drawn_confusions(probs, p_idx, k, samples)
+    by_class = [probs[p_idx == j] for j in range(k)]  # the rows predicted j: both sums below use them
+    expected = np.column_stack([rows.sum(axis=0) for rows in by_class])
+    draws = _drawn_confusions(probs, p_idx, by_class, samples)
     rows = _expected_rows(expected, draws, classes, confidence, n)
     return _frame(rows)
 
 
-def _drawn_confusions(probs: np.ndarray, p_idx: np.ndarray, k: int, samples: int) -> np.ndarray:
-    """Confusion matrices of `samples` label draws from the rows' probabilities (samples × k × k).
+def _drawn_confusions(
+    probs: np.ndarray, p_idx: np.ndarray, by_class: list[np.ndarray], samples: int
+) -> np.ndarray:
+    """Confusion matrices of `samples` label draws from the rows' probabilities (samples × k × k);
+    `by_class[j]` are the rows predicted j.
 
     Up to EXACT_DRAW_MAX_ROWS rows the labels are drawn; above, each column's counts (a sum of independent
     categorical draws) are drawn from their normal approximation, mean Σp and covariance Σ(diag p − p·pᵀ),
     which is what the exact draws converge to and costs one k×k product per column instead of rows × samples.
     """
     rng = np.random.default_rng(BOOTSTRAP_SEED)
+    k = len(by_class)
     if p_idx.size <= EXACT_DRAW_MAX_ROWS:
         cum = np.cumsum(probs, axis=1)
         cum[:, -1] = 1.0
@@ -307,8 +310,7 @@ def _drawn_confusions(probs: np.ndarray, p_idx: np.ndarray, k: int, samples: int
         cells = labels * k + p_idx[:, None] + (np.arange(samples) * k * k)[None, :]
         return np.bincount(cells.ravel(), minlength=samples * k * k).reshape(samples, k, k)
     out = np.zeros((samples, k, k))
-    for j in range(k):
-        column = probs[p_idx == j]
+    for j, column in enumerate(by_class):
         if not column.size:
             continue
         mean = column.sum(axis=0)
