@@ -85,10 +85,11 @@ def _check_specs(t: PerformanceThresholds = PerformanceThresholds()) -> tuple[Ch
             PERFORMANCE_DEGRADATION,
             "warning",
             f"A metric is outside its reference band (mean ± {t.band_k:g}·σ of the reference days, as a prediction "
-            "interval for their count) and its 95 % "
-            f"interval excludes the reference mean; measured when the day has at least {t.min_n} labelled rows, "
-            "else estimated (CBPE). One alert per model, listing the metrics. Unknown (neither passed nor failed) "
-            "on a day whose estimate is untrusted; a warning when a metric has no reference band.",
+            "interval for their count) and its interval, widened to the same k, excludes the reference mean; "
+            f"measured when the day has at least {t.min_n} labelled rows, else estimated (CBPE, regression DLE). "
+            "One alert per model, listing the metrics. Unknown (neither passed nor failed) on a day whose "
+            "estimate is untrusted or that has neither labels nor an estimate; a warning when a metric has no "
+            "reference band.",
         ),
         CheckSpec(
             PERFORMANCE_CRITICAL_DROP,
@@ -101,8 +102,8 @@ def _check_specs(t: PerformanceThresholds = PerformanceThresholds()) -> tuple[Ch
             TARGET_DRIFT,
             "warning",
             f"The labels moved: regression label_mean or a multiclass label_share:<class> is outside its "
-            f"reference band (mean ± {t.band_k:g}·σ, either side) on at least {t.min_n} labelled rows, its 95 % "
-            "interval excluding the reference mean. One alert per model, listing the moved metrics. Passes for "
+            f"reference band (mean ± {t.band_k:g}·σ, either side) on at least {t.min_n} labelled rows, its "
+            "interval at the same k excluding the reference mean. One alert per model, listing the moved metrics. Passes for "
             "binary models (their label rate is watched through the performance metrics).",
         ),
     )

@@ -29,6 +29,7 @@ from markupsafe import Markup
 from monitoring_pipelines.config import ModelConfig, MonitoringConfig
 from monitoring_pipelines.core.baselines import band_limits
 from monitoring_pipelines.core.formatting import fmt, is_missing
+from monitoring_pipelines.core.stats import z_value
 from monitoring_pipelines.dashboard import charts
 from monitoring_pipelines.oncall import alert_ids, evidence_words
 from monitoring_pipelines.schema import ALL
@@ -780,6 +781,9 @@ def _item_refs(warehouse: Warehouse, names: list[str]) -> pd.DataFrame:
     return _query(warehouse, sql, [names], ["model_name", "item_id", "status", "title", "alert_ids"])
 
 
+BAND_COLUMNS = ["metric", "band_low", "band_high", "band_k"]
+
+
 def _bands(warehouse: Warehouse, model: ModelConfig) -> pd.DataFrame:
     """The reference period's usual range of each measured metric and outcome, from the model's newest
     reference version: mean ± k·σ as the check that judges it draws it (core.baselines.band_limits, the
@@ -800,17 +804,18 @@ def _bands(warehouse: Warehouse, model: ModelConfig) -> pd.DataFrame:
         ORDER BY metric
     """
     raw = _query(warehouse, sql, [model.name, model.name], ["metric", "domain", "mean", "std", "n_days"])
-    limits = [
-        band_limits(r.mean, r.std, k_out if r.domain == "outcome" else k_perf, r.n_days)
-        for r in raw.itertuples(index=False)
-    ]
+    rows = list(raw.itertuples(index=False))
+    ks = [k_out if r.domain == "outcome" else k_perf for r in rows]
+    limits = [band_limits(r.mean, r.std, k, r.n_days) for r, k in zip(rows, ks, strict=True)]
     return pd.DataFrame(
         {
             "metric": raw["metric"].tolist(),
             "band_low": [low for low, _ in limits],
             "band_high": [high for _, high in limits],
+            # the checks' k: a day's 95 % interval is widened to ± k standard errors before it may clear the middle
+            "band_k": ks,
         },
-        columns=["metric", "band_low", "band_high"],
+        columns=BAND_COLUMNS,
     )
 
 
@@ -1082,11 +1087,11 @@ def _with_band(frame: pd.DataFrame, bands: pd.DataFrame, measured_only: bool) ->
     out = (
         frame.merge(bands, on="metric", how="left")
         if not frame.empty
-        else frame.assign(band_low=[], band_high=[])
+        else frame.assign(**{c: [] for c in BAND_COLUMNS[1:]})
     )
     if measured_only and not out.empty:
         estimated = out["kind"] != MEASURED
-        out.loc[estimated, ["band_low", "band_high"]] = None
+        out.loc[estimated, BAND_COLUMNS[1:]] = None
     return out
 
 
@@ -1271,7 +1276,8 @@ def _judged(name: str, row: Any, higher_is_better: bool | None, percent: bool) -
     """'AUC 0.771 on 14 Aug 2026: within its usual range (0.75 to 0.79)' as parts for the templates.
 
     Outside the range only as the checks judge it (core.performance.compare_to_band): beyond the band and
-    with the day's interval excluding the band's middle, so one small day does not read as a change.
+    with the day's interval, widened from 95 % to ± `band_k` standard errors, excluding the band's middle,
+    so one small day does not read as a change.
     """
     value, low, high = row["value"], row.get("band_low"), row.get("band_high")
     ci_low, ci_high = row.get("ci_low"), row.get("ci_high")
@@ -1280,7 +1286,13 @@ def _judged(name: str, row: Any, higher_is_better: bool | None, percent: bool) -
         verdict, state = "no usual range known yet", "unknown"
     else:
         middle = (low + high) / 2
-        interval_reaches = not is_missing(ci_low) and not is_missing(ci_high) and ci_low <= middle <= ci_high
+        k = row.get("band_k")
+        stretch = 1.0 if is_missing(k) else float(k) / z_value(0.95)
+        interval_reaches = (
+            not is_missing(ci_low)
+            and not is_missing(ci_high)
+            and value - (value - ci_low) * stretch <= middle <= value + (ci_high - value) * stretch
+        )
         if low <= value <= high:
             verdict, state = "within its usual range", "ok"
         elif interval_reaches:

@@ -572,3 +572,36 @@ def test_fairness_summaries_are_drawn_against_the_configured_thresholds(site) ->
     }
     for rows in _rows_of(page, "segment_value"):  # per-group charts hold groups, not summaries
         assert "__all__" not in {r["segment_value"] for r in rows}
+
+
+def test_the_card_says_outside_exactly_when_the_check_would_fail() -> None:
+    """A card reads "below its usual range" (red) only on a day `performance_degradation` fails: beyond the
+    band and the day's interval, widened to ± k standard errors, clear of the middle (compare_to_band). It used to
+    widen nothing, so a small day the check rightly let pass was painted red."""
+    from monitoring_pipelines.core.baselines import band_limits
+    from monitoring_pipelines.core.performance import compare_to_band
+    from monitoring_pipelines.dashboard.render import _judged
+
+    rng = np.random.default_rng(8)
+    mean, std, n_days, k = 0.82, 0.01, 28, 3.0
+    low, high = band_limits(mean, std, k, n_days)
+    disagreements, painted_red = 0, 0
+    for _ in range(2000):
+        value = rng.uniform(0.72, 0.80)  # below the band (0.786) or just inside it
+        half = rng.uniform(0.002, 0.04)  # a 95 % half-width: a full day to a small weekend day
+        row = {
+            "value": value,
+            "ci_low": value - half,
+            "ci_high": value + half,
+            "band_low": low,
+            "band_high": high,
+            "band_k": k,
+            "day": "2026-06-30",
+        }
+        card = _judged("AUC", row, higher_is_better=True, percent=False)
+        fails, _, _ = compare_to_band(
+            value, value - half, value + half, mean, std, k, "higher_is_better", n_days
+        )
+        painted_red += card["state"] == "bad"
+        disagreements += (card["state"] == "bad") != fails
+    assert disagreements == 0 and painted_red > 200
