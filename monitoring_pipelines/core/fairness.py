@@ -405,18 +405,25 @@ def subgroup_and_overall_metrics(
         rows = _group_metrics(base, group_codes(base, columns), confidence)
         if rows.empty:
             continue
-        ref = rows["metric"].map(overall_value).to_numpy(dtype=float)
-        rows.insert(0, "segment", seg)
-        rows["gap"] = rows["value"].to_numpy(dtype=float) - ref
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rows["ratio"] = np.where(ref != 0, rows["value"].to_numpy(dtype=float) / ref, np.nan)
-        frames.append(rows[COLUMNS])
+        frames.append(_against_overall(rows, seg, overall_value))
         summary = _summary_rows(seg, rows, min_n, confidence)
         if summary:
             frames.append(pd.DataFrame(summary, columns=COLUMNS))
     if not frames:
         return pd.DataFrame(columns=COLUMNS), overall_rows
     return pd.concat(frames, ignore_index=True), overall_rows
+
+
+def _against_overall(rows: pd.DataFrame, segment: str, overall_value: pd.Series) -> pd.DataFrame:
+    """A grouping's value rows in table layout, with `segment` and each value's gap and ratio to the whole
+    day's value of its metric (every task's subgroup rows)."""
+    ref = rows["metric"].map(overall_value).to_numpy(dtype=float)
+    value = rows["value"].to_numpy(dtype=float)
+    rows.insert(0, "segment", segment)
+    rows["gap"] = value - ref
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rows["ratio"] = np.where(ref != 0, value / ref, np.nan)
+    return rows[COLUMNS]
 
 
 def _task_subgroup_metrics(
@@ -443,13 +450,9 @@ def _task_subgroup_metrics(
         )
         if values.empty:
             continue
-        ref = values["metric"].map(overall_value).to_numpy(dtype=float)
-        values.insert(0, "segment", seg)
-        values["gap"] = values["value"].to_numpy(dtype=float) - ref
-        with np.errstate(invalid="ignore", divide="ignore"):
-            values["ratio"] = np.where(ref != 0, values["value"].to_numpy(dtype=float) / ref, np.nan)
+        values = _against_overall(values, seg, overall_value)
         values.loc[values["metric"] == "bias", "ratio"] = np.nan  # a signed error: its ratio means nothing
-        frames.append(values[COLUMNS])
+        frames.append(values)
         if len(fair):
             frames.append(fair.assign(segment=seg, gap=np.nan, ratio=np.nan)[COLUMNS])
     if not frames:
