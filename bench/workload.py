@@ -62,6 +62,19 @@ CLASS_PRIOR = np.log([0.4, 0.3, 0.2, 0.1])  # billing most common, account rare
 OUTCOME = {BINARY: "converted", REGRESSION: "refunded", MULTICLASS: "resolved"}
 
 
+def _keys(ids: np.ndarray, version: str, role: str, ts: np.ndarray) -> dict[str, pa.Array]:
+    """The key columns of one role's prediction log (prediction_id is the request id and the version)."""
+    n = len(ids)
+    return {
+        "prediction_id": pa.array(np.strings.add(ids, f"-{version}"), pa.string()),
+        "request_id": pa.array(ids, pa.string()),
+        "model_name": pa.array(np.full(n, MODEL, dtype=object), pa.string()),
+        "model_version": pa.array(np.full(n, version, dtype=object), pa.string()),
+        "role": pa.array(np.full(n, role, dtype=object), pa.string()),
+        "ts": pa.array(ts, pa.int64()).cast(TS),
+    }
+
+
 def numeric_names() -> list[str]:
     return [f"num_{i:02d}" for i in range(N_NUMERIC)]
 
@@ -118,12 +131,7 @@ def _chunk(
         score = 1 / (1 + np.exp(-(logit - 1.0 + rng.normal(0, noise, n))))
         error = rng.random(n) < 0.002
         data = {
-            "prediction_id": pa.array(np.strings.add(ids, f"-{version}"), pa.string()),
-            "request_id": pa.array(ids, pa.string()),
-            "model_name": pa.array(np.full(n, MODEL, dtype=object), pa.string()),
-            "model_version": pa.array(np.full(n, version, dtype=object), pa.string()),
-            "role": pa.array(np.full(n, role, dtype=object), pa.string()),
-            "ts": pa.array(ts, pa.int64()).cast(TS),
+            **_keys(ids, version, role, ts),
             **columns,
             "score": pa.array(score, pa.float64(), mask=error),
             "prediction": pa.array((score >= 0.5).astype(np.int64), pa.int64(), mask=error),
@@ -234,12 +242,7 @@ def _task_chunk(
                 outputs[f"score__{c}"] = pa.array(proba[:, k], pa.float64(), mask=error)
             hit = best == truth_idx  # resolved: routed to the right queue
         data = {
-            "prediction_id": pa.array(np.strings.add(ids, f"-{version}"), pa.string()),
-            "request_id": pa.array(ids, pa.string()),
-            "model_name": pa.array(np.full(n, MODEL, dtype=object), pa.string()),
-            "model_version": pa.array(np.full(n, version, dtype=object), pa.string()),
-            "role": pa.array(np.full(n, role, dtype=object), pa.string()),
-            "ts": pa.array(ts, pa.int64()).cast(TS),
+            **_keys(ids, version, role, ts),
             **columns,
             **outputs,
             "latency_ms": pa.array(np.round(20 * np.exp(0.5 * rng.standard_normal(n)), 3), pa.float64()),
